@@ -1,0 +1,194 @@
+//! Wire types of the cauhop signaling protocol, version 1.
+//!
+//! Every WebSocket text frame carries one JSON object with a `type` field. The full
+//! contract (ordering, negotiation roles, error codes) is in `signaling/PROTOCOL.md`;
+//! these types are its single source of truth on the Rust side, shared by the server,
+//! the endpoint agent and the tests so that none of them parses JSON by hand.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks. A `join` with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame the server accepts, in bytes. SDP for a large meeting stays far below.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// First message on a socket: enter a meeting.
+    Join {
+        v: u32,
+        meeting: String,
+        name: String,
+        #[serde(default)]
+        site: String,
+    },
+    /// An SDP offer describing what the client publishes (client-initiated negotiation).
+    Offer { sdp: String },
+    /// The answer to an offer the server sent.
+    Answer { sdp: String },
+    /// The client publishes nothing (yet) and wants the server to offer subscriptions now.
+    Ready,
+    /// The client's own mute state, relayed to the others.
+    Mute { audio: bool, video: bool },
+    /// Keep-alive; answered with `pong`.
+    Ping,
+    /// Leave the meeting; the server closes the socket afterwards.
+    Leave,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Reply to `join`: who you are and who is already there.
+    Welcome {
+        v: u32,
+        meeting: String,
+        participant: String,
+        participants: Vec<ParticipantInfo>,
+    },
+    /// The server's answer to a client offer.
+    Answer { sdp: String },
+    /// A server-initiated offer: subscriptions were added or removed.
+    Offer { sdp: String },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant: String,
+        reason: String,
+    },
+    /// A participant's track reached the SFU. `stream` is the msid stream id the
+    /// subscriber sees on the matching incoming track (the publisher's participant id).
+    TrackPublished {
+        participant: String,
+        kind: MediaKind,
+        mid: String,
+        stream: String,
+    },
+    TrackUnpublished {
+        participant: String,
+        kind: MediaKind,
+        mid: String,
+    },
+    Mute {
+        participant: String,
+        audio: bool,
+        video: bool,
+    },
+    /// Something the client sent could not be used. `fatal` errors are followed by a close.
+    Error {
+        code: ErrorCode,
+        message: String,
+        fatal: bool,
+    },
+    /// The meeting is over for this client (ended, server shutting down).
+    MeetingEnded { reason: String },
+    Pong,
+}
+
+/// One participant as others see them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub id: String,
+    pub name: String,
+    pub site: String,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// Machine-readable reason in an `error` message; clients translate it for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not JSON, or not a known message, or had wrong field types.
+    BadMessage,
+    /// The frame was larger than [`MAX_MESSAGE_BYTES`].
+    TooLarge,
+    /// Binary frames are not part of the protocol.
+    BinaryFrame,
+    UnsupportedVersion,
+    /// A message that needs a joined session arrived before `join`, or `join` came twice.
+    OutOfOrder,
+    /// Meeting id malformed or not known to this bridge.
+    UnknownMeeting,
+    /// Display name empty or too long.
+    BadName,
+    /// The SDP could not be parsed or was refused by the media server.
+    BadSdp,
+    /// An answer arrived while the server had no offer outstanding.
+    NoOfferPending,
+    /// The meeting or the server is full.
+    Full,
+    /// The media server failed; the client should rejoin.
+    Internal,
+}
+
+impl ClientMsg {
+    /// Parse one text frame; the error string says what was wrong, for the `error` reply.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+impl ServerMsg {
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail: no maps with non-string keys, no floats.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"error\"}"))
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            fatal: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_round_trips() {
+        let text = r#"{"type":"join","v":1,"meeting":"m1","name":"Xã A","site":"Bắc Hà"}"#;
+        let msg = ClientMsg::parse(text).expect("valid join");
+        assert_eq!(
+            msg,
+            ClientMsg::Join {
+                v: 1,
+                meeting: "m1".into(),
+                name: "Xã A".into(),
+                site: "Bắc Hà".into()
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_messages_are_errors() {
+        assert!(ClientMsg::parse(r#"{"type":"join","v":"1","meeting":3}"#).is_err());
+        assert!(ClientMsg::parse(r#"{"type":"explode"}"#).is_err());
+        assert!(ClientMsg::parse("not json").is_err());
+        assert!(ClientMsg::parse(r#"{"type":"ping","extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn server_messages_are_tagged() {
+        let json = ServerMsg::error(ErrorCode::BadSdp, "no m-lines").to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"bad_sdp","message":"no m-lines","fatal":false}"#
+        );
+    }
+}

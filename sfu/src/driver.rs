@@ -1,0 +1,409 @@
+//! The IO edge of the SFU: sockets, timers and commands, in one tokio task.
+//!
+//! The task owns every `Peer` (no locks on the forwarding path). Receive tasks, one per
+//! local address, hand datagrams over a channel; the driver feeds them to the peer that
+//! `accepts` them, drains that peer, and applies what it propagated to the other peers of
+//! its room, which are drained in turn. Only peers touched since the last drain are
+//! polled, so an idle meeting of 300 sites costs nothing per packet of another meeting.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::media::KeyframeRequestKind;
+use str0m::net::{Protocol, Receive};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::handle::{Command, OfferOutcome, SfuHandle, SfuStats};
+use crate::peer::{Peer, Propagated};
+use crate::{ParticipantId, SfuConfig, SfuError};
+
+/// Largest datagram we read; WebRTC keeps packets under the 1200-byte MTU target.
+const RECV_BUF: usize = 2048;
+
+struct Datagram {
+    socket: usize,
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
+struct MediaSocket {
+    socket: Arc<UdpSocket>,
+    /// The address ICE sees: the public IP when configured, else the local one.
+    advertised: SocketAddr,
+}
+
+/// Bind the media sockets and start the SFU task.
+pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
+    let ips = if config.listen_ips.is_empty() {
+        local_ipv4_addresses()
+    } else {
+        config.listen_ips.clone()
+    };
+    if ips.is_empty() {
+        return Err(SfuError::NoAddress);
+    }
+    let mut sockets = Vec::new();
+    let mut port = config.port;
+    for ip in ips {
+        let addr = SocketAddr::new(ip, port);
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| SfuError::Bind { addr, source })?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| SfuError::Bind { addr, source })?;
+        // Port 0 means "pick one": the first socket picks, the rest share its number.
+        port = local.port();
+        let advertised = match config.public_ip {
+            Some(public) if !ip.is_loopback() => SocketAddr::new(public, port),
+            _ => local,
+        };
+        info!(%local, %advertised, "media socket open");
+        sockets.push(MediaSocket {
+            socket: Arc::new(socket),
+            advertised,
+        });
+    }
+    let media_addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.advertised).collect();
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let (net_tx, net_rx) = mpsc::channel(4096);
+    for (index, s) in sockets.iter().enumerate() {
+        tokio::spawn(receive_loop(index, s.socket.clone(), net_tx.clone()));
+    }
+    let driver = Driver {
+        sockets,
+        candidates: media_addrs.clone(),
+        state: Rooms {
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            dirty: HashSet::new(),
+        },
+        unclaimed: 0,
+        send_drops: 0,
+    };
+    tokio::spawn(driver.run(cmd_rx, net_rx));
+    Ok(SfuHandle {
+        tx: cmd_tx,
+        media_addrs,
+    })
+}
+
+fn local_ipv4_addresses() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = match if_addrs::get_if_addrs() {
+        Ok(ifs) => ifs
+            .into_iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_ipv4())
+            .collect(),
+        Err(e) => {
+            warn!("cannot list network interfaces: {e}");
+            Vec::new()
+        }
+    };
+    if !ips.iter().any(|ip| ip.is_loopback()) {
+        ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+async fn receive_loop(index: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<Datagram>) {
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, source)) => {
+                let d = Datagram {
+                    socket: index,
+                    source,
+                    data: buf[..n].to_vec(),
+                };
+                if tx.send(d).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP port unreachable from a departed client surfaces here on Linux; the
+            // socket itself is fine.
+            Err(e) => debug!("media socket receive error: {e}"),
+        }
+    }
+}
+
+struct Driver {
+    sockets: Vec<MediaSocket>,
+    candidates: Vec<SocketAddr>,
+    state: Rooms,
+    unclaimed: u64,
+    send_drops: u64,
+}
+
+/// Every peer, grouped in rooms, and which of them need polling.
+struct Rooms {
+    peers: HashMap<ParticipantId, Peer>,
+    rooms: HashMap<String, Vec<ParticipantId>>,
+    dirty: HashSet<ParticipantId>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut net: mpsc::Receiver<Datagram>,
+    ) {
+        loop {
+            let deadline = self
+                .state
+                .peers
+                .values()
+                .map(|p| p.next_timeout)
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                cmd = commands.recv() => {
+                    let Some(cmd) = cmd else {
+                        info!("SFU handle dropped; media server stopping");
+                        return;
+                    };
+                    self.handle_command(cmd, Instant::now());
+                }
+                Some(d) = net.recv() => {
+                    self.handle_datagram(d, Instant::now());
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let now = Instant::now();
+                    for p in self.state.peers.values_mut() {
+                        if p.next_timeout <= now {
+                            p.handle_timeout(now);
+                            self.state.dirty.insert(p.id);
+                        }
+                    }
+                }
+            }
+            self.drain(Instant::now());
+        }
+    }
+
+    fn handle_datagram(&mut self, d: Datagram, now: Instant) {
+        let Some(sock) = self.sockets.get(d.socket) else {
+            return;
+        };
+        let Ok(contents) = d.data.as_slice().try_into() else {
+            // Not STUN, DTLS or (S)RTP: someone else's traffic on our port.
+            self.unclaimed += 1;
+            return;
+        };
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source: d.source,
+            destination: sock.advertised,
+            contents,
+        };
+        let input = str0m::Input::Receive(now, receive);
+        let Some(peer) = self.state.peers.values_mut().find(|p| p.accepts(&input)) else {
+            self.unclaimed += 1;
+            return;
+        };
+        let str0m::Input::Receive(_, receive) = input else {
+            return;
+        };
+        peer.handle_receive(now, receive);
+        self.state.dirty.insert(peer.id);
+    }
+
+    fn handle_command(&mut self, cmd: Command, now: Instant) {
+        match cmd {
+            Command::Join {
+                room,
+                participant,
+                events,
+                reply,
+            } => {
+                if self.state.peers.contains_key(&participant) {
+                    let _ = reply.send(Err(SfuError::AlreadyJoined(participant.to_string())));
+                    return;
+                }
+                let mut peer = Peer::new(participant, room.clone(), events, self.candidates.clone(), now);
+                let members = self.state.rooms.entry(room.clone()).or_default();
+                for other in members.iter() {
+                    if let Some(o) = self.state.peers.get(other) {
+                        for (key, kind) in o.published() {
+                            peer.add_subscription(key, kind);
+                        }
+                    }
+                }
+                members.push(participant);
+                info!(%participant, %room, "joined media room");
+                self.state.peers.insert(participant, peer);
+                self.state.dirty.insert(participant);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Offer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let result = match self.state.peers.get_mut(&participant) {
+                    Some(p) => p.handle_offer(&sdp),
+                    None => Err(SfuError::UnknownParticipant(participant.to_string())),
+                };
+                if matches!(result, Ok(OfferOutcome::Answer(_))) {
+                    self.state.dirty.insert(participant);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Answer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let result = match self.state.peers.get_mut(&participant) {
+                    Some(p) => p.handle_answer(&sdp, now),
+                    None => Err(SfuError::UnknownParticipant(participant.to_string())),
+                };
+                self.state.dirty.insert(participant);
+                let result = result.map(|opened| {
+                    // A new subscriber cannot decode until a keyframe: ask now, not at
+                    // the publisher's next periodic keyframe seconds later.
+                    for key in opened {
+                        if let Some(p) = self.state.peers.get_mut(&key.participant) {
+                            p.request_keyframe(key.mid, KeyframeRequestKind::Pli, now);
+                            self.state.dirty.insert(key.participant);
+                        }
+                    }
+                });
+                let _ = reply.send(result);
+            }
+            Command::Ready { participant } => {
+                if let Some(p) = self.state.peers.get_mut(&participant) {
+                    p.set_ready();
+                    self.state.dirty.insert(participant);
+                }
+            }
+            Command::Leave { participant } => self.state.remove_peer(participant),
+            Command::Stats { reply } => {
+                let mut peers: Vec<_> = self.state.peers.values().map(|p| p.stats()).collect();
+                peers.sort_by(|a, b| a.participant.cmp(&b.participant));
+                let _ = reply.send(SfuStats {
+                    peers,
+                    unclaimed_datagrams: self.unclaimed,
+                    send_drops: self.send_drops,
+                });
+            }
+        }
+    }
+
+    /// Poll every touched peer until nothing is left to do.
+    fn drain(&mut self, now: Instant) {
+        let mut props = Vec::new();
+        let sockets = &self.sockets;
+        let send_drops = &mut self.send_drops;
+        let state = &mut self.state;
+        let mut transmit = |source: SocketAddr, dest: SocketAddr, data: &[u8]| {
+            let sock = sockets
+                .iter()
+                .find(|s| s.advertised == source)
+                .or_else(|| sockets.first());
+            if let Some(s) = sock {
+                // Media is real-time: a full send buffer means the packet is late anyway.
+                if s.socket.try_send_to(data, dest).is_err() {
+                    *send_drops += 1;
+                }
+            }
+        };
+        while !state.dirty.is_empty() {
+            let batch: Vec<ParticipantId> = state.dirty.drain().collect();
+            for id in batch {
+                if let Some(p) = state.peers.get_mut(&id) {
+                    p.negotiate();
+                    p.poll(now, &mut transmit, &mut props);
+                }
+            }
+            for (from, prop) in props.drain(..) {
+                state.propagate(from, prop, now);
+            }
+        }
+    }
+
+}
+
+impl Rooms {
+    fn remove_peer(&mut self, participant: ParticipantId) {
+        let Some(peer) = self.peers.remove(&participant) else {
+            return;
+        };
+        info!(%participant, room = %peer.room, "left media room");
+        if let Some(members) = self.rooms.get_mut(&peer.room) {
+            members.retain(|m| *m != participant);
+            for m in members.iter() {
+                if let Some(o) = self.peers.get_mut(m) {
+                    o.remove_subscriptions_from(participant);
+                    self.dirty.insert(*m);
+                }
+            }
+            if members.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        self.dirty.remove(&participant);
+    }
+
+    fn propagate(&mut self, from: ParticipantId, prop: Propagated, now: Instant) {
+        let Some(room) = self.peers.get(&from).map(|p| p.room.clone()) else {
+            return;
+        };
+        let members: &[ParticipantId] = self.rooms.get(&room).map(Vec::as_slice).unwrap_or(&[]);
+        match prop {
+            Propagated::Rtp {
+                key,
+                params,
+                packet,
+            } => {
+                let mut wants_keyframe = false;
+                for m in members {
+                    if *m == from {
+                        continue;
+                    }
+                    if let Some(p) = self.peers.get_mut(m) {
+                        wants_keyframe |= p.forward(key, &params, &packet, now);
+                        self.dirty.insert(*m);
+                    }
+                }
+                if wants_keyframe {
+                    if let Some(p) = self.peers.get_mut(&from) {
+                        p.request_keyframe(key.mid, KeyframeRequestKind::Pli, now);
+                    }
+                }
+            }
+            Propagated::TrackOpened(key, kind) => {
+                for m in members {
+                    if let Some(p) = self.peers.get_mut(m) {
+                        p.add_subscription(key, kind);
+                        self.dirty.insert(*m);
+                    }
+                }
+            }
+            Propagated::TrackClosed(key) => {
+                for m in members {
+                    if let Some(p) = self.peers.get_mut(m) {
+                        p.remove_subscription(key);
+                        self.dirty.insert(*m);
+                    }
+                }
+            }
+            Propagated::KeyframeRequest(key, kind) => {
+                if let Some(p) = self.peers.get_mut(&key.participant) {
+                    p.request_keyframe(key.mid, kind, now);
+                    self.dirty.insert(key.participant);
+                }
+            }
+            Propagated::Dead => {
+                info!(participant = %from, "media session ended");
+                self.remove_peer(from);
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The seam between signaling and the media server: commands in, per-participant events out.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::SfuError;
+
+/// A participant as the SFU knows it. Signaling allocates these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantId(pub u64);
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// What the SFU tells signaling about one participant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SfuEvent {
+    /// A server-initiated offer to send to the client (subscriptions changed).
+    Offer(String),
+    /// A track this participant publishes reached the SFU.
+    Published { mid: String, kind: TrackKind },
+    /// A track this participant published stopped (m-line inactive or removed).
+    Unpublished { mid: String, kind: TrackKind },
+    /// ICE and DTLS are up: media can flow.
+    Connected,
+    /// The media connection is gone (ICE timed out); the client should rejoin.
+    Disconnected { reason: String },
+}
+
+/// Result of a client offer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OfferOutcome {
+    Answer(String),
+    /// The server had its own offer outstanding (glare). The server is the impolite side:
+    /// the client rolls back, answers the server's offer, and offers again.
+    Ignored,
+}
+
+/// Counters for one participant, for operators and tests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStats {
+    pub participant: String,
+    pub room: String,
+    pub connected: bool,
+    pub rtp_in: u64,
+    pub rtp_forwarded: u64,
+    /// NACKs the SFU sent to this participant as publisher (from str0m's ingress stats).
+    pub nacks_sent: u64,
+    /// NACKs this participant sent to the SFU as subscriber.
+    pub nacks_received: u64,
+    /// PLI/FIR this participant sent as subscriber.
+    pub keyframe_requests_received: u64,
+    /// Keyframe requests the SFU sent to this participant as publisher.
+    pub keyframe_requests_sent: u64,
+    pub rtt_ms: Option<f64>,
+    /// Loss fraction reported by the participant for what the SFU sends it (0..1).
+    pub loss_down: Option<f32>,
+    /// Loss fraction the SFU measures on what the participant sends (0..1).
+    pub loss_up: Option<f32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SfuStats {
+    pub peers: Vec<PeerStats>,
+    /// Datagrams no participant claimed (stray traffic, late packets of a gone peer).
+    pub unclaimed_datagrams: u64,
+    /// Datagrams dropped because the socket's send buffer was full.
+    pub send_drops: u64,
+}
+
+pub(crate) enum Command {
+    Join {
+        room: String,
+        participant: ParticipantId,
+        events: mpsc::UnboundedSender<SfuEvent>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Offer {
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<OfferOutcome, SfuError>>,
+    },
+    Answer {
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Ready {
+        participant: ParticipantId,
+    },
+    Leave {
+        participant: ParticipantId,
+    },
+    Stats {
+        reply: oneshot::Sender<SfuStats>,
+    },
+}
+
+/// Cheap to clone; every clone talks to the same SFU task.
+#[derive(Clone)]
+pub struct SfuHandle {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) media_addrs: Vec<SocketAddr>,
+}
+
+impl SfuHandle {
+    /// Addresses advertised to clients as ICE candidates.
+    pub fn media_addrs(&self) -> &[SocketAddr] {
+        &self.media_addrs
+    }
+
+    pub async fn join(
+        &self,
+        room: &str,
+        participant: ParticipantId,
+    ) -> Result<mpsc::UnboundedReceiver<SfuEvent>, SfuError> {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Join {
+            room: room.to_owned(),
+            participant,
+            events,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| SfuError::Stopped)??;
+        Ok(rx)
+    }
+
+    pub async fn offer(
+        &self,
+        participant: ParticipantId,
+        sdp: String,
+    ) -> Result<OfferOutcome, SfuError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Offer {
+            participant,
+            sdp,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    pub async fn answer(&self, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Answer {
+            participant,
+            sdp,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    /// The client publishes nothing yet: the SFU may offer subscriptions right away.
+    pub async fn ready(&self, participant: ParticipantId) -> Result<(), SfuError> {
+        self.send(Command::Ready { participant }).await
+    }
+
+    pub async fn leave(&self, participant: ParticipantId) {
+        // A stopped SFU has no state for the participant left to clean.
+        let _ = self.send(Command::Leave { participant }).await;
+    }
+
+    pub async fn stats(&self) -> Result<SfuStats, SfuError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Stats { reply }).await?;
+        done.await.map_err(|_| SfuError::Stopped)
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), SfuError> {
+        self.tx.send(cmd).await.map_err(|_| SfuError::Stopped)
+    }
+}

@@ -1,0 +1,24 @@
+//! cauhop's selective forwarding unit, on str0m in RTP mode.
+//!
+//! Layers, as in quinn: pure decisions ([`rewrite`], [`keyframe`], [`throttle`]) take time
+//! as an argument and know nothing of sockets; [`peer`] wraps one str0m `Rtc` per
+//! participant and turns its events into forwarding actions; the driver (`driver.rs`) is
+//! the only place that touches tokio, sockets and the clock. Signaling talks to the SFU
+//! only through [`SfuHandle`]: join, offer, answer, ready, leave, stats.
+//!
+//! Payloads are forwarded as received (shared `Arc<[u8]>`, never copied per subscriber);
+//! only RTP header fields are rewritten per subscriber.
+
+mod config;
+mod driver;
+mod error;
+mod handle;
+pub mod keyframe;
+mod peer;
+pub mod rewrite;
+pub mod throttle;
+
+pub use config::SfuConfig;
+pub use driver::start;
+pub use error::SfuError;
+pub use handle::{OfferOutcome, ParticipantId, PeerStats, SfuEvent, SfuHandle, SfuStats, TrackKind};

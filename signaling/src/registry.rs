@@ -1,0 +1,99 @@
+//! Who is in which meeting right now, and the fan-out of roster events to their sockets.
+//!
+//! Signaling state only (names, sites, mute flags); media state lives in the SFU. Not on
+//! the packet path, so a mutex is fine here.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use cauhop_protocol::{ParticipantInfo, ServerMsg};
+use tokio::sync::mpsc;
+
+struct Member {
+    info: ParticipantInfo,
+    tx: mpsc::UnboundedSender<ServerMsg>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    meetings: Mutex<HashMap<String, Vec<Member>>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Member>>> {
+        // A panic while holding the lock cannot leave the map half-written (every
+        // operation is a single insert or retain), so a poisoned lock is still usable.
+        self.meetings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add a participant; returns those already present, and tells them.
+    pub fn join(
+        &self,
+        meeting: &str,
+        info: ParticipantInfo,
+        tx: mpsc::UnboundedSender<ServerMsg>,
+    ) -> Vec<ParticipantInfo> {
+        let mut m = self.lock();
+        let members = m.entry(meeting.to_owned()).or_default();
+        let present: Vec<ParticipantInfo> = members.iter().map(|x| x.info.clone()).collect();
+        for x in members.iter() {
+            let _ = x.tx.send(ServerMsg::ParticipantJoined {
+                participant: info.clone(),
+            });
+        }
+        members.push(Member { info, tx });
+        present
+    }
+
+    pub fn leave(&self, meeting: &str, participant: &str, reason: &str) {
+        let mut m = self.lock();
+        let Some(members) = m.get_mut(meeting) else {
+            return;
+        };
+        members.retain(|x| x.info.id != participant);
+        for x in members.iter() {
+            let _ = x.tx.send(ServerMsg::ParticipantLeft {
+                participant: participant.to_owned(),
+                reason: reason.to_owned(),
+            });
+        }
+        if members.is_empty() {
+            m.remove(meeting);
+        }
+    }
+
+    pub fn set_mute(&self, meeting: &str, participant: &str, audio: bool, video: bool) {
+        let mut m = self.lock();
+        if let Some(x) = m
+            .get_mut(meeting)
+            .and_then(|ms| ms.iter_mut().find(|x| x.info.id == participant))
+        {
+            x.info.audio_muted = audio;
+            x.info.video_muted = video;
+        }
+        drop(m);
+        self.broadcast(
+            meeting,
+            Some(participant),
+            ServerMsg::Mute {
+                participant: participant.to_owned(),
+                audio,
+                video,
+            },
+        );
+    }
+
+    /// Send to everyone in the meeting except `except`.
+    pub fn broadcast(&self, meeting: &str, except: Option<&str>, msg: ServerMsg) {
+        let m = self.lock();
+        if let Some(members) = m.get(meeting) {
+            for x in members.iter().filter(|x| Some(x.info.id.as_str()) != except) {
+                let _ = x.tx.send(msg.clone());
+            }
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+}

@@ -1,0 +1,50 @@
+//! The web client, embedded in the binary so `cargo run` serves it with no build step.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::AppState;
+
+const INDEX: &str = include_str!("../../web-client/index.html");
+const APP_JS: &str = include_str!("../../web-client/app.js");
+const PROTOCOL_JS: &str = include_str!("../../web-client/protocol.js");
+const I18N_JS: &str = include_str!("../../web-client/i18n.js");
+const STYLE_CSS: &str = include_str!("../../web-client/style.css");
+
+fn asset(body: &'static str, mime: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            // Small files, changed only with the binary: a short cache keeps upgrades visible.
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+}
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    let index = || async { asset(INDEX, "text/html; charset=utf-8") };
+    Router::new()
+        .route("/", get(index))
+        .route("/m/{meeting}", get(index))
+        .route(
+            "/static/app.js",
+            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/static/protocol.js",
+            get(|| async { asset(PROTOCOL_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/static/i18n.js",
+            get(|| async { asset(I18N_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/static/style.css",
+            get(|| async { asset(STYLE_CSS, "text/css; charset=utf-8") }),
+        )
+}
