@@ -1,1 +1,33 @@
+//! Test harness for whole-bridge tests: a bridge on loopback, real WebRTC peers (the
+//! `webrtc` crate, an independent stack from the SFU's str0m), and a user-space link
+//! emulator between a peer and the SFU.
 
+pub mod bridge;
+pub mod link;
+pub mod peer;
+
+/// Wait until `cond` holds, polling every 50 ms; `Err` with `what` after `timeout`.
+pub async fn wait_for(
+    what: &str,
+    timeout: std::time::Duration,
+    mut cond: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    while !cond() {
+        if start.elapsed() > timeout {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+pub fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,cauhop_sfu=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,351 @@
+//! A test participant on the `webrtc` crate: joins through the real WebSocket protocol,
+//! publishes Opus-shaped audio and VP8-shaped video with payloads that name their sender
+//! and sequence, and records everything it receives.
+//!
+//! Payloads are not decodable media (no encoder is needed to test forwarding), but the
+//! VP8 payload descriptor and key-frame bit are real, because the SFU starts a
+//! subscriber's video only on a keyframe.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::api::APIBuilder;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+
+use crate::link::Link;
+
+/// What one subscriber got from one publisher.
+#[derive(Debug, Default, Clone)]
+pub struct FromPublisher {
+    pub audio: Vec<Vec<u8>>,
+    pub video: Vec<Vec<u8>>,
+    pub video_ssrc: Option<u32>,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    /// Keyed by the msid stream id, which the SFU sets to the publisher's participant id.
+    pub received: Mutex<HashMap<String, FromPublisher>>,
+    pub sent_audio: Mutex<HashSet<Vec<u8>>>,
+    pub sent_video: Mutex<HashSet<Vec<u8>>>,
+    pub plis_received: AtomicU64,
+    pub keyframes_sent: AtomicU64,
+    pub keyframe_wanted: AtomicBool,
+    pub server_offers: Mutex<Vec<String>>,
+    pub messages: Mutex<Vec<ServerMsg>>,
+}
+
+pub struct TestPeer {
+    pub id: String,
+    pub pc: Arc<RTCPeerConnection>,
+    pub shared: Arc<Shared>,
+    ws_tx: mpsc::UnboundedSender<ClientMsg>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn new_pc() -> anyhow::Result<Arc<RTCPeerConnection>> {
+    let mut m = MediaEngine::default();
+    m.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut m)?;
+    let mut s = SettingEngine::default();
+    // Loopback only: the tests must not send to any other address of the machine.
+    s.set_include_loopback_candidate(true);
+    s.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    s.set_network_types(vec![NetworkType::Udp4]);
+    let api = APIBuilder::new()
+        .with_media_engine(m)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(s)
+        .build();
+    Ok(Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?))
+}
+
+impl TestPeer {
+    /// Join `meeting`, publish audio and video, and start sending media.
+    pub async fn join(ws_url: &str, meeting: &str, name: &str, link: Option<Arc<Link>>) -> anyhow::Result<Self> {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.context("websocket")?;
+        let (mut ws_sink, mut ws_stream) = ws.split();
+        let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMsg>();
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(async move {
+            while let Some(m) = ws_rx.recv().await {
+                let Ok(text) = serde_json::to_string(&m) else { continue };
+                if ws_sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        ws_tx.send(ClientMsg::Join {
+            v: PROTOCOL_VERSION,
+            meeting: meeting.into(),
+            name: name.into(),
+            site: "test".into(),
+        })?;
+        let id = loop {
+            match next_msg(&mut ws_stream).await? {
+                ServerMsg::Welcome { participant, .. } => break participant,
+                ServerMsg::Error { message, .. } => bail!("join refused: {message}"),
+                _ => {}
+            }
+        };
+
+        let pc = new_pc().await?;
+        let shared = Arc::new(Shared::default());
+        let audio = Arc::new(TrackLocalStaticRTP::new(
+            RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48000,
+                channels: 2,
+                ..Default::default()
+            },
+            "audio".into(),
+            id.clone(),
+        ));
+        let video = Arc::new(TrackLocalStaticRTP::new(
+            RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90000,
+                ..Default::default()
+            },
+            "video".into(),
+            id.clone(),
+        ));
+        for track in [audio.clone(), video.clone()] {
+            let tr = pc
+                .add_transceiver_from_track(
+                    track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        send_encodings: vec![],
+                    }),
+                )
+                .await?;
+            let sender = tr.sender().await;
+            let sh = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Ok((packets, _)) = sender.read_rtcp().await {
+                    for p in packets {
+                        if p.as_any().downcast_ref::<PictureLossIndication>().is_some() {
+                            sh.plis_received.fetch_add(1, Ordering::Relaxed);
+                            sh.keyframe_wanted.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+
+        let sh = shared.clone();
+        pc.on_track(Box::new(move |track, _, _| {
+            let sh = sh.clone();
+            Box::pin(async move {
+                let stream = track.stream_id();
+                let is_video = track.kind() == RTPCodecType::Video;
+                if is_video {
+                    if let Ok(mut r) = sh.received.lock() {
+                        r.entry(stream.clone()).or_default().video_ssrc = Some(track.ssrc());
+                    }
+                }
+                tokio::spawn(async move {
+                    while let Ok((pkt, _)) = track.read_rtp().await {
+                        if let Ok(mut r) = sh.received.lock() {
+                            let e = r.entry(stream.clone()).or_default();
+                            let v = if is_video { &mut e.video } else { &mut e.audio };
+                            v.push(pkt.payload.to_vec());
+                        }
+                    }
+                });
+            })
+        }));
+
+        let offer = pc.create_offer(None).await?;
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(offer).await?;
+        let _ = gathered.recv().await;
+        let local = pc.local_description().await.context("no local description")?;
+        ws_tx.send(ClientMsg::Offer { sdp: local.sdp })?;
+
+        // Signaling reader: answers, server offers, and the rest recorded for assertions.
+        let (pc2, sh, tx2) = (pc.clone(), shared.clone(), ws_tx.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok(msg) = next_msg(&mut ws_stream).await else { break };
+                if let Ok(mut m) = sh.messages.lock() {
+                    m.push(msg.clone());
+                }
+                let result = match msg {
+                    ServerMsg::Answer { sdp } => {
+                        let sdp = link.as_ref().map_or(sdp.clone(), |l| l.rewrite_sdp(&sdp));
+                        match RTCSessionDescription::answer(sdp) {
+                            Ok(d) => pc2.set_remote_description(d).await.map_err(anyhow::Error::from),
+                            Err(e) => Err(e.into()),
+                        }
+                    }
+                    ServerMsg::Offer { sdp } => {
+                        let sdp = link.as_ref().map_or(sdp.clone(), |l| l.rewrite_sdp(&sdp));
+                        if let Ok(mut o) = sh.server_offers.lock() {
+                            o.push(sdp.clone());
+                        }
+                        answer_offer(&pc2, sdp, &tx2).await
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(e) = result {
+                    tracing::warn!("test peer negotiation failed: {e:#}");
+                }
+            }
+        }));
+
+        tasks.push(tokio::spawn(send_media(audio, video, shared.clone(), id.clone())));
+        Ok(Self {
+            id,
+            pc,
+            shared,
+            ws_tx,
+            tasks,
+        })
+    }
+
+    pub fn from(&self, publisher: &str) -> FromPublisher {
+        self.shared
+            .received
+            .lock()
+            .ok()
+            .and_then(|r| r.get(publisher).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Ask the SFU for a keyframe of `publisher`'s video, as a decoder would.
+    pub async fn request_keyframe(&self, publisher: &str) -> anyhow::Result<()> {
+        let ssrc = self.from(publisher).video_ssrc.context("no video from publisher")?;
+        self.pc
+            .write_rtcp(&[Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            })])
+            .await?;
+        Ok(())
+    }
+
+    pub fn send(&self, msg: ClientMsg) -> anyhow::Result<()> {
+        self.ws_tx.send(msg)?;
+        Ok(())
+    }
+
+    pub async fn leave(self) -> anyhow::Result<()> {
+        let _ = self.ws_tx.send(ClientMsg::Leave);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.pc.close().await?;
+        Ok(())
+    }
+}
+
+async fn answer_offer(
+    pc: &RTCPeerConnection,
+    sdp: String,
+    tx: &mpsc::UnboundedSender<ClientMsg>,
+) -> anyhow::Result<()> {
+    pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
+    let answer = pc.create_answer(None).await?;
+    pc.set_local_description(answer).await?;
+    let local = pc.local_description().await.context("no local answer")?;
+    tx.send(ClientMsg::Answer { sdp: local.sdp })?;
+    Ok(())
+}
+
+type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+async fn next_msg(ws: &mut WsStream) -> anyhow::Result<ServerMsg> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
+            Some(Ok(Message::Close(_))) | None => bail!("websocket closed"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// 50 audio packets and 30 two-packet video frames per second; a keyframe every 2 s or
+/// when a PLI arrived.
+async fn send_media(
+    audio: Arc<TrackLocalStaticRTP>,
+    video: Arc<TrackLocalStaticRTP>,
+    shared: Arc<Shared>,
+    id: String,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let (mut aseq, mut vseq, mut n) = (0u16, 0u16, 0u64);
+    loop {
+        tick.tick().await;
+        n += 1;
+        if n % 2 == 0 {
+            let mut payload = format!("A:{id}:{n}:").into_bytes();
+            payload.resize(80, 0xaa);
+            shared.sent_audio.lock().map(|mut s| s.insert(payload.clone())).ok();
+            let pkt = rtp_packet(aseq, (n * 480) as u32, false, payload);
+            aseq = aseq.wrapping_add(1);
+            let _ = audio.write_rtp(&pkt).await;
+        }
+        if n % 3 == 0 {
+            let key = n % 200 == 0 || shared.keyframe_wanted.swap(false, Ordering::Relaxed);
+            if key {
+                shared.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            let ts = (n * 900) as u32;
+            for part in 0..2u8 {
+                // VP8 descriptor: S=1 on the first packet of the frame, then the frame tag
+                // whose low bit is 0 on a keyframe.
+                let mut payload = vec![if part == 0 { 0x10 } else { 0x00 }, if key { 0x00 } else { 0x01 }];
+                payload.extend_from_slice(format!("V:{id}:{n}:{part}:").as_bytes());
+                payload.resize(if key { 1000 } else { 600 }, 0x55);
+                shared.sent_video.lock().map(|mut s| s.insert(payload.clone())).ok();
+                let pkt = rtp_packet(vseq, ts, part == 1, payload);
+                vseq = vseq.wrapping_add(1);
+                let _ = video.write_rtp(&pkt).await;
+            }
+        }
+    }
+}
+
+fn rtp_packet(seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> webrtc::rtp::packet::Packet {
+    webrtc::rtp::packet::Packet {
+        header: webrtc::rtp::header::Header {
+            version: 2,
+            marker,
+            sequence_number: seq,
+            timestamp: ts,
+            ..Default::default()
+        },
+        payload: payload.into(),
+    }
+}
