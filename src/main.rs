@@ -12,7 +12,11 @@ use tracing::{info, warn};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "cauhop", version, about = "Cầu họp: video-conference bridge for provincial meetings")]
+#[command(
+    name = "cauhop",
+    version,
+    about = "Cầu họp: video-conference bridge for provincial meetings"
+)]
 struct Cli {
     /// TOML configuration file (see deploy/config.example.toml).
     #[arg(long, short, env = "CAUHOP_CONFIG", global = true)]
@@ -115,7 +119,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot start the media server")?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let admission = Box::new(cauhop_signaling::AdHoc::new(config.meetings.allowed.clone()));
+    let admission = Box::new(cauhop_signaling::AdHoc::new(
+        config.meetings.allowed.clone(),
+    ));
     let state = cauhop_signaling::AppState::new(sfu.clone(), admission, shutdown_rx);
     let app = cauhop_signaling::app(state);
     let listener = tokio::net::TcpListener::bind(config.http.listen)

@@ -51,9 +51,13 @@ pub enum ServerMsg {
         participants: Vec<ParticipantInfo>,
     },
     /// The server's answer to a client offer.
-    Answer { sdp: String },
+    Answer {
+        sdp: String,
+    },
     /// A server-initiated offer: subscriptions were added or removed.
-    Offer { sdp: String },
+    Offer {
+        sdp: String,
+    },
     ParticipantJoined {
         participant: ParticipantInfo,
     },
@@ -86,7 +90,9 @@ pub enum ServerMsg {
         fatal: bool,
     },
     /// The meeting is over for this client (ended, server shutting down).
-    MeetingEnded { reason: String },
+    MeetingEnded {
+        reason: String,
+    },
     Pong,
 }
 

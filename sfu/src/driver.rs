@@ -226,7 +226,13 @@ impl Driver {
                     let _ = reply.send(Err(SfuError::AlreadyJoined(participant.to_string())));
                     return;
                 }
-                let mut peer = Peer::new(participant, room.clone(), events, self.candidates.clone(), now);
+                let mut peer = Peer::new(
+                    participant,
+                    room.clone(),
+                    events,
+                    self.candidates.clone(),
+                    now,
+                );
                 let members = self.state.rooms.entry(room.clone()).or_default();
                 for other in members.iter() {
                     if let Some(o) = self.state.peers.get(other) {
@@ -327,7 +333,6 @@ impl Driver {
             }
         }
     }
-
 }
 
 impl Rooms {

@@ -61,7 +61,9 @@ fn h264_keyframe(p: &[u8]) -> bool {
             let mut i = 1;
             while i + 2 < p.len() {
                 let size = usize::from(u16::from_be_bytes([p[i], p[i + 1]]));
-                let Some(&nal) = p.get(i + 2) else { return false };
+                let Some(&nal) = p.get(i + 2) else {
+                    return false;
+                };
                 if matches!(nal & 0x1f, 5 | 7) {
                     return true;
                 }
@@ -119,6 +121,9 @@ mod tests {
         assert!(is_keyframe_start(VideoCodec::H264, &[0x7c, 0x85, 0x00]));
         assert!(!is_keyframe_start(VideoCodec::H264, &[0x7c, 0x05, 0x00]));
         // Truncated STAP-A sizes run off the end safely.
-        assert!(!is_keyframe_start(VideoCodec::H264, &[0x78, 0xff, 0xff, 0x41]));
+        assert!(!is_keyframe_start(
+            VideoCodec::H264,
+            &[0x78, 0xff, 0xff, 0x41]
+        ));
     }
 }

@@ -21,4 +21,6 @@ pub mod throttle;
 pub use config::SfuConfig;
 pub use driver::start;
 pub use error::SfuError;
-pub use handle::{OfferOutcome, ParticipantId, PeerStats, SfuEvent, SfuHandle, SfuStats, TrackKind};
+pub use handle::{
+    OfferOutcome, ParticipantId, PeerStats, SfuEvent, SfuHandle, SfuStats, TrackKind,
+};

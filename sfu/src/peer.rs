@@ -291,7 +291,12 @@ impl Peer {
         let _ = now;
     }
 
-    fn open_track_in(&mut self, mid: Mid, kind: MediaKind, out: &mut Vec<(ParticipantId, Propagated)>) {
+    fn open_track_in(
+        &mut self,
+        mid: Mid,
+        kind: MediaKind,
+        out: &mut Vec<(ParticipantId, Propagated)>,
+    ) {
         if self.tracks_in.iter().any(|t| t.mid == mid) {
             return;
         }
@@ -338,14 +343,22 @@ impl Peer {
         let entry = match self.ssrc_mid.get(&ssrc) {
             Some(e) if e.1.pt == pt => *e,
             _ => {
-                let Some(mid) = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
+                let mut api = self.rtc.direct_api();
+                let Some(rx) = api.stream_rx(&ssrc) else {
                     return;
                 };
-                let params = self
-                    .rtc
-                    .codec_config()
-                    .find(|p| *p.pt() == pt)
-                    .cloned();
+                let mid = rx.mid();
+                // str0m NACKs only publishers that negotiated RTX; senders without it
+                // (webrtc-rs, some room systems) still answer NACKs on the main SSRC,
+                // and on a 3G uplink that repair is worth more than the saved bytes.
+                if self
+                    .tracks_in
+                    .iter()
+                    .any(|t| t.mid == mid && t.kind == MediaKind::Video)
+                {
+                    rx.suppress_nack(false);
+                }
+                let params = self.rtc.codec_config().find(|p| *p.pt() == pt).cloned();
                 let e = (mid, PayloadParamsCache { pt, params });
                 self.ssrc_mid.insert(ssrc, e);
                 e
@@ -360,7 +373,14 @@ impl Peer {
             participant: self.id,
             mid,
         };
-        out.push((self.id, Propagated::Rtp { key, params, packet }));
+        out.push((
+            self.id,
+            Propagated::Rtp {
+                key,
+                params,
+                packet,
+            },
+        ));
     }
 
     /// A subscriber (or the SFU itself) wants a keyframe of one of our tracks.
@@ -490,7 +510,11 @@ impl Peer {
         }
     }
 
-    pub(crate) fn handle_answer(&mut self, sdp: &str, now: Instant) -> Result<Vec<TrackKey>, SfuError> {
+    pub(crate) fn handle_answer(
+        &mut self,
+        sdp: &str,
+        now: Instant,
+    ) -> Result<Vec<TrackKey>, SfuError> {
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let Some(pending) = self.pending.take() else {

@@ -81,7 +81,10 @@ impl StreamRewriter {
             }
         }
         let out_ts = timestamp.wrapping_add(current.ts_offset);
-        if self.max_out.is_none_or(|m| (out_seq.wrapping_sub(m) as i64) > 0) {
+        if self
+            .max_out
+            .is_none_or(|m| (out_seq.wrapping_sub(m) as i64) > 0)
+        {
             self.max_out = Some(out_seq);
             self.last_ts = Some((out_ts, now));
         }

@@ -85,9 +85,8 @@ async fn ws_upgrade(
 
 async fn serve_socket(state: Arc<AppState>, socket: WebSocket, peer: String) {
     let (sink, stream) = socket.split();
-    let sink = sink.with(|text: String| async move {
-        Ok::<_, axum::Error>(Message::Text(text.into()))
-    });
+    let sink =
+        sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
     let stream = stream.filter_map(|m| async move {
         match m {
             Ok(Message::Text(t)) => Some(Ok(session::Frame::Text(t.to_string()))),

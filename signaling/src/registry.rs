@@ -87,7 +87,10 @@ impl Registry {
     pub fn broadcast(&self, meeting: &str, except: Option<&str>, msg: ServerMsg) {
         let m = self.lock();
         if let Some(members) = m.get(meeting) {
-            for x in members.iter().filter(|x| Some(x.info.id.as_str()) != except) {
+            for x in members
+                .iter()
+                .filter(|x| Some(x.info.id.as_str()) != except)
+            {
                 let _ = x.tx.send(msg.clone());
             }
         }

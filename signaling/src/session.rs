@@ -123,7 +123,9 @@ fn handle_media_event(
     joined: Option<&Joined>,
     ev: SfuEvent,
 ) -> Flow {
-    let Some(j) = joined else { return Flow::Continue };
+    let Some(j) = joined else {
+        return Flow::Continue;
+    };
     let me = j.id.to_string();
     match ev {
         SfuEvent::Offer(sdp) => {

@@ -27,7 +27,9 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
@@ -74,6 +76,22 @@ impl Drop for TestPeer {
 async fn new_pc() -> anyhow::Result<Arc<RTCPeerConnection>> {
     let mut m = MediaEngine::default();
     m.register_default_codecs()?;
+    // webrtc-rs registers no RTX by default, and str0m sends no NACKs to a publisher
+    // without RTX negotiated. Its responder then resends on the main SSRC, which str0m
+    // accepts as the missing packet.
+    m.register_codec(
+        RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: "video/rtx".to_owned(),
+                clock_rate: 90000,
+                sdp_fmtp_line: "apt=96".to_owned(),
+                ..Default::default()
+            },
+            payload_type: 97,
+            ..Default::default()
+        },
+        RTPCodecType::Video,
+    )?;
     let registry = register_default_interceptors(Registry::new(), &mut m)?;
     let mut s = SettingEngine::default();
     // Loopback only: the tests must not send to any other address of the machine.
@@ -85,19 +103,30 @@ async fn new_pc() -> anyhow::Result<Arc<RTCPeerConnection>> {
         .with_interceptor_registry(registry)
         .with_setting_engine(s)
         .build();
-    Ok(Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?))
+    Ok(Arc::new(
+        api.new_peer_connection(RTCConfiguration::default()).await?,
+    ))
 }
 
 impl TestPeer {
     /// Join `meeting`, publish audio and video, and start sending media.
-    pub async fn join(ws_url: &str, meeting: &str, name: &str, link: Option<Arc<Link>>) -> anyhow::Result<Self> {
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.context("websocket")?;
+    pub async fn join(
+        ws_url: &str,
+        meeting: &str,
+        name: &str,
+        link: Option<Arc<Link>>,
+    ) -> anyhow::Result<Self> {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .context("websocket")?;
         let (mut ws_sink, mut ws_stream) = ws.split();
         let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMsg>();
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(async move {
             while let Some(m) = ws_rx.recv().await {
-                let Ok(text) = serde_json::to_string(&m) else { continue };
+                let Ok(text) = serde_json::to_string(&m) else {
+                    continue;
+                };
                 if ws_sink.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
@@ -189,14 +218,22 @@ impl TestPeer {
         let mut gathered = pc.gathering_complete_promise().await;
         pc.set_local_description(offer).await?;
         let _ = gathered.recv().await;
-        let local = pc.local_description().await.context("no local description")?;
+        let local = pc
+            .local_description()
+            .await
+            .context("no local description")?;
+        if std::env::var_os("CAUHOP_TEST_DUMP_SDP").is_some() {
+            eprintln!("--- test peer offer ---\n{}", local.sdp);
+        }
         ws_tx.send(ClientMsg::Offer { sdp: local.sdp })?;
 
         // Signaling reader: answers, server offers, and the rest recorded for assertions.
         let (pc2, sh, tx2) = (pc.clone(), shared.clone(), ws_tx.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let Ok(msg) = next_msg(&mut ws_stream).await else { break };
+                let Ok(msg) = next_msg(&mut ws_stream).await else {
+                    break;
+                };
                 if let Ok(mut m) = sh.messages.lock() {
                     m.push(msg.clone());
                 }
@@ -204,7 +241,10 @@ impl TestPeer {
                     ServerMsg::Answer { sdp } => {
                         let sdp = link.as_ref().map_or(sdp.clone(), |l| l.rewrite_sdp(&sdp));
                         match RTCSessionDescription::answer(sdp) {
-                            Ok(d) => pc2.set_remote_description(d).await.map_err(anyhow::Error::from),
+                            Ok(d) => pc2
+                                .set_remote_description(d)
+                                .await
+                                .map_err(anyhow::Error::from),
                             Err(e) => Err(e.into()),
                         }
                     }
@@ -223,7 +263,12 @@ impl TestPeer {
             }
         }));
 
-        tasks.push(tokio::spawn(send_media(audio, video, shared.clone(), id.clone())));
+        tasks.push(tokio::spawn(send_media(
+            audio,
+            video,
+            shared.clone(),
+            id.clone(),
+        )));
         Ok(Self {
             id,
             pc,
@@ -244,7 +289,10 @@ impl TestPeer {
 
     /// Ask the SFU for a keyframe of `publisher`'s video, as a decoder would.
     pub async fn request_keyframe(&self, publisher: &str) -> anyhow::Result<()> {
-        let ssrc = self.from(publisher).video_ssrc.context("no video from publisher")?;
+        let ssrc = self
+            .from(publisher)
+            .video_ssrc
+            .context("no video from publisher")?;
         self.pc
             .write_rtcp(&[Box::new(PictureLossIndication {
                 sender_ssrc: 0,
@@ -272,7 +320,8 @@ async fn answer_offer(
     sdp: String,
     tx: &mpsc::UnboundedSender<ClientMsg>,
 ) -> anyhow::Result<()> {
-    pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
+    pc.set_remote_description(RTCSessionDescription::offer(sdp)?)
+        .await?;
     let answer = pc.create_answer(None).await?;
     pc.set_local_description(answer).await?;
     let local = pc.local_description().await.context("no local answer")?;
@@ -311,7 +360,11 @@ async fn send_media(
         if n % 2 == 0 {
             let mut payload = format!("A:{id}:{n}:").into_bytes();
             payload.resize(80, 0xaa);
-            shared.sent_audio.lock().map(|mut s| s.insert(payload.clone())).ok();
+            shared
+                .sent_audio
+                .lock()
+                .map(|mut s| s.insert(payload.clone()))
+                .ok();
             let pkt = rtp_packet(aseq, (n * 480) as u32, false, payload);
             aseq = aseq.wrapping_add(1);
             let _ = audio.write_rtp(&pkt).await;
@@ -325,10 +378,17 @@ async fn send_media(
             for part in 0..2u8 {
                 // VP8 descriptor: S=1 on the first packet of the frame, then the frame tag
                 // whose low bit is 0 on a keyframe.
-                let mut payload = vec![if part == 0 { 0x10 } else { 0x00 }, if key { 0x00 } else { 0x01 }];
+                let mut payload = vec![
+                    if part == 0 { 0x10 } else { 0x00 },
+                    if key { 0x00 } else { 0x01 },
+                ];
                 payload.extend_from_slice(format!("V:{id}:{n}:{part}:").as_bytes());
                 payload.resize(if key { 1000 } else { 600 }, 0x55);
-                shared.sent_video.lock().map(|mut s| s.insert(payload.clone())).ok();
+                shared
+                    .sent_video
+                    .lock()
+                    .map(|mut s| s.insert(payload.clone()))
+                    .ok();
                 let pkt = rtp_packet(vseq, ts, part == 1, payload);
                 vseq = vseq.wrapping_add(1);
                 let _ = video.write_rtp(&pkt).await;

@@ -11,10 +11,13 @@ use cauhop_tests::{init_log, wait_for};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn send(ws: &mut Ws, text: impl Into<String>) {
-    ws.send(Message::Text(text.into().into())).await.expect("send");
+    ws.send(Message::Text(text.into().into()))
+        .await
+        .expect("send");
 }
 
 async fn recv(ws: &mut Ws) -> ServerMsg {
@@ -32,7 +35,11 @@ async fn recv(ws: &mut Ws) -> ServerMsg {
 
 async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
     match recv(ws).await {
-        ServerMsg::Error { code: c, message, fatal } => {
+        ServerMsg::Error {
+            code: c,
+            message,
+            fatal,
+        } => {
             assert_eq!(c, code, "{message}");
             assert!(!fatal);
             assert!(!message.is_empty());
@@ -51,7 +58,11 @@ async fn malformed_messages_get_errors_and_the_server_survives() -> anyhow::Resu
     // Garbage, wrong types, unknown messages.
     send(&mut ws, "}{ not json").await;
     expect_error(&mut ws, ErrorCode::BadMessage).await;
-    send(&mut ws, r#"{"type":"join","v":"one","meeting":7,"name":null}"#).await;
+    send(
+        &mut ws,
+        r#"{"type":"join","v":"one","meeting":7,"name":null}"#,
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::BadMessage).await;
     send(&mut ws, r#"{"type":"launch_rockets"}"#).await;
     expect_error(&mut ws, ErrorCode::BadMessage).await;
@@ -71,30 +82,67 @@ async fn malformed_messages_get_errors_and_the_server_survives() -> anyhow::Resu
     expect_error(&mut ws, ErrorCode::OutOfOrder).await;
 
     // Unknown meeting, bad names.
-    send(&mut ws, r#"{"type":"join","v":1,"meeting":"not-listed","name":"A"}"#).await;
+    send(
+        &mut ws,
+        r#"{"type":"join","v":1,"meeting":"not-listed","name":"A"}"#,
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::UnknownMeeting).await;
-    send(&mut ws, r#"{"type":"join","v":1,"meeting":"bad id!","name":"A"}"#).await;
+    send(
+        &mut ws,
+        r#"{"type":"join","v":1,"meeting":"bad id!","name":"A"}"#,
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::UnknownMeeting).await;
-    send(&mut ws, r#"{"type":"join","v":1,"meeting":"hop","name":"   "}"#).await;
+    send(
+        &mut ws,
+        r#"{"type":"join","v":1,"meeting":"hop","name":"   "}"#,
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::BadName).await;
 
     // A proper join on the same socket still works.
-    send(&mut ws, r#"{"type":"join","v":1,"meeting":"hop","name":"Xã Tả Van","site":"Sa Pa"}"#).await;
+    send(
+        &mut ws,
+        r#"{"type":"join","v":1,"meeting":"hop","name":"Xã Tả Van","site":"Sa Pa"}"#,
+    )
+    .await;
     assert!(matches!(recv(&mut ws).await, ServerMsg::Welcome { .. }));
-    send(&mut ws, r#"{"type":"join","v":1,"meeting":"hop","name":"again"}"#).await;
+    send(
+        &mut ws,
+        r#"{"type":"join","v":1,"meeting":"hop","name":"again"}"#,
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::OutOfOrder).await;
 
     // SDP str0m cannot parse, SDP without m-lines, SDP without a fingerprint.
     send(&mut ws, r#"{"type":"offer","sdp":"this is not sdp"}"#).await;
     expect_error(&mut ws, ErrorCode::BadSdp).await;
     let no_mlines = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
-    send(&mut ws, serde_json::json!({"type":"offer","sdp":no_mlines}).to_string()).await;
+    send(
+        &mut ws,
+        serde_json::json!({"type":"offer","sdp":no_mlines}).to_string(),
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::BadSdp).await;
     // An answer with no offer outstanding.
     let answer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
-    send(&mut ws, serde_json::json!({"type":"answer","sdp":answer}).to_string()).await;
+    send(
+        &mut ws,
+        serde_json::json!({"type":"answer","sdp":answer}).to_string(),
+    )
+    .await;
     let m = recv(&mut ws).await;
-    assert!(matches!(m, ServerMsg::Error { code: ErrorCode::BadSdp | ErrorCode::NoOfferPending, .. }), "{m:?}");
+    assert!(
+        matches!(
+            m,
+            ServerMsg::Error {
+                code: ErrorCode::BadSdp | ErrorCode::NoOfferPending,
+                ..
+            }
+        ),
+        "{m:?}"
+    );
 
     // The connection is still usable.
     send(&mut ws, r#"{"type":"ping"}"#).await;
@@ -102,13 +150,29 @@ async fn malformed_messages_get_errors_and_the_server_survives() -> anyhow::Resu
 
     // Wrong protocol version is fatal for that socket only.
     let (mut ws2, _) = tokio_tungstenite::connect_async(bridge.ws_url()).await?;
-    send(&mut ws2, r#"{"type":"join","v":99,"meeting":"hop","name":"A"}"#).await;
-    assert!(matches!(recv(&mut ws2).await, ServerMsg::Error { code: ErrorCode::UnsupportedVersion, fatal: true, .. }));
+    send(
+        &mut ws2,
+        r#"{"type":"join","v":99,"meeting":"hop","name":"A"}"#,
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut ws2).await,
+        ServerMsg::Error {
+            code: ErrorCode::UnsupportedVersion,
+            fatal: true,
+            ..
+        }
+    ));
 
     // Over the hard frame limit: that socket is closed, the server is not.
     let (mut ws3, _) = tokio_tungstenite::connect_async(bridge.ws_url()).await?;
-    let _ = ws3.send(Message::Text("y".repeat(2 * 1024 * 1024).into())).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = ws3.next().await {} }).await;
+    let _ = ws3
+        .send(Message::Text("y".repeat(2 * 1024 * 1024).into()))
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = ws3.next().await {}
+    })
+    .await;
 
     // The next client after all this gets real media through.
     let a = TestPeer::join(&bridge.ws_url(), "hop", "A", None).await?;
@@ -128,6 +192,9 @@ async fn shutdown_tells_clients_the_meeting_ended() -> anyhow::Result<()> {
     send(&mut ws, r#"{"type":"join","v":1,"meeting":"m","name":"A"}"#).await;
     assert!(matches!(recv(&mut ws).await, ServerMsg::Welcome { .. }));
     bridge.shutdown();
-    assert!(matches!(recv(&mut ws).await, ServerMsg::MeetingEnded { .. }));
+    assert!(matches!(
+        recv(&mut ws).await,
+        ServerMsg::MeetingEnded { .. }
+    ));
     Ok(())
 }

@@ -43,13 +43,28 @@ async fn three_peers_exchange_audio_and_video() -> anyhow::Result<()> {
             let sent_a = q.shared.sent_audio.lock().expect("lock").clone();
             let sent_v = q.shared.sent_video.lock().expect("lock").clone();
             for x in &got.audio {
-                assert!(sent_a.contains(x), "{} got audio {} never sent by {}", p.id, String::from_utf8_lossy(&x[..16]), q.id);
+                assert!(
+                    sent_a.contains(x),
+                    "{} got audio {} never sent by {}",
+                    p.id,
+                    String::from_utf8_lossy(&x[..16]),
+                    q.id
+                );
             }
             for x in &got.video {
-                assert!(sent_v.contains(x), "{} got video never sent by {}", p.id, q.id);
+                assert!(
+                    sent_v.contains(x),
+                    "{} got video never sent by {}",
+                    p.id,
+                    q.id
+                );
             }
             // Video starts on a keyframe: the first packet has S=1 and a key frame tag.
-            assert_eq!(&got.video[0][..2], &[0x10, 0x00], "first video packet is not a keyframe start");
+            assert_eq!(
+                &got.video[0][..2],
+                &[0x10, 0x00],
+                "first video packet is not a keyframe start"
+            );
             forwarded_checked += got.audio.len() + got.video.len();
         }
     }
@@ -71,25 +86,45 @@ async fn three_peers_exchange_audio_and_video() -> anyhow::Result<()> {
     // A leaving peer disappears from the others' SDP: the next server offer to A no
     // longer has an active m-line carrying C's stream.
     let c_id = c.id.clone();
-    let had_c = a.shared.server_offers.lock().expect("lock").iter().any(|o| o.contains(&format!("a=msid:{c_id} ")));
+    let had_c = a
+        .shared
+        .server_offers
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|o| o.contains(&format!("a=msid:{c_id} ")));
     assert!(had_c, "A was never offered C's stream");
     let offers_before = a.shared.server_offers.lock().expect("lock").len();
     c.leave().await?;
-    wait_for("server offer to A after C left", Duration::from_secs(5), || {
-        a.shared.server_offers.lock().expect("lock").len() > offers_before
-    })
+    wait_for(
+        "server offer to A after C left",
+        Duration::from_secs(5),
+        || a.shared.server_offers.lock().expect("lock").len() > offers_before,
+    )
     .await?;
-    let last = a.shared.server_offers.lock().expect("lock").last().cloned().unwrap_or_default();
+    let last = a
+        .shared
+        .server_offers
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .unwrap_or_default();
     for m in mline_sections(&last) {
         if m.contains(&format!("a=msid:{c_id} ")) {
             let port_zero = m.split_whitespace().nth(1) == Some("0");
-            assert!(port_zero || m.contains("a=inactive"), "C's m-line still active after leave:\n{m}");
+            assert!(
+                port_zero || m.contains("a=inactive"),
+                "C's m-line still active after leave:\n{m}"
+            );
         }
     }
     // A's own view: the participant_left message arrived.
     wait_for("participant_left at A", Duration::from_secs(3), || {
-        a.shared.messages.lock().expect("lock").iter().any(|m| matches!(m,
-            cauhop_protocol::ServerMsg::ParticipantLeft { participant, .. } if *participant == c_id))
+        a.shared.messages.lock().expect("lock").iter().any(|m| {
+            matches!(m,
+            cauhop_protocol::ServerMsg::ParticipantLeft { participant, .. } if *participant == c_id)
+        })
     })
     .await?;
 
