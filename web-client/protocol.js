@@ -1,0 +1,170 @@
+// cauhop signaling protocol v1 and the WebRTC session, with no DOM code (see
+// signaling/PROTOCOL.md). The UI (app.js) gives callbacks and calls methods.
+// Plain ES2020 so Chrome 109 on Windows 7/8 runs it unchanged.
+'use strict';
+
+var CAUHOP_PROTOCOL_VERSION = 1;
+
+/**
+ * @param {{url: string, meeting: string, name: string, site: string,
+ *          stream: MediaStream|null, onEvent: function(string, *): void}} opts
+ */
+function CauhopSession(opts) {
+  this.opts = opts;
+  this.ws = null;
+  this.pc = null;
+  this.me = null;
+  this.closedByUser = false;
+  this.makingOffer = false;
+  this.retry = 0;
+  this.transceivers = [];
+  this.screen = null;
+}
+
+CauhopSession.prototype.emit = function (type, data) {
+  try { this.opts.onEvent(type, data); } catch (e) { console.error(e); }
+};
+
+CauhopSession.prototype.send = function (msg) {
+  if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(msg));
+};
+
+CauhopSession.prototype.connect = function () {
+  var self = this;
+  this.emit('state', 'connecting');
+  var ws = new WebSocket(this.opts.url);
+  this.ws = ws;
+  ws.onopen = function () {
+    self.send({ type: 'join', v: CAUHOP_PROTOCOL_VERSION, meeting: self.opts.meeting,
+      name: self.opts.name, site: self.opts.site || '' });
+  };
+  ws.onmessage = function (ev) {
+    var msg;
+    try { msg = JSON.parse(ev.data); } catch (e) { return; }
+    self.handle(msg).catch(function (e) { self.emit('warning', String(e)); });
+  };
+  ws.onclose = function () {
+    if (self.ws !== ws) return;
+    self.teardown();
+    if (self.closedByUser) { self.emit('state', 'left'); return; }
+    // Jittered exponential backoff: a commune's 3G drop must not become a reconnect storm.
+    var delay = Math.min(10000, 1000 * Math.pow(2, self.retry)) * (0.75 + Math.random() / 2);
+    self.retry = Math.min(self.retry + 1, 4);
+    self.emit('state', 'reconnecting');
+    setTimeout(function () { if (!self.closedByUser) self.connect(); }, delay);
+  };
+};
+
+CauhopSession.prototype.teardown = function () {
+  if (this.pc) { try { this.pc.close(); } catch (e) { /* already closed */ } }
+  this.pc = null;
+  this.transceivers = [];
+  this.emit('reset', null);
+};
+
+CauhopSession.prototype.handle = async function (msg) {
+  switch (msg.type) {
+    case 'welcome':
+      this.retry = 0;
+      this.me = msg.participant;
+      this.emit('welcome', msg);
+      this.emit('state', 'joined');
+      this.startMedia();
+      break;
+    case 'answer':
+      if (this.pc) await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+      break;
+    case 'offer':
+      if (!this.pc) return;
+      // We are the polite side: on glare, drop our offer and take the server's.
+      if (this.pc.signalingState !== 'stable') {
+        await this.pc.setLocalDescription({ type: 'rollback' });
+      }
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+      var answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+      this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
+      break;
+    case 'meeting_ended':
+      this.closedByUser = true;
+      this.emit('ended', msg.reason);
+      break;
+    case 'error':
+      this.emit('error', msg);
+      if (msg.fatal && msg.code !== 'internal') this.closedByUser = true;
+      break;
+    default:
+      this.emit(msg.type, msg);
+  }
+};
+
+CauhopSession.prototype.startMedia = function () {
+  var self = this;
+  var pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+  this.pc = pc;
+  pc.ontrack = function (ev) {
+    var pid = ev.streams && ev.streams[0] ? ev.streams[0].id : 'unknown';
+    self.emit('track', { participant: pid, track: ev.track, stream: ev.streams[0] });
+  };
+  pc.onconnectionstatechange = function () { self.emit('media', pc.connectionState); };
+  pc.onnegotiationneeded = async function () {
+    try {
+      self.makingOffer = true;
+      var offer = await pc.createOffer();
+      if (pc.signalingState !== 'stable') return;
+      await pc.setLocalDescription(offer);
+      self.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    } catch (e) {
+      self.emit('warning', 'offer failed: ' + e);
+    } finally {
+      self.makingOffer = false;
+    }
+  };
+  var stream = this.opts.stream;
+  var tracks = stream ? stream.getTracks() : [];
+  if (tracks.length === 0) { this.send({ type: 'ready' }); return; }
+  tracks.forEach(function (t) {
+    self.transceivers.push(pc.addTransceiver(t, { direction: 'sendonly', streams: [stream] }));
+  });
+};
+
+CauhopSession.prototype.setMuted = function (audioMuted, videoMuted) {
+  var s = this.opts.stream;
+  if (s) {
+    s.getAudioTracks().forEach(function (t) { t.enabled = !audioMuted; });
+    s.getVideoTracks().forEach(function (t) { t.enabled = !videoMuted; });
+  }
+  this.send({ type: 'mute', audio: audioMuted, video: videoMuted });
+};
+
+CauhopSession.prototype.shareScreen = function (track) {
+  if (!this.pc) return;
+  this.screen = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.opts.stream || new MediaStream()] });
+};
+
+CauhopSession.prototype.stopScreen = function () {
+  if (this.screen) { try { this.screen.stop(); } catch (e) { /* gone */ } }
+  this.screen = null;
+};
+
+CauhopSession.prototype.leave = function () {
+  this.closedByUser = true;
+  this.send({ type: 'leave' });
+  if (this.ws) this.ws.close();
+  this.teardown();
+};
+
+/** Loudest remote participant (by RTP audio level), or null. */
+CauhopSession.prototype.loudest = function () {
+  if (!this.pc) return null;
+  var best = null, level = 0.02;
+  this.pc.getReceivers().forEach(function (r) {
+    if (!r.track || r.track.kind !== 'audio' || !r.getSynchronizationSources) return;
+    r.getSynchronizationSources().forEach(function (s) {
+      if (s.audioLevel > level) { level = s.audioLevel; best = r; }
+    });
+  });
+  return best ? best.track.id : null;
+};
+
+if (typeof module !== 'undefined') module.exports = { CauhopSession: CauhopSession };

@@ -1,0 +1,123 @@
+//! Browser test: two headless Chromium pages (Debian's `chromium`, fake camera and
+//! microphone, driven by playwright-core) join one meeting through the real web client
+//! served by the real `cauhop` binary, and each decodes the other's video.
+//!
+//! Chrome gathers no ICE candidates on loopback, so the bridge and the browser run in a
+//! network namespace of their own with a veth pair (10.77.0.1 on one end): an address that
+//! exists only inside the test. Needs root, `ip`, `chromium`, `node` and
+//! `tests/browser/node_modules` (`.ci/run` installs them). Outside CI the test reports
+//! what is missing and passes; under `CI=true` missing tools fail it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NS_ADDR: &str = "10.77.0.1";
+
+fn missing_tools(dir: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    for tool in ["ip", "chromium", "node"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            missing.push(tool.to_owned());
+        }
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        missing.push("tests/browser/node_modules (npm install)".into());
+    }
+    missing
+}
+
+fn run(cmd: &str) -> anyhow::Result<()> {
+    let status = Command::new("sh").args(["-c", cmd]).status()?;
+    anyhow::ensure!(status.success(), "`{cmd}` failed: {status}");
+    Ok(())
+}
+
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> anyhow::Result<Self> {
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        run(&format!("ip netns add {name}"))?;
+        let ns = Netns(name.to_owned());
+        run(&format!(
+            "ip -n {name} link set lo up && ip -n {name} link add eth0 type veth peer name eth1 && ip -n {name} link set eth1 up && \
+             ip -n {name} addr add {NS_ADDR}/24 dev eth0 && ip -n {name} link set eth0 up"
+        ))?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let missing = missing_tools(&dir);
+    if !missing.is_empty() {
+        let msg = format!("browser test needs: {}", missing.join(", "));
+        if std::env::var_os("CI").is_some() {
+            anyhow::bail!(msg);
+        }
+        eprintln!("SKIPPED (not in CI): {msg}");
+        return Ok(());
+    }
+    let ns = Netns::create(&format!("cauhop-bt{}", std::process::id()))?;
+    let bridge = Child(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_cauhop")])
+            .args(["--listen", &format!("{NS_ADDR}:8080")])
+            .args(["--media-ip", NS_ADDR, "--media-port", "50000"])
+            .env("RUST_LOG", "info,str0m=warn")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let base = format!("http://{NS_ADDR}:8080");
+    let start = Instant::now();
+    loop {
+        let up = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "node", "-e"])
+            .arg(format!(
+                "fetch('{base}/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+            ))
+            .status()?
+            .success();
+        if up {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "bridge did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "node"])
+        .arg(dir.join("two_tabs.mjs"))
+        .args([&base, "browser-test"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    println!("browser: {stdout}");
+    anyhow::ensure!(out.status.success(), "browser scenario failed: {stdout}");
+    drop(bridge);
+    Ok(())
+}
