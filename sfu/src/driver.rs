@@ -377,10 +377,8 @@ impl Rooms {
                         self.dirty.insert(*m);
                     }
                 }
-                if wants_keyframe {
-                    if let Some(p) = self.peers.get_mut(&from) {
-                        p.request_keyframe(key.mid, KeyframeRequestKind::Pli, now);
-                    }
+                if wants_keyframe && let Some(p) = self.peers.get_mut(&from) {
+                    p.request_keyframe(key.mid, KeyframeRequestKind::Pli, now);
                 }
             }
             Propagated::TrackOpened(key, kind) => {

@@ -33,6 +33,9 @@ pub(crate) struct TrackKey {
 }
 
 /// Something one peer produced that other peers must act on.
+// The RTP variant is large, but boxing it would allocate once per forwarded packet; the
+// queue these live in is reused, so the size costs nothing per packet.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Propagated {
     TrackOpened(TrackKey, MediaKind),
     TrackClosed(TrackKey),
@@ -593,7 +596,7 @@ impl Peer {
         let pt = match t.pt_map.iter().find(|(i, _)| *i == in_pt) {
             Some((_, o)) => *o,
             None => {
-                let Some(local) = self.rtc.codec_config().match_params(params.clone()) else {
+                let Some(local) = self.rtc.codec_config().match_params(*params) else {
                     return false;
                 };
                 let o = *local.pt();

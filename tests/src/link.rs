@@ -94,10 +94,10 @@ impl Link {
                             st.down_dropped.fetch_add(1, Ordering::Relaxed);
                         } else {
                             st.down_passed.fetch_add(1, Ordering::Relaxed);
-                            if let Some(pt) = rtp_pt(&b[..n]) {
-                                if let Ok(mut m) = st.down_rtp_by_pt.lock() {
-                                    *m.entry(pt).or_default() += 1;
-                                }
+                            if let Some(pt) = rtp_pt(&b[..n])
+                                && let Ok(mut m) = st.down_rtp_by_pt.lock()
+                            {
+                                *m.entry(pt).or_default() += 1;
                             }
                             let _ = near.send_to(&b[..n], p).await;
                         }

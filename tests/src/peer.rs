@@ -197,10 +197,8 @@ impl TestPeer {
             Box::pin(async move {
                 let stream = track.stream_id();
                 let is_video = track.kind() == RTPCodecType::Video;
-                if is_video {
-                    if let Ok(mut r) = sh.received.lock() {
-                        r.entry(stream.clone()).or_default().video_ssrc = Some(track.ssrc());
-                    }
+                if is_video && let Ok(mut r) = sh.received.lock() {
+                    r.entry(stream.clone()).or_default().video_ssrc = Some(track.ssrc());
                 }
                 tokio::spawn(async move {
                     while let Ok((pkt, _)) = track.read_rtp().await {
