@@ -186,7 +186,7 @@ mod tests {
         assert!(ClientMsg::parse(r#"{"type":"join","v":"1","meeting":3}"#).is_err());
         assert!(ClientMsg::parse(r#"{"type":"explode"}"#).is_err());
         assert!(ClientMsg::parse("not json").is_err());
-        assert!(ClientMsg::parse(r#"{"type":"ping","extra":1}"#).is_err());
+        assert!(ClientMsg::parse(r#"{"type":"mute","audio":true,"video":false,"x":1}"#).is_err());
     }
 
     #[test]
