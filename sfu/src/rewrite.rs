@@ -8,8 +8,9 @@
 //! Contract: within one source, output = input + offset, so reordering and gaps in the
 //! source are preserved as they are (the receiver's NACKs then name real holes). When the
 //! source changes, the new source starts right after the highest sequence number sent so
-//! far, and any packet that would map at or below that floor (a late packet of the old
-//! source, or an early one of the new) is dropped. Pure: time is passed in.
+//! far, and any packet that would map at or below that floor (one from before the switch)
+//! is dropped. A packet of another source *is* a switch: the caller (the layer selector)
+//! feeds only the source it chose. Pure: time is passed in.
 
 use std::time::Instant;
 
@@ -157,11 +158,11 @@ mod tests {
         let first_b = r.rewrite(2, 50_000, 777, t1).expect("new source");
         assert_eq!(first_b.seq, last.seq + 1);
         assert_eq!(first_b.timestamp, 3100 + 9000);
-        // A late packet of the old source is dropped, not sent behind the new one.
-        assert_eq!(r.rewrite(1, 12, 6100, t1), None);
         // Switching back to a source starts it afresh above the floor.
         let again = r.rewrite(1, 13, 9100, t1).expect("back to source 1");
         assert_eq!(again.seq, first_b.seq + 1);
+        // A packet of source 1 from before the switch back is dropped.
+        assert_eq!(r.rewrite(1, 12, 6100, t1), None);
     }
 
     #[test]
