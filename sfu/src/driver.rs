@@ -81,6 +81,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
             peers: HashMap::new(),
             rooms: HashMap::new(),
             dirty: HashSet::new(),
+            by_addr: HashMap::new(),
         },
         unclaimed: 0,
         send_drops: 0,
@@ -146,6 +147,7 @@ struct Rooms {
     peers: HashMap<ParticipantId, Peer>,
     rooms: HashMap<String, Vec<ParticipantId>>,
     dirty: HashSet<ParticipantId>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
 }
 
 impl Driver {
@@ -203,8 +205,32 @@ impl Driver {
             contents,
         };
         let input = str0m::Input::Receive(now, receive);
-        let Some(peer) = self.state.peers.values_mut().find(|p| p.accepts(&input)) else {
-            self.unclaimed += 1;
+        // Remember which peer owns a remote address, so the per-packet lookup is one hash
+        // probe instead of asking every peer on the server; `accepts` still confirms it.
+        let cached = self
+            .state
+            .by_addr
+            .get(&d.source)
+            .copied()
+            .filter(|id| self.state.peers.get(id).is_some_and(|p| p.accepts(&input)));
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let Some(id) = self
+                    .state
+                    .peers
+                    .values()
+                    .find(|p| p.accepts(&input))
+                    .map(|p| p.id)
+                else {
+                    self.unclaimed += 1;
+                    return;
+                };
+                self.state.by_addr.insert(d.source, id);
+                id
+            }
+        };
+        let Some(peer) = self.state.peers.get_mut(&id) else {
             return;
         };
         let str0m::Input::Receive(_, receive) = input else {
@@ -228,7 +254,7 @@ impl Driver {
                 }
                 let mut peer = Peer::new(
                     participant,
-                    room.clone(),
+                    room.as_str().into(),
                     events,
                     self.candidates.clone(),
                     now,
@@ -341,7 +367,8 @@ impl Rooms {
             return;
         };
         info!(%participant, room = %peer.room, "left media room");
-        if let Some(members) = self.rooms.get_mut(&peer.room) {
+        self.by_addr.retain(|_, id| *id != participant);
+        if let Some(members) = self.rooms.get_mut(&*peer.room) {
             members.retain(|m| *m != participant);
             for m in members.iter() {
                 if let Some(o) = self.peers.get_mut(m) {
@@ -350,17 +377,18 @@ impl Rooms {
                 }
             }
             if members.is_empty() {
-                self.rooms.remove(&peer.room);
+                self.rooms.remove(&*peer.room);
             }
         }
         self.dirty.remove(&participant);
     }
 
     fn propagate(&mut self, from: ParticipantId, prop: Propagated, now: Instant) {
+        // An Arc clone, not a String: this runs once per forwarded packet.
         let Some(room) = self.peers.get(&from).map(|p| p.room.clone()) else {
             return;
         };
-        let members: &[ParticipantId] = self.rooms.get(&room).map(Vec::as_slice).unwrap_or(&[]);
+        let members: &[ParticipantId] = self.rooms.get(&*room).map(Vec::as_slice).unwrap_or(&[]);
         match prop {
             Propagated::Rtp {
                 key,

@@ -78,7 +78,7 @@ struct TrackOut {
 
 pub(crate) struct Peer {
     pub(crate) id: ParticipantId,
-    pub(crate) room: String,
+    pub(crate) room: std::sync::Arc<str>,
     rtc: Rtc,
     events: mpsc::UnboundedSender<SfuEvent>,
     tracks_in: Vec<TrackIn>,
@@ -140,7 +140,7 @@ fn video_codec(params: &PayloadParams) -> VideoCodec {
 impl Peer {
     pub(crate) fn new(
         id: ParticipantId,
-        room: String,
+        room: std::sync::Arc<str>,
         events: mpsc::UnboundedSender<SfuEvent>,
         candidates: Vec<SocketAddr>,
         now: Instant,
@@ -148,7 +148,7 @@ impl Peer {
         let rtc = new_rtc(now, &candidates);
         let stats = PeerStats {
             participant: id.to_string(),
-            room: room.clone(),
+            room: room.to_string(),
             ..Default::default()
         };
         Self {
