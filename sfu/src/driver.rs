@@ -293,7 +293,7 @@ impl Driver {
                 reply,
             } => {
                 let result = match self.state.peers.get_mut(&participant) {
-                    Some(p) => p.handle_answer(&sdp, now),
+                    Some(p) => p.handle_answer(&sdp),
                     None => Err(SfuError::UnknownParticipant(participant.to_string())),
                 };
                 self.state.dirty.insert(participant);

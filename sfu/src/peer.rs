@@ -229,12 +229,12 @@ impl Peer {
                     return;
                 }
                 Output::Transmit(t) => transmit(t.source, t.destination, &t.contents),
-                Output::Event(e) => self.handle_event(e, now, out),
+                Output::Event(e) => self.handle_event(e, out),
             }
         }
     }
 
-    fn handle_event(&mut self, e: Event, now: Instant, out: &mut Vec<(ParticipantId, Propagated)>) {
+    fn handle_event(&mut self, e: Event, out: &mut Vec<(ParticipantId, Propagated)>) {
         match e {
             Event::Connected => {
                 info!(participant = %self.id, room = %self.room, "media connected");
@@ -291,7 +291,6 @@ impl Peer {
             }
             _ => {}
         }
-        let _ = now;
     }
 
     fn open_track_in(
@@ -513,11 +512,7 @@ impl Peer {
         }
     }
 
-    pub(crate) fn handle_answer(
-        &mut self,
-        sdp: &str,
-        now: Instant,
-    ) -> Result<Vec<TrackKey>, SfuError> {
+    pub(crate) fn handle_answer(&mut self, sdp: &str) -> Result<Vec<TrackKey>, SfuError> {
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let Some(pending) = self.pending.take() else {
@@ -548,7 +543,6 @@ impl Peer {
         }
         self.tracks_out
             .retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
-        let _ = now;
         Ok(opened_video)
     }
 
