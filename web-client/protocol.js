@@ -19,6 +19,7 @@ function CauhopSession(opts) {
   this.retry = 0;
   this.transceivers = [];
   this.screen = null;
+  this.queue = Promise.resolve();
 }
 
 CauhopSession.prototype.emit = function (type, data) {
@@ -41,7 +42,10 @@ CauhopSession.prototype.connect = function () {
   ws.onmessage = function (ev) {
     var msg;
     try { msg = JSON.parse(ev.data); } catch (e) { return; }
-    self.handle(msg).catch(function (e) { self.emit('warning', String(e)); });
+    // One message at a time: an `offer` handled while the previous `answer` is still
+    // being applied would see have-local-offer and roll back a finished negotiation.
+    self.queue = self.queue.then(function () { return self.handle(msg); })
+      .catch(function (e) { self.emit('warning', String(e)); });
   };
   ws.onclose = function () {
     if (self.ws !== ws) return;
