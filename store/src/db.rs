@@ -1,0 +1,183 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use tracing::info;
+
+use crate::{Result, StoreError};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store: a pool over one database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+    sqlite_path: Option<String>,
+}
+
+/// Accept `postgres://…`, `sqlite://path`, `sqlite:path` or a plain file path.
+fn normalise(url: &str) -> (Backend, String, Option<String>) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return (Backend::Postgres, url.to_owned(), None);
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let file = path.split('?').next().unwrap_or(path).to_owned();
+    let url = if path.contains('?') {
+        format!("sqlite://{path}")
+    } else {
+        format!("sqlite://{path}?mode=rwc")
+    };
+    (Backend::Sqlite, url, Some(file))
+}
+
+impl Store {
+    /// Open (creating a SQLite file if needed) and bring the schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (backend, url, sqlite_path) = normalise(url);
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // FULL: a committed meeting survives power loss, not only a crash.
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA synchronous = FULL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        if backend == Backend::Sqlite {
+            // Persistent in the file: readers (and `cauhop backup`) never block the writer.
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        info!(?backend, "store ready");
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_path,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn sqlite_path(&self) -> Option<&str> {
+        self.sqlite_path.as_deref()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// `PRAGMA integrity_check` on SQLite ("ok" when sound); PostgreSQL reports "ok".
+    pub async fn integrity_check(&self) -> Result<String> {
+        if self.backend != Backend::Sqlite {
+            return Ok("ok".into());
+        }
+        let row: (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.0)
+    }
+
+    /// A server secret kept in the store, created on first use (e.g. the JWT signing key),
+    /// so join links stay valid across restarts.
+    pub async fn secret_setting(&self, key: &str) -> Result<String> {
+        let fresh = crate::random_secret(32);
+        let insert = match self.backend {
+            Backend::Sqlite => "INSERT OR IGNORE INTO settings (key, value) VALUES ($1, $2)",
+            Backend::Postgres => {
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+            }
+        };
+        sqlx::query(insert)
+            .bind(key)
+            .bind(&fresh)
+            .execute(&self.pool)
+            .await?;
+        let row: (String,) = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.0)
+    }
+
+    pub(crate) fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
+        let n = value.trim().chars().count();
+        if n == 0 {
+            return Err(StoreError::invalid(field, "must not be empty"));
+        }
+        if n > max {
+            return Err(StoreError::invalid(
+                field,
+                format!("at most {max} characters"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// For tests and benches: a fresh, empty database on the PostgreSQL server at `base_url`
+/// (named `prefix` + random suffix); returns its URL.
+pub async fn create_scratch_database(base_url: &str, prefix: &str) -> Result<String> {
+    sqlx::any::install_default_drivers();
+    let name = format!(
+        "{prefix}_{}",
+        crate::random_secret(8)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(base_url)
+        .await?;
+    pool.execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
+    pool.close().await;
+    let (head, _) = base_url.rsplit_once('/').unwrap_or((base_url, ""));
+    Ok(format!("{head}/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_paths() {
+        assert_eq!(normalise("postgres://u@h/db").0, Backend::Postgres);
+        let (b, url, file) = normalise("data/cauhop.db");
+        assert_eq!(b, Backend::Sqlite);
+        assert_eq!(url, "sqlite://data/cauhop.db?mode=rwc");
+        assert_eq!(file.as_deref(), Some("data/cauhop.db"));
+        assert_eq!(
+            normalise("sqlite:///tmp/x.db").1,
+            "sqlite:///tmp/x.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! The entities as the API shows them. Write models (`New*`) carry what a client sends.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::schedule::Phase;
+use crate::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteKind {
+    Province,
+    District,
+    Commune,
+}
+
+impl SiteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Province => "province",
+            Self::District => "district",
+            Self::Commune => "commune",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "province" => Self::Province,
+            "district" => Self::District,
+            "commune" => Self::Commune,
+            _ => return None,
+        })
+    }
+
+    /// The kind a parent of this kind must have.
+    pub fn parent_kind(self) -> Option<Self> {
+        match self {
+            Self::Province => None,
+            Self::District => Some(Self::Province),
+            Self::Commune => Some(Self::District),
+        }
+    }
+}
+
+/// A place that joins meetings: the province hall, a district office, a commune room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Site {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub kind: SiteKind,
+    pub parent_id: Option<i64>,
+    /// Expected downlink of the site's connection, kbit/s (caps what the bridge sends).
+    pub down_kbps: i64,
+    pub up_kbps: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSite {
+    /// Administrative code, unique (e.g. the GSO code "02" for Hà Giang).
+    pub code: String,
+    pub name: String,
+    pub kind: SiteKind,
+    pub parent_id: Option<i64>,
+    #[serde(default = "default_down")]
+    pub down_kbps: i64,
+    #[serde(default = "default_up")]
+    pub up_kbps: i64,
+}
+
+fn default_down() -> i64 {
+    2000
+}
+fn default_up() -> i64 {
+    1000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonRole {
+    /// Manages everything in the province.
+    ProvinceAdmin,
+    /// Manages one district: its sites, endpoints, officials and meetings.
+    DistrictAdmin,
+    /// Sees the meetings their site is invited to.
+    Official,
+}
+
+impl PersonRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProvinceAdmin => "province_admin",
+            Self::DistrictAdmin => "district_admin",
+            Self::Official => "official",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "province_admin" => Self::ProvinceAdmin,
+            "district_admin" => Self::DistrictAdmin,
+            "official" => Self::Official,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Person {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: PersonRole,
+    /// The district of a district admin; the site of an official.
+    pub site_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    pub username: String,
+    pub display_name: String,
+    pub role: PersonRole,
+    pub site_id: Option<i64>,
+    /// At least 10 characters; omitted for officials who only receive join links.
+    pub password: Option<String>,
+}
+
+/// A meeting-room device: joins on its own with its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Endpoint {
+    pub id: i64,
+    pub site_id: i64,
+    pub name: String,
+    /// First characters of the key, to tell keys apart; the key itself is shown once.
+    pub key_hint: String,
+    pub revoked: bool,
+    pub last_seen: Option<Instant>,
+    /// The last health report, as the device sent it.
+    pub health: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    pub site_id: i64,
+    pub name: String,
+}
+
+/// An endpoint just created or re-keyed: the only time its key is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointWithKey {
+    pub endpoint: Endpoint,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingRole {
+    /// Runs the meeting: mutes others, gives the floor, extends and ends it.
+    Chair,
+    Presenter,
+    Participant,
+    /// Watches and listens only.
+    Viewer,
+}
+
+impl MeetingRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chair => "chair",
+            Self::Presenter => "presenter",
+            Self::Participant => "participant",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "chair" => Self::Chair,
+            "presenter" => Self::Presenter,
+            "participant" => Self::Participant,
+            "viewer" => Self::Viewer,
+            _ => return None,
+        })
+    }
+}
+
+/// One line of a meeting's roster: a site, or a person at a site, with a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    pub site_id: i64,
+    #[serde(default)]
+    pub person_id: Option<i64>,
+    pub role: MeetingRole,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Meeting {
+    pub id: i64,
+    pub title: String,
+    pub agenda: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: Instant,
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: Instant,
+    /// RFC 5545 recurrence rule (`FREQ=WEEKLY;COUNT=10`), if the meeting repeats.
+    pub rrule: Option<String>,
+    pub chair_site_id: i64,
+    pub roster: Vec<Invitation>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub extended_until: Option<Instant>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ended_at: Option<Instant>,
+    /// Where the meeting is now (filled in by the server from its schedule settings).
+    pub phase: Option<Phase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMeeting {
+    pub title: String,
+    #[serde(default)]
+    pub agenda: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: Instant,
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: Instant,
+    #[serde(default)]
+    pub rrule: Option<String>,
+    pub chair_site_id: i64,
+    /// The chair site is added as `chair` if it is not listed.
+    #[serde(default)]
+    pub roster: Vec<Invitation>,
+}
+
+/// A signed join link's record: what it grants, and whether it was revoked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JoinLink {
+    pub jti: String,
+    pub meeting_id: i64,
+    pub site_id: i64,
+    pub person_id: Option<i64>,
+    pub role: MeetingRole,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Instant,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Attendance {
+    pub id: i64,
+    pub meeting_id: i64,
+    pub site_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub endpoint_id: Option<i64>,
+    pub display_name: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub joined_at: Instant,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub left_at: Option<Instant>,
+    /// Seconds present (up to now for someone still connected).
+    pub seconds: i64,
+}
+
+/// Who is joining, for the attendance record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttendance {
+    pub meeting_id: i64,
+    pub site_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub endpoint_id: Option<i64>,
+    pub display_name: String,
+}
+
+/// A window of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
