@@ -14,8 +14,24 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct Config {
     pub(crate) http: HttpConfig,
     pub(crate) sfu: SfuConfig,
+    pub(crate) store: StoreConfig,
     pub(crate) meetings: MeetingsConfig,
     pub(crate) log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct StoreConfig {
+    /// `sqlite://cauhop.db` (a file, created on first run) or `postgres://user@host/db`.
+    pub(crate) database_url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://cauhop.db".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,22 +39,55 @@ pub(crate) struct Config {
 pub(crate) struct HttpConfig {
     /// Address of the web page, the API and the signaling WebSocket.
     pub(crate) listen: SocketAddr,
+    /// Mark the admin session cookie `Secure` (sent only over HTTPS, or to localhost).
+    pub(crate) secure_cookies: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            secure_cookies: true,
         }
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct MeetingsConfig {
-    /// If set, only these meeting ids can be joined; otherwise any well-formed id opens
-    /// an ad-hoc meeting (until scheduling takes over).
+    /// Rooms anyone can open by name, without a join link (demos, tests). Off by default:
+    /// an official bridge admits only scheduled meetings' invitees.
+    pub(crate) ad_hoc: bool,
+    /// With `ad_hoc`, only these room ids.
     pub(crate) allowed: Option<Vec<String>>,
+    /// The lobby opens this many minutes before the start.
+    pub(crate) lobby_minutes: u32,
+    /// Participants are warned this many minutes before the end.
+    pub(crate) warn_minutes: u32,
+    /// The room closes this many minutes after the end (the chair can extend or end early).
+    pub(crate) grace_minutes: u32,
+}
+
+impl Default for MeetingsConfig {
+    fn default() -> Self {
+        Self {
+            ad_hoc: false,
+            allowed: None,
+            lobby_minutes: 15,
+            warn_minutes: 5,
+            grace_minutes: 10,
+        }
+    }
+}
+
+impl MeetingsConfig {
+    pub(crate) fn schedule(&self) -> cauhop_store::schedule::ScheduleConfig {
+        cauhop_store::schedule::ScheduleConfig {
+            lobby_before_secs: i64::from(self.lobby_minutes) * 60,
+            warn_before_secs: i64::from(self.warn_minutes) * 60,
+            grace_secs: i64::from(self.grace_minutes) * 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

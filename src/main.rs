@@ -33,6 +33,48 @@ enum Command {
     Serve(ServeArgs),
     /// Print the effective configuration as TOML and exit.
     PrintConfig(ServeArgs),
+    /// Manage administrators from the command line (the first one, or a lost password).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Write a consistent copy of the store to FILE while the bridge runs (SQLite).
+    Backup {
+        file: PathBuf,
+        #[arg(long, env = "CAUHOP_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Replace the store with a backup FILE. Stop the bridge first.
+    Restore {
+        file: PathBuf,
+        #[arg(long, env = "CAUHOP_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an administrator; the password is read from the terminal (or one line of stdin).
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        /// Name shown in the admin pages, e.g. "Văn phòng UBND tỉnh".
+        #[arg(long)]
+        name: String,
+        /// province_admin or district_admin.
+        #[arg(long, default_value = "province_admin")]
+        role: String,
+        /// The district (site id) of a district admin.
+        #[arg(long)]
+        site: Option<i64>,
+        #[arg(long, env = "CAUHOP_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Set a new password for a user (read like create-user's).
+    SetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "CAUHOP_DATABASE_URL")]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(clap::Args, Clone, Default)]
@@ -52,6 +94,12 @@ struct ServeArgs {
     /// Log one JSON object per line.
     #[arg(long, env = "CAUHOP_LOG_JSON")]
     log_json: bool,
+    /// Store: sqlite://FILE (default sqlite://cauhop.db) or postgres://…
+    #[arg(long, env = "CAUHOP_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Let anyone open a room by name without a join link (demos, media tests).
+    #[arg(long, env = "CAUHOP_AD_HOC")]
+    ad_hoc: bool,
 }
 
 impl ServeArgs {
@@ -69,6 +117,10 @@ impl ServeArgs {
             c.sfu.public_ip = self.public_ip;
         }
         c.log.json |= self.log_json;
+        if let Some(u) = &self.database_url {
+            c.store.database_url = u.clone();
+        }
+        c.meetings.ad_hoc |= self.ad_hoc;
     }
 }
 
@@ -91,7 +143,147 @@ fn main() -> anyhow::Result<()> {
             cli.serve.apply(&mut config);
             serve(config)
         }
+        Some(Command::Admin(cmd)) => admin(config, cmd),
+        Some(Command::Backup { file, database_url }) => {
+            let url = database_url.unwrap_or(config.store.database_url);
+            block_on(async {
+                let store = open_store(&url).await?;
+                let bytes = store
+                    .backup_to(&file)
+                    .await
+                    .with_context(|| format!("backup to {} failed", file.display()))?;
+                println!("đã sao lưu / backed up {bytes} bytes to {}", file.display());
+                Ok(())
+            })
+        }
+        Some(Command::Restore { file, database_url }) => {
+            restore(&database_url.unwrap_or(config.store.database_url), &file)
+        }
     }
+}
+
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+async fn open_store(url: &str) -> anyhow::Result<cauhop_store::Store> {
+    cauhop_store::Store::open(url)
+        .await
+        .with_context(|| format!("cannot open the store at {url}"))
+}
+
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let pw = if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Mật khẩu / Password: ")?;
+        let b = rpassword::prompt_password("Nhập lại / Again: ")?;
+        anyhow::ensure!(a == b, "the two passwords differ");
+        a
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    Ok(pw)
+}
+
+fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    use cauhop_store::model::PersonRole;
+    match cmd {
+        AdminCommand::CreateUser {
+            username,
+            name,
+            role,
+            site,
+            database_url,
+        } => {
+            let role = match PersonRole::parse(&role) {
+                Some(r @ (PersonRole::ProvinceAdmin | PersonRole::DistrictAdmin)) => r,
+                _ => anyhow::bail!("--role must be province_admin or district_admin"),
+            };
+            let password = read_password()?;
+            let hash = cauhop_signaling::auth::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("password: {e}"))?;
+            let url = database_url.unwrap_or(config.store.database_url);
+            block_on(async move {
+                let store = open_store(&url).await?;
+                let p = store
+                    .create_person(&username, &name, role, site, Some(&hash))
+                    .await
+                    .context("cannot create the user")?;
+                println!(
+                    "đã tạo / created {} ({}), id {}",
+                    p.username,
+                    p.role.as_str(),
+                    p.id
+                );
+                Ok(())
+            })
+        }
+        AdminCommand::SetPassword {
+            username,
+            database_url,
+        } => {
+            let password = read_password()?;
+            let hash = cauhop_signaling::auth::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("password: {e}"))?;
+            let url = database_url.unwrap_or(config.store.database_url);
+            block_on(async move {
+                let store = open_store(&url).await?;
+                let (p, _) = store
+                    .person_for_login(&username)
+                    .await?
+                    .with_context(|| format!("no user {username}"))?;
+                store.set_password(p.id, &hash).await?;
+                println!("đã đổi mật khẩu / password set for {username}");
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Put a backup in place of the store: check it, keep the current file aside, copy.
+fn restore(url: &str, backup: &std::path::Path) -> anyhow::Result<()> {
+    let target = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p).to_owned())
+        .context("restore works on SQLite stores; for PostgreSQL use pg_restore")?;
+    anyhow::ensure!(backup.exists(), "{} does not exist", backup.display());
+    let backup_url = format!("sqlite://{}?mode=ro", backup.display());
+    block_on(async {
+        let check = open_store(&backup_url).await?;
+        let verdict = check.integrity_check().await?;
+        check.close().await;
+        anyhow::ensure!(verdict == "ok", "the backup is damaged: {verdict}");
+        Ok(())
+    })?;
+    let target = std::path::PathBuf::from(target);
+    if target.exists() {
+        let aside = target.with_extension(format!("before-restore-{}", chrono_stamp()));
+        std::fs::rename(&target, &aside)
+            .with_context(|| format!("cannot move {} aside", target.display()))?;
+        println!("bản cũ / previous store kept as {}", aside.display());
+    }
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(target.with_extension(ext));
+    }
+    std::fs::copy(backup, &target)
+        .with_context(|| format!("cannot copy {} to {}", backup.display(), target.display()))?;
+    println!(
+        "đã khôi phục / restored {} from {}",
+        target.display(),
+        backup.display()
+    );
+    Ok(())
+}
+
+fn chrono_stamp() -> i64 {
+    cauhop_store::Instant::now().0
 }
 
 fn init_logging(json: bool) {
@@ -118,11 +310,35 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let sfu = cauhop_sfu::start(&config.sfu)
         .await
         .context("cannot start the media server")?;
+    let store = open_store(&config.store.database_url).await?;
+    let closed = store
+        .close_dangling_attendance(cauhop_store::Instant::now())
+        .await?;
+    if closed > 0 {
+        warn!(
+            closed,
+            "attendance records left open by the last run were closed"
+        );
+    }
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let admission = Box::new(cauhop_signaling::AdHoc::new(
-        config.meetings.allowed.clone(),
-    ));
-    let state = cauhop_signaling::AppState::new(sfu.clone(), admission, shutdown_rx);
+    let options = cauhop_signaling::Options {
+        ad_hoc: config
+            .meetings
+            .ad_hoc
+            .then(|| config.meetings.allowed.clone()),
+        schedule: config.meetings.schedule(),
+        secure_cookies: config.http.secure_cookies,
+    };
+    let state =
+        cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())
+            .await
+            .context("cannot prepare the signaling state")?;
+    if store.count_people().await? == 0 {
+        warn!(
+            "no administrator yet: create one with `cauhop admin create-user --username NAME --name \"...\"`"
+        );
+    }
+    tokio::spawn(cauhop_signaling::scheduler::run(state.clone(), shutdown_rx));
     let app = cauhop_signaling::app(state);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await

@@ -81,11 +81,16 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         return Ok(());
     }
     let ns = Netns::create(&format!("cauhop-bt{}", std::process::id()))?;
+    let db = tempfile::tempdir()?;
     let bridge = Child(
         Command::new("ip")
             .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_cauhop")])
             .args(["--listen", &format!("{NS_ADDR}:8080")])
             .args(["--media-ip", NS_ADDR, "--media-port", "50000"])
+            // Two tabs in an ad-hoc room: this test is about media, not invitations.
+            .arg("--ad-hoc")
+            .arg("--database-url")
+            .arg(format!("sqlite://{}/cauhop.db", db.path().display()))
             .env("RUST_LOG", "info,str0m=warn")
             .stdout(Stdio::null())
             .spawn()?,

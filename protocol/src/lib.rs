@@ -24,6 +24,13 @@ pub enum ClientMsg {
         name: String,
         #[serde(default)]
         site: String,
+        /// A signed join link's token (the `t` parameter of the link). The meeting, site
+        /// and role come from it; `meeting` must match.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// A room endpoint's device key, instead of a token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// An SDP offer describing what the client publishes (client-initiated negotiation).
     Offer { sdp: String },
@@ -37,6 +44,14 @@ pub enum ClientMsg {
     Ping,
     /// Leave the meeting; the server closes the socket afterwards.
     Leave,
+    /// Chair only: ask a participant to mute their microphone.
+    MuteParticipant { participant: String },
+    /// Chair only: give the floor to a participant (`null` takes it back).
+    GrantFloor { participant: Option<String> },
+    /// Chair only: move the end of the meeting `minutes` later.
+    Extend { minutes: u32 },
+    /// Chair only: end the meeting for everyone.
+    EndMeeting,
 }
 
 /// Messages the server sends.
@@ -49,6 +64,26 @@ pub enum ServerMsg {
         meeting: String,
         participant: String,
         participants: Vec<ParticipantInfo>,
+        /// Your role: `chair`, `presenter`, `participant` or `viewer`.
+        #[serde(default)]
+        role: String,
+    },
+    /// Where a scheduled meeting is: sent after `welcome` and on every change.
+    MeetingState {
+        title: String,
+        /// `lobby` (joined, not started), `open`, `closing` (warned; ends soon).
+        phase: String,
+        /// RFC 3339, Vietnam time.
+        starts_at: String,
+        ends_at: String,
+    },
+    /// The chair asks you to mute your microphone.
+    MuteRequest {
+        by: String,
+    },
+    /// Who has the floor now (`null`: nobody in particular).
+    Floor {
+        participant: Option<String>,
     },
     /// The server's answer to a client offer.
     Answer {
@@ -88,6 +123,10 @@ pub enum ServerMsg {
         code: ErrorCode,
         message: String,
         fatal: bool,
+        /// For `not_open`/`meeting_closed`: the instant (RFC 3339) the message refers to,
+        /// so the client can show it in the user's own words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
     },
     /// The meeting is over for this client (ended, server shutting down).
     MeetingEnded {
@@ -138,6 +177,20 @@ pub enum ErrorCode {
     Full,
     /// The media server failed; the client should rejoin.
     Internal,
+    /// The meeting exists but is not open yet (`at`: when its lobby opens).
+    NotOpen,
+    /// The meeting is over (`at`: when it ended).
+    MeetingClosed,
+    /// The join link has expired.
+    LinkExpired,
+    /// The link or key is not valid (malformed, forged, revoked, or for another meeting).
+    Unauthorized,
+    /// The site or person is not on this meeting's roster.
+    NotInvited,
+    /// The action needs another role (only the chair mutes others or ends the meeting).
+    Forbidden,
+    /// Too many attempts from this address; wait and retry.
+    RateLimited,
 }
 
 impl ClientMsg {
@@ -153,11 +206,22 @@ impl ServerMsg {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"error\"}"))
     }
 
+    /// An error after which the server closes the connection.
+    pub fn fatal(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            fatal: true,
+            at: None,
+        }
+    }
+
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         ServerMsg::Error {
             code,
             message: message.into(),
             fatal: false,
+            at: None,
         }
     }
 }
@@ -176,7 +240,9 @@ mod tests {
                 v: 1,
                 meeting: "m1".into(),
                 name: "Xã A".into(),
-                site: "Bắc Hà".into()
+                site: "Bắc Hà".into(),
+                token: None,
+                key: None,
             }
         );
     }

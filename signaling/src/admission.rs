@@ -1,32 +1,71 @@
-//! Who may enter which meeting: the seam the scheduler and access control take over.
+//! Who may enter which meeting, and as what: the seam between the WebSocket protocol and
+//! the schedule.
 //!
-//! Today meetings are ad hoc: any well-formed meeting id opens a room, unless the operator
-//! listed the allowed ids. The WebSocket handler asks only this trait, so replacing the
-//! policy (roster, time window, signed links) changes no protocol code.
+//! [`Access`] is the policy: a join carries a signed link (`token`) or a room endpoint's
+//! device key (`key`); the meeting must be on the schedule and in its lobby or open; the
+//! site (or person) must be on the roster. Ad-hoc rooms (any id, no credential) exist only
+//! when the operator turns them on, for demos and the media tests.
 
-use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-/// Why a join was refused; the text is shown to the user.
+use cauhop_protocol::{ErrorCode, ServerMsg};
+use cauhop_store::model::{Meeting, MeetingRole, NewAttendance};
+use cauhop_store::schedule::{Phase, ScheduleConfig};
+use cauhop_store::{Instant, Store, StoreError};
+use tracing::error;
+
+use crate::auth::{JoinTokens, TokenError};
+
+/// What a `join` message presents.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinRequest<'a> {
+    pub meeting: &'a str,
+    pub token: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub name: &'a str,
+    pub site: &'a str,
+}
+
+/// A join that was let in.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The room key in the SFU and the registry (scheduled meetings: `#<id>`).
+    pub room: String,
+    /// The meeting id the client knows.
+    pub meeting: String,
+    pub meeting_id: Option<i64>,
+    pub role: MeetingRole,
+    pub name: String,
+    pub site: String,
+    pub attendance: Option<NewAttendance>,
+    /// The meeting's state, sent right after `welcome`.
+    pub state: Option<ServerMsg>,
+}
+
+/// Why a join was refused: a protocol error code and a sentence for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal(pub String);
-
-pub trait Admission: Send + Sync + 'static {
-    /// Decide whether `meeting` can be entered now.
-    fn admit(&self, meeting: &str) -> Result<(), Refusal>;
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub at: Option<Instant>,
 }
 
-/// Ad-hoc meetings: any id of 1–64 characters `[A-Za-z0-9_-]`, optionally from a fixed list.
-#[derive(Debug, Default, Clone)]
-pub struct AdHoc {
-    allowed: Option<HashSet<String>>,
-}
-
-impl AdHoc {
-    pub fn new(allowed: Option<Vec<String>>) -> Self {
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            allowed: allowed.map(|v| v.into_iter().collect()),
+            code,
+            message: message.into(),
+            at: None,
         }
     }
+}
+
+pub type AdmitFuture<'a> = Pin<Box<dyn Future<Output = Result<Admitted, Refusal>> + Send + 'a>>;
+
+pub trait Admission: Send + Sync + 'static {
+    fn admit<'a>(&'a self, req: JoinRequest<'a>, now: Instant) -> AdmitFuture<'a>;
 }
 
 pub fn valid_meeting_id(id: &str) -> bool {
@@ -36,35 +75,214 @@ pub fn valid_meeting_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-impl Admission for AdHoc {
-    fn admit(&self, meeting: &str) -> Result<(), Refusal> {
-        if !valid_meeting_id(meeting) {
-            return Err(Refusal(
-                "meeting id must be 1-64 letters, digits, '-' or '_'".into(),
+/// The room key of a scheduled meeting; `#` cannot occur in an ad-hoc id.
+pub fn room_of(meeting_id: i64) -> String {
+    format!("#{meeting_id}")
+}
+
+pub struct Access {
+    pub store: Store,
+    pub tokens: Arc<JoinTokens>,
+    pub schedule: ScheduleConfig,
+    /// Ad-hoc rooms: `None` = off; `Some(None)` = any id; `Some(Some(list))` = these ids.
+    pub ad_hoc: Option<Option<Vec<String>>>,
+}
+
+pub fn meeting_state(m: &Meeting, cfg: &ScheduleConfig, now: Instant) -> Option<ServerMsg> {
+    let occ = m.times().current(cfg, now)?;
+    let phase = match occ.phase(now) {
+        Phase::Scheduled => "scheduled",
+        Phase::Lobby => "lobby",
+        Phase::Open => "open",
+        Phase::Closing => "closing",
+        Phase::Closed => "closed",
+    };
+    Some(ServerMsg::MeetingState {
+        title: m.title.clone(),
+        phase: phase.into(),
+        starts_at: occ.window.start.rfc3339(),
+        ends_at: occ.ends_at().rfc3339(),
+    })
+}
+
+fn store_failure(e: &StoreError) -> Refusal {
+    error!("store failed during join: {e}");
+    Refusal::new(
+        ErrorCode::Internal,
+        "the bridge cannot read its schedule right now; retry in a moment",
+    )
+}
+
+impl Access {
+    fn ad_hoc(&self, req: &JoinRequest<'_>) -> Result<Admitted, Refusal> {
+        let Some(list) = &self.ad_hoc else {
+            return Err(Refusal::new(
+                ErrorCode::Unauthorized,
+                "this meeting needs a join link; ask the organiser for one",
+            ));
+        };
+        if !valid_meeting_id(req.meeting) {
+            return Err(Refusal::new(
+                ErrorCode::UnknownMeeting,
+                "meeting id must be 1-64 letters, digits, '-' or '_'",
             ));
         }
-        match &self.allowed {
-            Some(list) if !list.contains(meeting) => {
-                Err(Refusal(format!("no meeting '{meeting}' on this bridge")))
-            }
-            _ => Ok(()),
+        if list
+            .as_ref()
+            .is_some_and(|l| !l.iter().any(|m| m == req.meeting))
+        {
+            return Err(Refusal::new(
+                ErrorCode::UnknownMeeting,
+                format!("no meeting '{}' on this bridge", req.meeting),
+            ));
         }
+        Ok(Admitted {
+            room: req.meeting.to_owned(),
+            meeting: req.meeting.to_owned(),
+            meeting_id: None,
+            role: MeetingRole::Participant,
+            name: req.name.to_owned(),
+            site: req.site.to_owned(),
+            attendance: None,
+            state: None,
+        })
+    }
+
+    async fn scheduled(&self, req: JoinRequest<'_>, now: Instant) -> Result<Admitted, Refusal> {
+        // Who is asking: (meeting, site, person, endpoint, role from the link).
+        let (meeting_id, site_id, person_id, endpoint, link_role) = if let Some(token) = req.token {
+            let claims = self.tokens.verify(token, now).map_err(|e| match e {
+                TokenError::Expired { at } => Refusal {
+                    code: ErrorCode::LinkExpired,
+                    message: format!("this join link expired at {}", at.vn_clock()),
+                    at: Some(at),
+                },
+                TokenError::Invalid(why) => Refusal::new(
+                    ErrorCode::Unauthorized,
+                    format!("this join link is not valid ({why})"),
+                ),
+            })?;
+            let record = self
+                .store
+                .link(&claims.jti)
+                .await
+                .map_err(|e| store_failure(&e))?;
+            match record {
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::Unauthorized,
+                        "this join link is unknown",
+                    ));
+                }
+                Some(l) if l.revoked_at.is_some() => {
+                    return Err(Refusal::new(
+                        ErrorCode::Unauthorized,
+                        "this join link was revoked; ask the organiser for a new one",
+                    ));
+                }
+                Some(_) => {}
+            }
+            if !req.meeting.is_empty() && req.meeting != claims.mid.to_string() {
+                return Err(Refusal::new(
+                    ErrorCode::Unauthorized,
+                    "this join link is for another meeting",
+                ));
+            }
+            (claims.mid, claims.site, claims.pid, None, Some(claims.role))
+        } else if let Some(key) = req.key {
+            let ep = self
+                .store
+                .endpoint_by_key(key)
+                .await
+                .map_err(|e| store_failure(&e))?
+                .ok_or_else(|| {
+                    Refusal::new(ErrorCode::Unauthorized, "device key unknown or revoked")
+                })?;
+            let id: i64 = req.meeting.parse().map_err(|_| {
+                Refusal::new(
+                    ErrorCode::UnknownMeeting,
+                    "a device joins a meeting by its number",
+                )
+            })?;
+            (id, ep.site_id, None, Some(ep), None)
+        } else {
+            return self.ad_hoc(&req);
+        };
+
+        let meeting = match self.store.meeting(meeting_id).await {
+            Ok(m) => m,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(Refusal::new(
+                    ErrorCode::UnknownMeeting,
+                    "this meeting was cancelled",
+                ));
+            }
+            Err(e) => return Err(store_failure(&e)),
+        };
+        let site = self
+            .store
+            .site(site_id)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        let Some(roster_role) = meeting.role_of(site_id, person_id) else {
+            return Err(Refusal::new(
+                ErrorCode::NotInvited,
+                format!("{} is not invited to \"{}\"", site.name, meeting.title),
+            ));
+        };
+        let Some(occ) = meeting.times().current(&self.schedule, now) else {
+            return Err(Refusal::new(
+                ErrorCode::MeetingClosed,
+                "this meeting has no more sessions",
+            ));
+        };
+        match occ.phase(now) {
+            Phase::Scheduled => {
+                return Err(Refusal {
+                    code: ErrorCode::NotOpen,
+                    message: format!(
+                        "the meeting starts at {}; you can join from {}",
+                        occ.window.start.vn_clock(),
+                        occ.lobby_at.vn_clock()
+                    ),
+                    at: Some(occ.window.start),
+                });
+            }
+            Phase::Closed => {
+                let at = occ.ended_at.unwrap_or(occ.close_at);
+                return Err(Refusal {
+                    code: ErrorCode::MeetingClosed,
+                    message: format!("the meeting ended at {}", at.vn_clock()),
+                    at: Some(at),
+                });
+            }
+            Phase::Lobby | Phase::Open | Phase::Closing => {}
+        }
+        let name = match &endpoint {
+            Some(ep) => ep.name.clone(),
+            None => req.name.to_owned(),
+        };
+        Ok(Admitted {
+            room: room_of(meeting.id),
+            meeting: meeting.id.to_string(),
+            meeting_id: Some(meeting.id),
+            role: link_role.unwrap_or(roster_role),
+            attendance: Some(NewAttendance {
+                meeting_id: meeting.id,
+                site_id: Some(site.id),
+                person_id,
+                endpoint_id: endpoint.as_ref().map(|e| e.id),
+                display_name: name.clone(),
+            }),
+            name,
+            site: site.name,
+            state: meeting_state(&meeting, &self.schedule, now),
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_and_allow_list() {
-        let open = AdHoc::new(None);
-        assert!(open.admit("hop-tinh_2026").is_ok());
-        assert!(open.admit("").is_err());
-        assert!(open.admit("a b").is_err());
-        assert!(open.admit(&"x".repeat(65)).is_err());
-        let listed = AdHoc::new(Some(vec!["giao-ban".into()]));
-        assert!(listed.admit("giao-ban").is_ok());
-        assert!(listed.admit("other").is_err());
+impl Admission for Access {
+    fn admit<'a>(&'a self, req: JoinRequest<'a>, now: Instant) -> AdmitFuture<'a> {
+        Box::pin(self.scheduled(req, now))
     }
 }

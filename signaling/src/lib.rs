@@ -1,75 +1,144 @@
-//! cauhop signaling: the HTTP server, the WebSocket protocol (`PROTOCOL.md`) and the
-//! embedded web client.
+//! cauhop signaling: the HTTP server, the REST API (`/api/v1`), the WebSocket protocol
+//! (`PROTOCOL.md`), the scheduler's runtime, and the embedded web client.
 //!
 //! [`app`] builds the whole router from one [`AppState`]; the binary serves it and tests
-//! call it directly. Routes: `/` and `/m/{meeting}` (the web client), `/static/*`,
-//! `/ws` (signaling), `/api/v1/stats` (media counters), `/healthz`.
+//! call it directly.
 
 mod admission;
+pub mod api;
+pub mod auth;
 mod registry;
+pub mod scheduler;
 pub mod session;
 mod web;
 
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::Response;
 use axum::routing::get;
 use cauhop_sfu::SfuHandle;
+use cauhop_store::Store;
+use cauhop_store::schedule::ScheduleConfig;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 
-pub use admission::{AdHoc, Admission, Refusal, valid_meeting_id};
+pub use admission::{
+    Access, Admission, AdmitFuture, Admitted, JoinRequest, Refusal, meeting_state, room_of,
+    valid_meeting_id,
+};
 pub use registry::Registry;
+
+use crate::auth::{JoinTokens, RateLimiter};
 
 /// Frames larger than this are cut off by the WebSocket layer itself and close the
 /// connection; frames between [`cauhop_protocol::MAX_MESSAGE_BYTES`] and this get an
 /// `error` reply and the connection lives on.
 pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
+/// How the server treats meetings and sessions.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Ad-hoc rooms without credentials: `None` off (the default for a real bridge),
+    /// `Some(None)` any id, `Some(Some(ids))` only these.
+    pub ad_hoc: Option<Option<Vec<String>>>,
+    pub schedule: ScheduleConfig,
+    /// Mark the session cookie `Secure` (browsers then send it over HTTPS and to localhost
+    /// only). Turn off only for a plain-HTTP test bridge on a LAN.
+    pub secure_cookies: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ad_hoc: None,
+            schedule: ScheduleConfig::default(),
+            secure_cookies: true,
+        }
+    }
+}
+
 pub struct AppState {
     pub sfu: SfuHandle,
+    pub store: Store,
     pub registry: Registry,
     pub admission: Box<dyn Admission>,
+    pub tokens: Arc<JoinTokens>,
+    pub schedule: ScheduleConfig,
+    pub options: Options,
     pub next_participant: AtomicU64,
     /// Flips to `true` when the server is shutting down; sessions tell their clients.
     pub shutdown: watch::Receiver<bool>,
+    login_limit: Mutex<RateLimiter>,
+    join_limit: Mutex<RateLimiter>,
 }
 
 impl AppState {
-    pub fn new(
+    /// Build the state; reads (or creates) the join-link signing key in the store.
+    pub async fn new(
         sfu: SfuHandle,
-        admission: Box<dyn Admission>,
+        store: Store,
+        options: Options,
         shutdown: watch::Receiver<bool>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> Result<Arc<Self>, cauhop_store::StoreError> {
+        let secret = store.secret_setting("join_link_key").await?;
+        let tokens = Arc::new(JoinTokens::new(secret.as_bytes()));
+        let admission = Box::new(Access {
+            store: store.clone(),
+            tokens: tokens.clone(),
+            schedule: options.schedule,
+            ad_hoc: options.ad_hoc.clone(),
+        });
+        Ok(Arc::new(Self {
             sfu,
+            store,
             registry: Registry::default(),
             admission,
+            tokens,
+            schedule: options.schedule,
+            options,
             next_participant: AtomicU64::new(1),
             shutdown,
-        })
+            // 10 logins at once, then 6 a minute, per address: enough for an office
+            // behind one NAT, too slow for guessing passwords.
+            login_limit: Mutex::new(RateLimiter::new(10, 6)),
+            // Room PCs rejoin after every drop; 30 at once then 60 a minute per address.
+            join_limit: Mutex::new(RateLimiter::new(30, 60)),
+        }))
+    }
+
+    pub fn check_login_rate(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.login_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(ip, std::time::Instant::now())
+    }
+
+    /// `peer` is the socket's remote address as text ("unknown" when not known).
+    pub fn check_join_rate(&self, peer: &str) -> Result<(), Duration> {
+        let Ok(addr) = peer.parse::<std::net::SocketAddr>() else {
+            return Ok(());
+        };
+        self.join_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(addr.ip(), std::time::Instant::now())
     }
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ws", get(ws_upgrade))
-        .route("/api/v1/stats", get(stats))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(api::routes())
         .merge(web::routes())
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
-}
-
-async fn stats(State(state): State<Arc<AppState>>) -> Response {
-    match state.sfu.stats().await {
-        Ok(s) => Json(s).into_response(),
-        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    }
 }
 
 async fn ws_upgrade(

@@ -96,6 +96,22 @@ impl Registry {
         }
     }
 
+    /// Send to one participant; false if they are not in the meeting.
+    pub fn send_to(&self, meeting: &str, participant: &str, msg: ServerMsg) -> bool {
+        let m = self.lock();
+        m.get(meeting)
+            .and_then(|ms| ms.iter().find(|x| x.info.id == participant))
+            .is_some_and(|x| x.tx.send(msg).is_ok())
+    }
+
+    /// Who is in the meeting now.
+    pub fn members(&self, meeting: &str) -> Vec<ParticipantInfo> {
+        self.lock()
+            .get(meeting)
+            .map(|ms| ms.iter().map(|x| x.info.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn count(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
     }

@@ -17,7 +17,11 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use cauhop_store::Instant;
+use cauhop_store::model::MeetingRole;
+
 use crate::AppState;
+use crate::admission::{JoinRequest, meeting_state};
 
 /// A frame as the session sees it, independent of the WebSocket library.
 #[derive(Debug)]
@@ -29,7 +33,11 @@ pub enum Frame {
 
 struct Joined {
     id: ParticipantId,
+    /// The room key (SFU and registry).
     meeting: String,
+    meeting_id: Option<i64>,
+    role: MeetingRole,
+    attendance: Option<i64>,
     media: mpsc::UnboundedReceiver<SfuEvent>,
 }
 
@@ -45,7 +53,9 @@ where
     E: std::fmt::Display,
 {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMsg>();
+    let (done_tx, mut writer_done) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
+        let _done = done_tx;
         while let Some(msg) = out_rx.recv().await {
             let last = matches!(
                 msg,
@@ -72,11 +82,7 @@ where
                 None | Some(Ok(Frame::Close)) => Flow::End,
                 Some(Err(e)) => {
                     warn!(%peer, "websocket read failed: {e}");
-                    let _ = out_tx.send(ServerMsg::Error {
-                        code: ErrorCode::TooLarge,
-                        message: format!("connection closed: {e}"),
-                        fatal: true,
-                    });
+                    let _ = out_tx.send(ServerMsg::fatal(ErrorCode::TooLarge, format!("connection closed: {e}")));
                     Flow::End
                 }
                 Some(Ok(Frame::Binary(n))) => {
@@ -92,6 +98,8 @@ where
                 Some(ev) => handle_media_event(&state, &out_tx, joined.as_ref(), ev),
                 None => Flow::End,
             },
+            // The writer stops after a final message (meeting ended, fatal error): so do we.
+            _ = &mut writer_done => Flow::End,
             _ = shutdown.changed() => {
                 let _ = out_tx.send(ServerMsg::MeetingEnded { reason: "server_shutdown".into() });
                 Flow::End
@@ -102,6 +110,11 @@ where
         }
     }
     if let Some(j) = joined {
+        if let Some(a) = j.attendance
+            && let Err(e) = state.store.end_attendance(a, Instant::now()).await
+        {
+            warn!(participant = %j.id, "cannot close attendance record: {e}");
+        }
         state.sfu.leave(j.id).await;
         state.registry.leave(&j.meeting, &j.id.to_string(), "left");
         info!(participant = %j.id, meeting = %j.meeting, "left meeting");
@@ -153,11 +166,10 @@ fn handle_media_event(
         SfuEvent::Connected => debug!(participant = %me, "media connected"),
         SfuEvent::Disconnected { reason } => {
             warn!(participant = %me, %reason, "media connection lost");
-            let _ = out.send(ServerMsg::Error {
-                code: ErrorCode::Internal,
-                message: format!("media connection lost ({reason}); rejoin"),
-                fatal: true,
-            });
+            let _ = out.send(ServerMsg::fatal(
+                ErrorCode::Internal,
+                format!("media connection lost ({reason}); rejoin"),
+            ));
             return Flow::End;
         }
     }
@@ -210,16 +222,17 @@ async fn handle_text(
                 meeting,
                 name,
                 site,
+                token,
+                key,
             },
             None,
         ) => {
             if v != PROTOCOL_VERSION {
                 warn!(%peer, v, "unsupported protocol version");
-                let _ = out.send(ServerMsg::Error {
-                    code: ErrorCode::UnsupportedVersion,
-                    message: format!("this bridge speaks protocol version {PROTOCOL_VERSION}, not {v}; reload the page"),
-                    fatal: true,
-                });
+                let _ = out.send(ServerMsg::fatal(
+                    ErrorCode::UnsupportedVersion,
+                    format!("this bridge speaks protocol version {PROTOCOL_VERSION}, not {v}; reload the page"),
+                ));
                 return Flow::End;
             }
             let name = name.trim().to_owned();
@@ -231,34 +244,79 @@ async fn handle_text(
                 );
                 return Flow::Continue;
             }
-            if let Err(refusal) = state.admission.admit(&meeting) {
-                reply_err(ErrorCode::UnknownMeeting, refusal.0);
+            if let Err(wait) = state.check_join_rate(peer) {
+                reply_err(
+                    ErrorCode::RateLimited,
+                    format!("too many join attempts; retry in {} s", wait.as_secs() + 1),
+                );
                 return Flow::Continue;
             }
+            let now = Instant::now();
+            let request = JoinRequest {
+                meeting: &meeting,
+                token: token.as_deref(),
+                key: key.as_deref(),
+                name: &name,
+                site: &site,
+            };
+            let admitted = match state.admission.admit(request, now).await {
+                Ok(a) => a,
+                Err(refusal) => {
+                    warn!(%peer, code = ?refusal.code, "join refused: {}", refusal.message);
+                    let _ = out.send(ServerMsg::Error {
+                        code: refusal.code,
+                        message: refusal.message,
+                        fatal: false,
+                        at: refusal.at.map(|t| t.rfc3339()),
+                    });
+                    return Flow::Continue;
+                }
+            };
             let id = ParticipantId(state.next_participant.fetch_add(1, Ordering::Relaxed));
-            let media = match state.sfu.join(&meeting, id).await {
+            let media = match state.sfu.join(&admitted.room, id).await {
                 Ok(rx) => rx,
                 Err(e) => {
                     reply_err(sfu_error(&e), e.to_string());
                     return Flow::Continue;
                 }
             };
+            let attendance = match &admitted.attendance {
+                Some(a) => match state.store.start_attendance(a, now).await {
+                    Ok(row) => Some(row),
+                    Err(e) => {
+                        warn!(participant = %id, "attendance not recorded: {e}");
+                        None
+                    }
+                },
+                None => None,
+            };
             let info = ParticipantInfo {
                 id: id.to_string(),
-                name,
-                site,
+                name: admitted.name.clone(),
+                site: admitted.site.clone(),
                 audio_muted: false,
                 video_muted: false,
             };
-            info!(participant = %id, %meeting, name = %info.name, site = %info.site, %peer, "joined meeting");
-            let present = state.registry.join(&meeting, info, out.clone());
+            info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, "joined meeting");
+            let present = state.registry.join(&admitted.room, info, out.clone());
             let _ = out.send(ServerMsg::Welcome {
                 v: PROTOCOL_VERSION,
-                meeting: meeting.clone(),
+                meeting: admitted.meeting.clone(),
                 participant: id.to_string(),
                 participants: present,
+                role: admitted.role.as_str().to_owned(),
             });
-            *joined = Some(Joined { id, meeting, media });
+            if let Some(st) = admitted.state {
+                let _ = out.send(st);
+            }
+            *joined = Some(Joined {
+                id,
+                meeting: admitted.room,
+                meeting_id: admitted.meeting_id,
+                role: admitted.role,
+                attendance,
+                media,
+            });
         }
         (ClientMsg::Ping, _) => {
             let _ = out.send(ServerMsg::Pong);
@@ -291,6 +349,112 @@ async fn handle_text(
                 .registry
                 .set_mute(&j.meeting, &j.id.to_string(), audio, video);
         }
+        (
+            msg @ (ClientMsg::MuteParticipant { .. }
+            | ClientMsg::GrantFloor { .. }
+            | ClientMsg::Extend { .. }
+            | ClientMsg::EndMeeting),
+            Some(j),
+        ) => {
+            if j.role != MeetingRole::Chair {
+                reply_err(
+                    ErrorCode::Forbidden,
+                    "only the chair can mute others, give the floor, extend or end the meeting"
+                        .into(),
+                );
+                return Flow::Continue;
+            }
+            return chair_action(state, out, j, msg, peer).await;
+        }
+    }
+    Flow::Continue
+}
+
+/// What only the chair may do; the caller checked the role.
+async fn chair_action(
+    state: &Arc<AppState>,
+    out: &mpsc::UnboundedSender<ServerMsg>,
+    j: &Joined,
+    msg: ClientMsg,
+    peer: &str,
+) -> Flow {
+    let me = j.id.to_string();
+    let reply_err = |code: ErrorCode, message: String| {
+        warn!(%peer, ?code, "{message}");
+        let _ = out.send(ServerMsg::error(code, message));
+    };
+    match msg {
+        ClientMsg::MuteParticipant { participant }
+            if !state.registry.send_to(
+                &j.meeting,
+                &participant,
+                ServerMsg::MuteRequest { by: me },
+            ) =>
+        {
+            reply_err(
+                ErrorCode::BadMessage,
+                format!("no participant {participant} here"),
+            );
+        }
+        ClientMsg::GrantFloor { participant } => {
+            info!(meeting = %j.meeting, ?participant, "floor granted");
+            state
+                .registry
+                .broadcast(&j.meeting, None, ServerMsg::Floor { participant });
+        }
+        ClientMsg::Extend { minutes } => {
+            let Some(id) = j.meeting_id else {
+                reply_err(
+                    ErrorCode::Forbidden,
+                    "ad-hoc meetings have no end to extend".into(),
+                );
+                return Flow::Continue;
+            };
+            if !(1..=240).contains(&minutes) {
+                reply_err(ErrorCode::BadMessage, "extend by 1-240 minutes".into());
+                return Flow::Continue;
+            }
+            let now = Instant::now();
+            let result = async {
+                let m = state.store.meeting(id).await?;
+                let end = m
+                    .times()
+                    .current(&state.schedule, now)
+                    .map_or(now, |o| o.ends_at());
+                state
+                    .store
+                    .extend_meeting(id, end.max(now).plus(i64::from(minutes) * 60))
+                    .await?;
+                state.store.meeting(id).await
+            }
+            .await;
+            match result {
+                Ok(m) => {
+                    info!(meeting = id, minutes, "meeting extended by the chair");
+                    if let Some(st) = meeting_state(&m, &state.schedule, now) {
+                        state.registry.broadcast(&j.meeting, None, st);
+                    }
+                }
+                Err(e) => reply_err(ErrorCode::Internal, format!("cannot extend: {e}")),
+            }
+        }
+        ClientMsg::EndMeeting => {
+            if let Some(id) = j.meeting_id
+                && let Err(e) = state.store.end_meeting(id, Instant::now()).await
+            {
+                reply_err(ErrorCode::Internal, format!("cannot end the meeting: {e}"));
+                return Flow::Continue;
+            }
+            info!(meeting = %j.meeting, "meeting ended by the chair");
+            state.registry.broadcast(
+                &j.meeting,
+                None,
+                ServerMsg::MeetingEnded {
+                    reason: "ended_by_chair".into(),
+                },
+            );
+        }
+        _ => {}
     }
     Flow::Continue
 }

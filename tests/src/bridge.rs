@@ -4,22 +4,43 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use cauhop_sfu::{SfuConfig, SfuHandle};
-use cauhop_signaling::{AdHoc, AppState};
+use cauhop_signaling::{AppState, Options};
+use cauhop_store::Store;
 use tokio::sync::watch;
 
 pub struct Bridge {
     pub http: SocketAddr,
     pub sfu: SfuHandle,
     pub state: Arc<AppState>,
+    pub store: Store,
     shutdown: watch::Sender<bool>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Bridge {
+    /// A bridge with ad-hoc rooms (any id) and a fresh SQLite store: the media tests.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(AdHoc::new(None)).await
+        Self::start_with(Options {
+            ad_hoc: Some(None),
+            ..Options::default()
+        })
+        .await
     }
 
-    pub async fn start_with(admission: AdHoc) -> anyhow::Result<Self> {
+    /// A bridge with these options and a fresh SQLite store in a temporary directory.
+    pub async fn start_with(options: Options) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("cauhop.db");
+        let store = Store::open(path.to_str().unwrap_or("cauhop.db")).await?;
+        Self::start_on(store, options, Some(dir)).await
+    }
+
+    /// A bridge over an existing store (e.g. PostgreSQL), with the scheduler running.
+    pub async fn start_on(
+        store: Store,
+        options: Options,
+        dir: Option<tempfile::TempDir>,
+    ) -> anyhow::Result<Self> {
         let config = SfuConfig {
             port: 0,
             listen_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
@@ -27,7 +48,8 @@ impl Bridge {
         };
         let sfu = cauhop_sfu::start(&config).await?;
         let (shutdown, rx) = watch::channel(false);
-        let state = AppState::new(sfu.clone(), Box::new(admission), rx);
+        let state = AppState::new(sfu.clone(), store.clone(), options, rx.clone()).await?;
+        tokio::spawn(cauhop_signaling::scheduler::run(state.clone(), rx));
         let app = cauhop_signaling::app(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let http = listener.local_addr()?;
@@ -38,8 +60,14 @@ impl Bridge {
             http,
             sfu,
             state,
+            store,
             shutdown,
+            _dir: dir,
         })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
     }
 
     pub fn ws_url(&self) -> String {

@@ -137,6 +137,8 @@ impl TestPeer {
             meeting: meeting.into(),
             name: name.into(),
             site: "test".into(),
+            token: None,
+            key: None,
         })?;
         let id = loop {
             match next_msg(&mut ws_stream).await? {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cauhop_protocol::{ErrorCode, ServerMsg};
-use cauhop_signaling::AdHoc;
+use cauhop_signaling::Options;
 use cauhop_tests::bridge::Bridge;
 use cauhop_tests::peer::TestPeer;
 use cauhop_tests::{init_log, wait_for};
@@ -39,6 +39,7 @@ async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
             code: c,
             message,
             fatal,
+            ..
         } => {
             assert_eq!(c, code, "{message}");
             assert!(!fatal);
@@ -52,7 +53,11 @@ async fn expect_error(ws: &mut Ws, code: ErrorCode) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_get_errors_and_the_server_survives() -> anyhow::Result<()> {
     init_log();
-    let bridge = Bridge::start_with(AdHoc::new(Some(vec!["hop".into()]))).await?;
+    let bridge = Bridge::start_with(Options {
+        ad_hoc: Some(Some(vec!["hop".into()])),
+        ..Options::default()
+    })
+    .await?;
     let (mut ws, _) = tokio_tungstenite::connect_async(bridge.ws_url()).await?;
 
     // Garbage, wrong types, unknown messages.

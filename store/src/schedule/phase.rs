@@ -142,6 +142,16 @@ impl MeetingTimes {
         last
     }
 
+    /// The occurrences within `horizon_secs` of the first one (all of them for COUNT rules).
+    pub fn first_windows(&self, horizon_secs: i64) -> Vec<Window> {
+        occurrences(
+            self.first,
+            self.rule.as_ref(),
+            self.first.start,
+            self.first.start.plus(horizon_secs),
+        )
+    }
+
     pub fn phase(&self, cfg: &ScheduleConfig, now: Instant) -> Phase {
         self.current(cfg, now)
             .map_or(Phase::Closed, |occ| occ.phase(now))

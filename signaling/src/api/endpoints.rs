@@ -1,0 +1,143 @@
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cauhop_store::model::{Endpoint, EndpointWithKey, Meeting, NewEndpoint, Page, Paged};
+use cauhop_store::{Instant, MeetingFilter};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, PageQuery, Principal};
+use crate::AppState;
+
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints", params(PageQuery),
+    responses((status = 200, body = Paged<Endpoint>), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Paged<Endpoint>>, ApiError> {
+    let scope = principal.admin()?;
+    Ok(Json(
+        state.store.endpoints(scope.district(), q.page()?).await?,
+    ))
+}
+
+async fn scoped(state: &AppState, principal: &Principal, id: i64) -> Result<Endpoint, ApiError> {
+    let scope = principal.admin()?;
+    let e = state.store.endpoint(id).await?;
+    if !scope.covers(&state.store, e.site_id).await? {
+        return Err(ApiError::forbidden("this endpoint is in another district"));
+    }
+    Ok(e)
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints", tag = "endpoints", request_body = NewEndpoint,
+    responses((status = 201, body = EndpointWithKey, description = "The key is shown only now"),
+              (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(e): ApiJson<NewEndpoint>,
+) -> Result<(StatusCode, Json<EndpointWithKey>), ApiError> {
+    let scope = principal.admin()?;
+    if !scope.covers(&state.store, e.site_id).await? {
+        // A site that does not exist is a validation error, one elsewhere is forbidden.
+        state
+            .store
+            .site(e.site_id)
+            .await
+            .map_err(|_| ApiError::invalid("site_id", format!("no site {}", e.site_id)))?;
+        return Err(ApiError::forbidden("that site is in another district"));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_endpoint(&e).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}", tag = "endpoints",
+    responses((status = 200, body = Endpoint), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Endpoint>, ApiError> {
+    Ok(Json(scoped(&state, &principal, id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/key", tag = "endpoints",
+    responses((status = 200, body = EndpointWithKey, description = "New key; the old one stops working")))]
+pub async fn rotate_key(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<EndpointWithKey>, ApiError> {
+    scoped(&state, &principal, id).await?;
+    Ok(Json(state.store.rotate_endpoint_key(id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/endpoints/{id}", tag = "endpoints",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    scoped(&state, &principal, id).await?;
+    // Attendance keeps its rows; the device's key dies with it.
+    state.store.delete_endpoint(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The calling device's meetings from a day ago to a week ahead, with their phase.
+#[utoipa::path(get, path = "/api/v1/device/schedule", tag = "device",
+    security(("device_key" = [])),
+    responses((status = 200, body = Vec<Meeting>), (status = 401, body = ErrorBody)))]
+pub async fn device_schedule(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Vec<Meeting>>, ApiError> {
+    let ep = principal.endpoint()?;
+    let now = Instant::now();
+    let filter = MeetingFilter {
+        from: Some(now.plus(-86_400)),
+        to: Some(now.plus(7 * 86_400)),
+        site: Some(ep.site_id),
+        district: None,
+    };
+    let mut list = state
+        .store
+        .meetings(
+            filter,
+            Page {
+                limit: 500,
+                offset: 0,
+            },
+        )
+        .await?
+        .items;
+    for m in &mut list {
+        m.phase = Some(m.times().phase(&state.schedule, now));
+    }
+    Ok(Json(list))
+}
+
+#[utoipa::path(post, path = "/api/v1/device/health", tag = "device",
+    security(("device_key" = [])), request_body = Object,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn device_health(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(report): ApiJson<serde_json::Value>,
+) -> Result<StatusCode, ApiError> {
+    let ep = principal.endpoint()?;
+    if !report.is_object() || report.to_string().len() > 4096 {
+        return Err(ApiError::invalid("body", "a JSON object of at most 4 KiB"));
+    }
+    state
+        .store
+        .record_endpoint_health(ep.id, &report, Instant::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

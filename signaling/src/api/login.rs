@@ -1,0 +1,132 @@
+//! Admin login: argon2id passwords, an HttpOnly session cookie, a CSRF token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cauhop_store::model::Person;
+use cauhop_store::{Instant, random_secret};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, Principal, SESSION_COOKIE, cookie};
+use crate::AppState;
+use crate::auth::verify_password;
+
+const SESSION_SECS: i64 = 12 * 3600;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub person: Person,
+    /// Send as `X-CSRF-Token` on every request that changes something.
+    pub csrf_token: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Instant,
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    let secure = if state.options.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/login", tag = "session", request_body = LoginRequest,
+    responses((status = 200, body = SessionInfo, description = "Logged in; the cookie is set"),
+              (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    connect: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let ip = connect.map(|c| c.0.0.ip());
+    if let Some(ip) = ip {
+        state
+            .check_login_rate(ip)
+            .map_err(|wait| ApiError::RateLimited(wait.as_secs() + 1))?;
+    }
+    let found = state.store.person_for_login(req.username.trim()).await?;
+    let password = req.password;
+    // argon2 takes tens of milliseconds of CPU: keep it off the async workers. A dummy
+    // verify for unknown users keeps their response time the same.
+    let (person, hash) = match found {
+        Some((p, Some(h))) => (Some(p), h),
+        _ => (None, crate::auth::password::DUMMY_HASH.to_owned()),
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let Some(person) = person.filter(|_| ok) else {
+        warn!(username = %req.username, ?ip, "login failed");
+        return Err(ApiError::Unauthorized("wrong username or password".into()));
+    };
+    let token = random_secret(32);
+    let csrf = random_secret(24);
+    let expires_at = Instant::now().plus(SESSION_SECS);
+    state
+        .store
+        .create_session(&token, person.id, &csrf, expires_at)
+        .await?;
+    info!(username = %person.username, ?ip, "logged in");
+    Ok((
+        [(
+            header::SET_COOKIE,
+            session_cookie(&state, &token, SESSION_SECS),
+        )],
+        Json(SessionInfo {
+            person,
+            csrf_token: csrf,
+            expires_at,
+        }),
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/logout", tag = "session",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.person()?;
+    let mut parts = axum::http::Request::new(()).into_parts().0;
+    parts.headers = headers;
+    if let Some(token) = cookie(&parts, SESSION_COOKIE) {
+        state.store.delete_session(token).await?;
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session_cookie(&state, "", 0))],
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "session",
+    responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody)))]
+pub async fn me(principal: Principal) -> Result<Json<SessionInfo>, ApiError> {
+    principal.person()?;
+    let Principal::Person(s) = principal else {
+        return Err(ApiError::Unauthorized("log in first".into()));
+    };
+    Ok(Json(SessionInfo {
+        person: s.person,
+        csrf_token: s.csrf,
+        expires_at: s.expires_at,
+    }))
+}

@@ -1,0 +1,433 @@
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cauhop_protocol::ParticipantInfo;
+use cauhop_store::model::{Attendance, JoinLink, Meeting, MeetingRole, NewMeeting, Paged};
+use cauhop_store::schedule::overlap::HORIZON_SECS;
+use cauhop_store::{Instant, MeetingFilter, random_secret};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, PageQuery, Principal, Scope};
+use crate::AppState;
+use crate::admission::room_of;
+use crate::auth::JoinClaims;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingQuery {
+    /// Meetings ending after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Meetings starting before this time (RFC 3339).
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+fn time_param(field: &str, v: Option<&str>) -> Result<Option<Instant>, ApiError> {
+    v.map(|t| Instant::parse(t).map_err(|e| ApiError::invalid(field, e)))
+        .transpose()
+}
+
+/// May this principal see the meeting? Admins within scope; officials if invited.
+async fn can_see(state: &AppState, principal: &Principal, m: &Meeting) -> Result<bool, ApiError> {
+    let person = principal.person()?;
+    match principal.admin() {
+        Ok(scope) => in_scope(state, scope, m).await,
+        Err(_) => Ok(person.site_id.is_some_and(|s| {
+            m.roster
+                .iter()
+                .any(|i| i.site_id == s || i.person_id == Some(person.id))
+        })),
+    }
+}
+
+/// A district admin's meeting: chaired or attended by a site of the district.
+async fn in_scope(state: &AppState, scope: Scope, m: &Meeting) -> Result<bool, ApiError> {
+    if scope == Scope::Province || scope.covers(&state.store, m.chair_site_id).await? {
+        return Ok(true);
+    }
+    for i in &m.roster {
+        if scope.covers(&state.store, i.site_id).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A district admin may schedule only among the district's own sites.
+async fn check_new(state: &AppState, scope: Scope, m: &NewMeeting) -> Result<(), ApiError> {
+    if scope == Scope::Province {
+        return Ok(());
+    }
+    let mut sites = vec![m.chair_site_id];
+    sites.extend(m.roster.iter().map(|i| i.site_id));
+    for s in sites {
+        if state.store.site(s).await.is_ok() && !scope.covers(&state.store, s).await? {
+            return Err(ApiError::forbidden(
+                "a district administrator schedules meetings among their own district's sites",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn load_visible(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+) -> Result<Meeting, ApiError> {
+    principal.person()?;
+    let mut m = state.store.meeting(id).await?;
+    if !can_see(state, principal, &m).await? {
+        return Err(ApiError::forbidden("this meeting is not yours to see"));
+    }
+    m.phase = Some(m.times().phase(&state.schedule, Instant::now()));
+    Ok(m)
+}
+
+async fn load_managed(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+) -> Result<Meeting, ApiError> {
+    let scope = principal.admin()?;
+    let m = state.store.meeting(id).await?;
+    if !in_scope(state, scope, &m).await? {
+        return Err(ApiError::forbidden(
+            "this meeting belongs to another district",
+        ));
+    }
+    Ok(m)
+}
+
+#[utoipa::path(get, path = "/api/v1/meetings", tag = "meetings", params(MeetingQuery),
+    responses((status = 200, body = Paged<Meeting>), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<MeetingQuery>,
+) -> Result<Json<Paged<Meeting>>, ApiError> {
+    let person = principal.person()?;
+    let page = PageQuery {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .page()?;
+    let mut filter = MeetingFilter {
+        from: time_param("from", q.from.as_deref())?,
+        to: time_param("to", q.to.as_deref())?,
+        ..Default::default()
+    };
+    match principal.admin() {
+        Ok(scope) => filter.district = scope.district(),
+        Err(_) => filter.site = Some(person.site_id.unwrap_or(-1)),
+    }
+    let mut out = state.store.meetings(filter, page).await?;
+    let now = Instant::now();
+    for m in &mut out.items {
+        m.phase = Some(m.times().phase(&state.schedule, now));
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(post, path = "/api/v1/meetings", tag = "meetings", request_body = NewMeeting,
+    responses((status = 201, body = Meeting),
+              (status = 409, body = ErrorBody, description = "A site's room is booked elsewhere; `conflict` names the meeting"),
+              (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(m): ApiJson<NewMeeting>,
+) -> Result<(StatusCode, Json<Meeting>), ApiError> {
+    let scope = principal.admin()?;
+    check_new(&state, scope, &m).await?;
+    let by = principal.person()?.id;
+    let mut out = state.store.create_meeting(&m, Some(by)).await?;
+    out.phase = Some(out.times().phase(&state.schedule, Instant::now()));
+    tracing::info!(meeting = out.id, title = %out.title, by, "meeting scheduled");
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[utoipa::path(get, path = "/api/v1/meetings/{id}", tag = "meetings",
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Meeting>, ApiError> {
+    Ok(Json(load_visible(&state, &principal, id).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/meetings/{id}", tag = "meetings", request_body = NewMeeting,
+    responses((status = 200, body = Meeting), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    ApiJson(m): ApiJson<NewMeeting>,
+) -> Result<Json<Meeting>, ApiError> {
+    let scope = principal.admin()?;
+    load_managed(&state, &principal, id).await?;
+    check_new(&state, scope, &m).await?;
+    let mut out = state.store.update_meeting(id, &m).await?;
+    out.phase = Some(out.times().phase(&state.schedule, Instant::now()));
+    Ok(Json(out))
+}
+
+#[utoipa::path(delete, path = "/api/v1/meetings/{id}", tag = "meetings",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    load_managed(&state, &principal, id).await?;
+    state.store.delete_meeting(id).await?;
+    state.registry.broadcast(
+        &room_of(id),
+        None,
+        cauhop_protocol::ServerMsg::MeetingEnded {
+            reason: "cancelled".into(),
+        },
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    pub site_id: i64,
+    #[serde(default)]
+    pub person_id: Option<i64>,
+    /// Defaults to the site's role on the roster.
+    #[serde(default)]
+    pub role: Option<MeetingRole>,
+    /// Defaults to the end of the meeting's last session plus the grace period.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Instant>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedLink {
+    pub link: JoinLink,
+    /// The signed token (JWT).
+    pub token: String,
+    /// Path of the join page with the token; prefix the bridge's address.
+    pub url: String,
+}
+
+fn last_end(state: &AppState, m: &Meeting) -> Instant {
+    let t = m.times();
+    let end = match &t.rule {
+        None => m.ends_at,
+        Some(r) => match (r.until, r.count) {
+            (Some(u), _) => u.plus(m.ends_at.0 - m.starts_at.0),
+            (None, Some(_)) => t
+                .first_windows(HORIZON_SECS)
+                .last()
+                .map_or(m.ends_at, |w| w.end),
+            (None, None) => m.starts_at.plus(366 * 86_400),
+        },
+    };
+    end.plus(state.schedule.grace_secs + 3600)
+}
+
+async fn issue(state: &AppState, m: &Meeting, req: NewLink) -> Result<IssuedLink, ApiError> {
+    let Some(role) = m.role_of(req.site_id, req.person_id) else {
+        return Err(ApiError::invalid(
+            "site_id",
+            "this site (or person) is not on the meeting's roster",
+        ));
+    };
+    let now = Instant::now();
+    let expires_at = req.expires_at.unwrap_or_else(|| last_end(state, m));
+    if expires_at <= now {
+        return Err(ApiError::invalid("expires_at", "must be in the future"));
+    }
+    let link = JoinLink {
+        jti: random_secret(12),
+        meeting_id: m.id,
+        site_id: req.site_id,
+        person_id: req.person_id,
+        role: req.role.unwrap_or(role),
+        expires_at,
+        revoked_at: None,
+    };
+    let link = state.store.create_link(&link).await?;
+    let token = state
+        .tokens
+        .issue(&JoinClaims {
+            jti: link.jti.clone(),
+            mid: m.id,
+            site: link.site_id,
+            pid: link.person_id,
+            role: link.role,
+            exp: link.expires_at.0,
+            iat: now.0,
+        })
+        .map_err(ApiError::Internal)?;
+    let url = format!("/m/{}?t={token}", m.id);
+    Ok(IssuedLink { link, token, url })
+}
+
+#[utoipa::path(post, path = "/api/v1/meetings/{id}/links", tag = "links", request_body = NewLink,
+    responses((status = 201, body = IssuedLink), (status = 422, body = ErrorBody)))]
+pub async fn create_link(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<NewLink>,
+) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
+    let m = load_managed(&state, &principal, id).await?;
+    Ok((StatusCode::CREATED, Json(issue(&state, &m, req).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/meetings/{id}/links", tag = "links",
+    responses((status = 200, body = Vec<JoinLink>)))]
+pub async fn list_links(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<JoinLink>>, ApiError> {
+    load_managed(&state, &principal, id).await?;
+    Ok(Json(state.store.links(id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/links/{jti}/revoke", tag = "links",
+    responses((status = 200, body = JoinLink), (status = 404, body = ErrorBody)))]
+pub async fn revoke_link(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(jti): Path<String>,
+) -> Result<Json<JoinLink>, ApiError> {
+    principal.admin()?;
+    let link = state
+        .store
+        .link(&jti)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("join link {jti} does not exist")))?;
+    load_managed(&state, &principal, link.meeting_id).await?;
+    Ok(Json(state.store.revoke_link(&jti, Instant::now()).await?))
+}
+
+/// An official's own link to a meeting their site is invited to.
+#[utoipa::path(post, path = "/api/v1/meetings/{id}/join", tag = "links",
+    responses((status = 201, body = IssuedLink), (status = 403, body = ErrorBody)))]
+pub async fn my_link(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
+    let person = principal.person()?.clone();
+    let m = state.store.meeting(id).await?;
+    let site = person
+        .site_id
+        .filter(|s| m.role_of(*s, Some(person.id)).is_some());
+    let Some(site_id) = site else {
+        return Err(ApiError::forbidden(
+            "your site is not invited to this meeting",
+        ));
+    };
+    let personal = m.roster.iter().any(|i| i.person_id == Some(person.id));
+    let req = NewLink {
+        site_id,
+        person_id: personal.then_some(person.id),
+        role: None,
+        expires_at: None,
+    };
+    Ok((StatusCode::CREATED, Json(issue(&state, &m, req).await?)))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AttendanceQuery {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/meetings/{id}/attendance", tag = "meetings", params(AttendanceQuery),
+    responses((status = 200, body = Vec<Attendance>, description = "JSON, or CSV with ?format=csv")))]
+pub async fn attendance(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    ApiQuery(q): ApiQuery<AttendanceQuery>,
+) -> Result<Response, ApiError> {
+    let m = load_managed(&state, &principal, id).await?;
+    let rows = state.store.attendance(id).await?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(rows).into_response()),
+        Some("csv") => {
+            let mut sites = std::collections::HashMap::new();
+            // A BOM so that Excel opens Vietnamese names as UTF-8.
+            let mut out = String::from("\u{feff}meeting,site,name,joined_at,left_at,minutes\r\n");
+            for r in rows {
+                let site = match r.site_id {
+                    Some(s) => match sites.get(&s) {
+                        Some(n) => String::clone(n),
+                        None => {
+                            let n = state
+                                .store
+                                .site(s)
+                                .await
+                                .map(|x| x.name)
+                                .unwrap_or_default();
+                            sites.insert(s, n.clone());
+                            n
+                        }
+                    },
+                    None => String::new(),
+                };
+                out.push_str(&format!(
+                    "{},{},{},{},{},{}\r\n",
+                    csv_field(&m.title),
+                    csv_field(&site),
+                    csv_field(&r.display_name),
+                    r.joined_at,
+                    r.left_at.map(|t| t.to_string()).unwrap_or_default(),
+                    (r.seconds + 30) / 60
+                ));
+            }
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"attendance-{id}.csv\""),
+                    ),
+                ],
+                out,
+            )
+                .into_response())
+        }
+        Some(other) => Err(ApiError::invalid(
+            "format",
+            format!("'{other}': use json or csv"),
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/meetings/{id}/live", tag = "meetings",
+    responses((status = 200, body = Vec<Object>, description = "Participants connected now")))]
+pub async fn live(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<ParticipantInfo>>, ApiError> {
+    load_managed(&state, &principal, id).await?;
+    Ok(Json(state.registry.members(&room_of(id))))
+}

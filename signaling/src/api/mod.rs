@@ -1,0 +1,116 @@
+//! The REST API under `/api/v1`, described by the OpenAPI document at
+//! `/api/v1/openapi.json`. Who may call what is decided in each handler from the
+//! [`extract::Principal`]; `tests/tests/authz.rs` checks the whole matrix.
+
+pub mod endpoints;
+pub mod error;
+pub mod extract;
+pub mod login;
+pub mod meetings;
+pub mod people;
+pub mod sites;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+
+use crate::AppState;
+use error::ApiError;
+use extract::Principal;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cauhop API", description = "Meetings, sites, endpoints, people and attendance of a cauhop bridge. Admins authenticate with the session cookie from /api/v1/login and send X-CSRF-Token on writes; room endpoints send `Authorization: Device <key>`."),
+    paths(
+        login::login, login::logout, login::me,
+        sites::list, sites::get, sites::create, sites::update, sites::delete,
+        people::list, people::create, people::delete,
+        endpoints::list, endpoints::get, endpoints::create, endpoints::rotate_key, endpoints::delete,
+        endpoints::device_schedule, endpoints::device_health,
+        meetings::list, meetings::get, meetings::create, meetings::update, meetings::delete,
+        meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
+        meetings::attendance, meetings::live,
+        stats,
+    ),
+    modifiers(&Security),
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE))),
+        );
+        c.add_security_scheme(
+            "device_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Authorization"))),
+        );
+    }
+}
+
+/// Media counters per participant (packets, NACKs, keyframe requests, RTT, loss).
+#[utoipa::path(get, path = "/api/v1/stats", tag = "media",
+    responses((status = 200, body = Object), (status = 403, body = error::ErrorBody)))]
+async fn stats(State(state): State<Arc<AppState>>, principal: Principal) -> Response {
+    if let Err(e) = principal.admin() {
+        return e.into_response();
+    }
+    match state.sfu.stats().await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such API route; see /api/v1/openapi.json".into())
+}
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    let api = Router::new()
+        .route("/login", post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/me", get(login::me))
+        .route("/sites", get(sites::list).post(sites::create))
+        .route(
+            "/sites/{id}",
+            get(sites::get).put(sites::update).delete(sites::delete),
+        )
+        .route("/people", get(people::list).post(people::create))
+        .route("/people/{id}", axum::routing::delete(people::delete))
+        .route("/endpoints", get(endpoints::list).post(endpoints::create))
+        .route(
+            "/endpoints/{id}",
+            get(endpoints::get).delete(endpoints::delete),
+        )
+        .route("/endpoints/{id}/key", post(endpoints::rotate_key))
+        .route("/device/schedule", get(endpoints::device_schedule))
+        .route("/device/health", post(endpoints::device_health))
+        .route("/meetings", get(meetings::list).post(meetings::create))
+        .route(
+            "/meetings/{id}",
+            get(meetings::get)
+                .put(meetings::update)
+                .delete(meetings::delete),
+        )
+        .route(
+            "/meetings/{id}/links",
+            get(meetings::list_links).post(meetings::create_link),
+        )
+        .route("/meetings/{id}/join", post(meetings::my_link))
+        .route("/meetings/{id}/attendance", get(meetings::attendance))
+        .route("/meetings/{id}/live", get(meetings::live))
+        .route("/links/{jti}/revoke", post(meetings::revoke_link))
+        .route("/stats", get(stats))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .fallback(not_found);
+    Router::new().nest("/api/v1", api)
+}

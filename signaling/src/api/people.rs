@@ -1,0 +1,99 @@
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cauhop_store::model::{NewPerson, Paged, Person, PersonRole};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, PageQuery, Principal, Scope};
+use crate::AppState;
+use crate::auth::hash_password;
+
+#[utoipa::path(get, path = "/api/v1/people", tag = "people", params(PageQuery),
+    responses((status = 200, body = Paged<Person>), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Paged<Person>>, ApiError> {
+    let scope = principal.admin()?;
+    Ok(Json(state.store.people(scope.district(), q.page()?).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/people", tag = "people", request_body = NewPerson,
+    responses((status = 201, body = Person), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(p): ApiJson<NewPerson>,
+) -> Result<(StatusCode, Json<Person>), ApiError> {
+    let scope = principal.admin()?;
+    if let Scope::District(_) = scope {
+        let ok = p.role == PersonRole::Official
+            && match p.site_id {
+                Some(s) => scope.covers(&state.store, s).await?,
+                None => false,
+            };
+        if !ok {
+            return Err(ApiError::forbidden(
+                "a district administrator adds officials of their own district",
+            ));
+        }
+    }
+    let hash = match &p.password {
+        Some(pw) => Some(
+            tokio::task::spawn_blocking({
+                let pw = pw.clone();
+                move || hash_password(&pw)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|why| ApiError::invalid("password", why))?,
+        ),
+        None => None,
+    };
+    let person = state
+        .store
+        .create_person(
+            &p.username,
+            &p.display_name,
+            p.role,
+            p.site_id,
+            hash.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(person)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "people",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let scope = principal.admin()?;
+    let target = state.store.person(id).await?;
+    if let Scope::District(_) = scope {
+        let ok = target.role == PersonRole::Official
+            && match target.site_id {
+                Some(s) => scope.covers(&state.store, s).await?,
+                None => false,
+            };
+        if !ok {
+            return Err(ApiError::forbidden(
+                "a district administrator removes officials of their own district",
+            ));
+        }
+    }
+    if principal.person()?.id == id {
+        return Err(ApiError::Conflict {
+            field: "id".into(),
+            reason: "you cannot remove yourself".into(),
+        });
+    }
+    state.store.delete_person(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

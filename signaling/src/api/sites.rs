@@ -1,0 +1,124 @@
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cauhop_store::model::{NewSite, Paged, Site, SiteKind};
+use serde::Deserialize;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, PageQuery, Principal, Scope};
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SiteQuery {
+    /// Only this district and its communes.
+    pub under: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/sites", tag = "sites", params(SiteQuery),
+    responses((status = 200, body = Paged<Site>), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<SiteQuery>,
+) -> Result<Json<Paged<Site>>, ApiError> {
+    principal.person()?;
+    let page = PageQuery {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .page()?;
+    Ok(Json(state.store.sites(q.under, page).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "sites",
+    responses((status = 200, body = Site), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Site>, ApiError> {
+    principal.person()?;
+    Ok(Json(state.store.site(id).await?))
+}
+
+/// A district admin manages the communes of their district (not the district itself).
+async fn check_scope(
+    state: &AppState,
+    scope: Scope,
+    site: &NewSite,
+    existing: Option<i64>,
+) -> Result<(), ApiError> {
+    let Scope::District(d) = scope else {
+        return Ok(());
+    };
+    let own_commune = site.kind == SiteKind::Commune && site.parent_id == Some(d);
+    let existing_ok = match existing {
+        Some(id) => id != d && scope.covers(&state.store, id).await?,
+        None => true,
+    };
+    if own_commune && existing_ok {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "a district administrator manages the communes of their own district",
+        ))
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/sites", tag = "sites", request_body = NewSite,
+    responses((status = 201, body = Site), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(site): ApiJson<NewSite>,
+) -> Result<(StatusCode, Json<Site>), ApiError> {
+    let scope = principal.admin()?;
+    check_scope(&state, scope, &site, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_site(&site).await?),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/sites/{id}", tag = "sites", request_body = NewSite,
+    responses((status = 200, body = Site), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    ApiJson(site): ApiJson<NewSite>,
+) -> Result<Json<Site>, ApiError> {
+    let scope = principal.admin()?;
+    state.store.site(id).await?;
+    check_scope(&state, scope, &site, Some(id)).await?;
+    Ok(Json(state.store.update_site(id, &site).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "sites",
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let scope = principal.admin()?;
+    let site = state.store.site(id).await?;
+    let as_new = NewSite {
+        code: site.code,
+        name: site.name,
+        kind: site.kind,
+        parent_id: site.parent_id,
+        down_kbps: site.down_kbps,
+        up_kbps: site.up_kbps,
+    };
+    check_scope(&state, scope, &as_new, Some(id)).await?;
+    state.store.delete_site(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
