@@ -2,6 +2,7 @@
 //! `webrtc` crate, an independent stack from the SFU's str0m), and a user-space link
 //! emulator between a peer and the SFU.
 
+pub mod api;
 pub mod bridge;
 pub mod link;
 pub mod peer;
