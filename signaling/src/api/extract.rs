@@ -57,8 +57,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 });
                 let field = match (path.as_str(), named) {
                     (".", Some(f)) => f.to_owned(),
-                    (p, Some(f)) => format!("{p}.{f}"),
-                    (p, None) => p.to_owned(),
+                    (p, Some(f)) if !p.ends_with(f) => format!("{p}.{f}"),
+                    (p, _) => p.to_owned(),
                 };
                 ApiError::invalid(field, msg)
             })
