@@ -254,15 +254,19 @@ fn restore(url: &str, backup: &std::path::Path) -> anyhow::Result<()> {
         .map(|p| p.split('?').next().unwrap_or(p).to_owned())
         .context("restore works on SQLite stores; for PostgreSQL use pg_restore")?;
     anyhow::ensure!(backup.exists(), "{} does not exist", backup.display());
-    let backup_url = format!("sqlite://{}?mode=ro", backup.display());
+    let target = std::path::PathBuf::from(target);
+    // Check (and bring up to this version's schema) a copy, never the backup itself.
+    let staged = target.with_extension("restoring");
+    std::fs::copy(backup, &staged)
+        .with_context(|| format!("cannot copy {} to {}", backup.display(), staged.display()))?;
+    let staged_url = format!("sqlite://{}", staged.display());
     block_on(async {
-        let check = open_store(&backup_url).await?;
+        let check = open_store(&staged_url).await?;
         let verdict = check.integrity_check().await?;
         check.close().await;
         anyhow::ensure!(verdict == "ok", "the backup is damaged: {verdict}");
         Ok(())
     })?;
-    let target = std::path::PathBuf::from(target);
     if target.exists() {
         let aside = target.with_extension(format!("before-restore-{}", chrono_stamp()));
         std::fs::rename(&target, &aside)
@@ -272,8 +276,8 @@ fn restore(url: &str, backup: &std::path::Path) -> anyhow::Result<()> {
     for ext in ["db-wal", "db-shm"] {
         let _ = std::fs::remove_file(target.with_extension(ext));
     }
-    std::fs::copy(backup, &target)
-        .with_context(|| format!("cannot copy {} to {}", backup.display(), target.display()))?;
+    std::fs::rename(&staged, &target)
+        .with_context(|| format!("cannot move {} into place", staged.display()))?;
     println!(
         "đã khôi phục / restored {} from {}",
         target.display(),
@@ -348,6 +352,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     info!(media = ?sfu.media_addrs(), "media on UDP port {}", config.sfu.port);
     // Browsers allow camera and microphone only on https or on localhost.
     println!("cauhop đang chạy — mở / open: http://localhost:{port}/");
+    println!("quản trị / admin:            http://localhost:{port}/admin");
     let shutdown = async move {
         wait_for_signal().await;
         info!("shutting down: telling clients the meeting ended");

@@ -7,7 +7,7 @@
   var lang = localStorage.getItem('cauhop.lang') || 'vi';
   var session = null, stream = null, audioMuted = false, videoMuted = false, screenTrack = null;
   var participants = {}; // id -> {name, site}
-  var state = '';
+  var state = '', role = '', token = params.get('t') || '';
   window.cauhop = { stats: function () { return session && session.pc ? session.pc.getStats() : null; },
     state: function () { return state; } };
 
@@ -19,6 +19,16 @@
     updateButtons();
   }
   function status(text) { $('status').textContent = text || ''; }
+  function clock(iso) {
+    if (!iso) return '';
+    var d = new Date(iso);
+    // Meetings are in Vietnam time whatever the PC's clock zone says.
+    return d.toLocaleString(lang === 'vi' ? 'vi-VN' : 'en-GB', { timeZone: 'Asia/Ho_Chi_Minh',
+      hour: '2-digit', minute: '2-digit', day: '2-digit', month: '2-digit' });
+  }
+  function fill(key, vars) {
+    return t(key).replace('{t}', clock(vars && vars.at)).replace('{p}', (vars && vars.p) || '');
+  }
 
   var pathMeeting = location.pathname.indexOf('/m/') === 0 ? decodeURIComponent(location.pathname.slice(3)) : '';
   $('meeting').value = params.get('meeting') || pathMeeting;
@@ -69,6 +79,17 @@
       var l = document.createElement('div');
       l.className = 'label';
       el.appendChild(v); el.appendChild(l);
+      if (role === 'chair' && id !== 'me') {
+        var b = document.createElement('div');
+        b.className = 'chair';
+        [['muteOther', 'mute_participant'], ['giveFloor', 'grant_floor']].forEach(function (a) {
+          var btn = document.createElement('button');
+          btn.type = 'button'; btn.textContent = t(a[0]);
+          btn.onclick = function () { session.chair({ type: a[1], participant: id }); };
+          b.appendChild(btn);
+        });
+        el.appendChild(b);
+      }
       $('grid').appendChild(el);
     }
     if (label) el.querySelector('.label').textContent = label;
@@ -83,6 +104,9 @@
         status(data === 'joined' ? '' : t(data));
         break;
       case 'welcome':
+        role = data.role || '';
+        $('endBtn').classList.toggle('hidden', role !== 'chair');
+        $('extendBtn').classList.toggle('hidden', role !== 'chair');
         $('grid').innerHTML = '';
         participants = {};
         data.participants.forEach(function (p) { participants[p.id] = p; tile(p.id, describe(p)); });
@@ -107,10 +131,31 @@
         break;
       case 'ended':
         status(t('ended'));
+        $('phase').classList.add('hidden');
         showJoin();
         break;
+      case 'waiting':
+        status(fill('waiting', data));
+        break;
       case 'error':
-        status(data.message);
+        // Known codes in the user's language; the server's sentence otherwise.
+        status(CAUHOP_STRINGS.vi[data.code] ? fill(data.code, data) : data.message);
+        if (['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting'].indexOf(data.code) >= 0) showJoin();
+        break;
+      case 'meeting_state':
+        var ph = $('phase');
+        ph.classList.remove('hidden');
+        ph.classList.toggle('warn', data.phase === 'closing');
+        ph.textContent = data.title + ' — ' + fill(data.phase, { at: data.phase === 'lobby' ? data.starts_at : data.ends_at });
+        break;
+      case 'mute_request':
+        audioMuted = true; session.setMuted(audioMuted, videoMuted); updateButtons();
+        status(t('mutedByChair'));
+        break;
+      case 'floor':
+        document.querySelectorAll('.tile').forEach(function (el) { el.classList.toggle('floor', el.id === 'tile-' + data.participant); });
+        var who = participants[data.participant];
+        status(who ? fill('floor', { p: describe(who) }) : '');
         break;
     }
   }
@@ -139,7 +184,7 @@
     $('meetingView').classList.remove('hidden');
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
     session = new CauhopSession({ url: proto + location.host + '/ws', meeting: meeting, name: name,
-      site: $('site').value.trim(), stream: stream, onEvent: onEvent });
+      site: $('site').value.trim(), token: token, stream: stream, onEvent: onEvent });
     session.connect();
   });
   $('muteBtn').onclick = function () { audioMuted = !audioMuted; session.setMuted(audioMuted, videoMuted); updateButtons(); };
@@ -154,6 +199,8 @@
     } catch (e) { status(String(e)); }
     updateButtons();
   };
+  $('endBtn').onclick = function () { if (confirm(t('endMeeting') + '?')) session.chair({ type: 'end_meeting' }); };
+  $('extendBtn').onclick = function () { session.chair({ type: 'extend', minutes: 15 }); };
   $('leaveBtn').onclick = function () { session.leave(); status(t('left')); showJoin(); };
   $('lang').onclick = function () { lang = lang === 'vi' ? 'en' : 'vi'; localStorage.setItem('cauhop.lang', lang); applyLang(); };
   $('camera').onchange = preview;

@@ -36,8 +36,11 @@ CauhopSession.prototype.connect = function () {
   var ws = new WebSocket(this.opts.url);
   this.ws = ws;
   ws.onopen = function () {
-    self.send({ type: 'join', v: CAUHOP_PROTOCOL_VERSION, meeting: self.opts.meeting,
-      name: self.opts.name, site: self.opts.site || '' });
+    var join = { type: 'join', v: CAUHOP_PROTOCOL_VERSION, meeting: self.opts.meeting,
+      name: self.opts.name, site: self.opts.site || '' };
+    if (self.opts.token) join.token = self.opts.token;
+    if (self.opts.key) join.key = self.opts.key;
+    self.send(join);
   };
   ws.onmessage = function (ev) {
     var msg;
@@ -94,13 +97,30 @@ CauhopSession.prototype.handle = async function (msg) {
       this.emit('ended', msg.reason);
       break;
     case 'error':
+      if (!this.me && msg.code === 'not_open') {
+        // Early: wait on the page and try again shortly (or at the start, if sooner).
+        var wait = 15000;
+        if (msg.at) wait = Math.max(2000, Math.min(wait, Date.parse(msg.at) - Date.now()));
+        this.emit('waiting', msg);
+        var self = this, ws = this.ws;
+        setTimeout(function () { if (!self.closedByUser && self.ws === ws && !self.me) self.connect(); }, wait);
+        return;
+      }
       this.emit('error', msg);
+      if (!this.me && ['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting'].indexOf(msg.code) >= 0) {
+        // Retrying cannot help; say why and stop.
+        this.closedByUser = true;
+        if (this.ws) this.ws.close();
+      }
       if (msg.fatal && msg.code !== 'internal') this.closedByUser = true;
       break;
     default:
       this.emit(msg.type, msg);
   }
 };
+
+/** Chair actions: the server refuses them for any other role. */
+CauhopSession.prototype.chair = function (msg) { this.send(msg); };
 
 CauhopSession.prototype.startMedia = function () {
   var self = this;

@@ -14,6 +14,8 @@ const APP_JS: &str = include_str!("../../web-client/app.js");
 const PROTOCOL_JS: &str = include_str!("../../web-client/protocol.js");
 const I18N_JS: &str = include_str!("../../web-client/i18n.js");
 const STYLE_CSS: &str = include_str!("../../web-client/style.css");
+const ADMIN_HTML: &str = include_str!("../../web-client/admin.html");
+const ADMIN_JS: &str = include_str!("../../web-client/admin.js");
 
 fn asset(body: &'static str, mime: &'static str) -> impl IntoResponse {
     (
@@ -31,6 +33,14 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(index))
         .route("/m/{meeting}", get(index))
+        .route(
+            "/admin",
+            get(|| async { asset(ADMIN_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/static/admin.js",
+            get(|| async { asset(ADMIN_JS, "text/javascript; charset=utf-8") }),
+        )
         .route(
             "/static/app.js",
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),

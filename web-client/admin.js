@@ -1,0 +1,262 @@
+// Admin pages: meetings calendar, sites tree, room endpoints, people. Talks to /api/v1 with
+// the session cookie and the CSRF token from login.
+'use strict';
+(function () {
+  var A = {
+    vi: { adminTitle: 'Quản trị cầu họp', logout: 'Đăng xuất', username: 'Tên đăng nhập', password: 'Mật khẩu',
+      login: 'Đăng nhập', meetings: 'Lịch họp', sites: 'Điểm cầu', endpoints: 'Thiết bị phòng họp', people: 'Người dùng',
+      dayView: 'Ngày', weekView: 'Tuần', newMeeting: '+ Cuộc họp mới', mTitle: 'Tiêu đề', agenda: 'Nội dung',
+      start: 'Bắt đầu', end: 'Kết thúc', repeat: 'Lặp lại', once: 'Không', weekly: 'Hằng tuần', monthly: 'Hằng tháng',
+      chair: 'Điểm cầu chủ trì', roster: 'Điểm cầu được mời', save: 'Lưu', cancel: 'Huỷ', code: 'Mã', siteName: 'Điểm cầu',
+      kind: 'Cấp', province: 'Tỉnh', district: 'Huyện', commune: 'Xã', parent: 'Thuộc', down: 'Tải xuống (kbit/s)',
+      up: 'Tải lên (kbit/s)', addSite: 'Thêm điểm cầu', device: 'Tên thiết bị', addDevice: 'Thêm thiết bị',
+      fullName: 'Họ tên', role: 'Vai trò', official: 'Cán bộ', district_admin: 'Quản trị huyện',
+      province_admin: 'Quản trị tỉnh', addPerson: 'Thêm người dùng', saved: 'Đã lưu', deleted: 'Đã xoá',
+      edit: 'Sửa', del: 'Xoá', links: 'Đường dẫn mời', makeLink: 'Tạo đường dẫn', copy: 'Chép', copied: 'Đã chép',
+      live: 'Đang kết nối', attendance: 'Điểm danh (CSV)', newKey: 'Khoá thiết bị (chỉ hiện một lần, hãy chép ngay):',
+      rotate: 'Đổi khoá', online: 'trực tuyến', offline: 'mất kết nối', never: 'chưa kết nối', noMeetings: 'Không có cuộc họp',
+      participant: 'Tham dự', presenter: 'Trình bày', viewer: 'Theo dõi', chairRole: 'Chủ trì', lastSeen: 'Lần cuối',
+      confirmDelete: 'Xoá mục này?', lang: 'English', scheduled: 'chưa mở', lobby: 'phòng chờ', open: 'đang họp',
+      closing: 'sắp kết thúc', closed: 'đã kết thúc' },
+    en: { adminTitle: 'Bridge administration', logout: 'Log out', username: 'Username', password: 'Password',
+      login: 'Log in', meetings: 'Meetings', sites: 'Sites', endpoints: 'Room endpoints', people: 'People',
+      dayView: 'Day', weekView: 'Week', newMeeting: '+ New meeting', mTitle: 'Title', agenda: 'Agenda',
+      start: 'Start', end: 'End', repeat: 'Repeat', once: 'No', weekly: 'Weekly', monthly: 'Monthly',
+      chair: 'Chair site', roster: 'Invited sites', save: 'Save', cancel: 'Cancel', code: 'Code', siteName: 'Site',
+      kind: 'Level', province: 'Province', district: 'District', commune: 'Commune', parent: 'Parent', down: 'Down (kbit/s)',
+      up: 'Up (kbit/s)', addSite: 'Add site', device: 'Device name', addDevice: 'Add device',
+      fullName: 'Full name', role: 'Role', official: 'Official', district_admin: 'District admin',
+      province_admin: 'Province admin', addPerson: 'Add person', saved: 'Saved', deleted: 'Deleted',
+      edit: 'Edit', del: 'Delete', links: 'Join links', makeLink: 'Make link', copy: 'Copy', copied: 'Copied',
+      live: 'Connected now', attendance: 'Attendance (CSV)', newKey: 'Device key (shown once, copy it now):',
+      rotate: 'New key', online: 'online', offline: 'offline', never: 'never connected', noMeetings: 'No meetings',
+      participant: 'Participant', presenter: 'Presenter', viewer: 'Viewer', chairRole: 'Chair', lastSeen: 'Last seen',
+      confirmDelete: 'Delete this?', lang: 'Tiếng Việt', scheduled: 'scheduled', lobby: 'lobby', open: 'in session',
+      closing: 'ending', closed: 'ended' }
+  };
+  var $ = function (id) { return document.getElementById(id); };
+  var lang = localStorage.getItem('cauhop.lang') || 'vi';
+  var csrf = '', me = null, sites = [], day = new Date();
+  function t(k) { return (A[lang] || A.vi)[k] || k; }
+  function status(s) { $('status').textContent = s || ''; }
+  function el(tag, text, cls) { var e = document.createElement(tag); if (text != null) e.textContent = text; if (cls) e.className = cls; return e; }
+  var VN = 7 * 3600 * 1000;
+  // datetime-local values are read and written as Vietnam wall-clock time.
+  function toLocalInput(iso) { return new Date(Date.parse(iso) + VN).toISOString().slice(0, 16); }
+  function fromLocalInput(v) { return v + ':00+07:00'; }
+  function vnTime(iso) { return new Date(Date.parse(iso) + VN).toISOString().slice(11, 16); }
+  function vnDate(d) { return new Date(d.getTime() + VN).toISOString().slice(0, 10); }
+
+  async function api(method, path, body) {
+    var opts = { method: method, headers: {}, credentials: 'same-origin' };
+    if (method !== 'GET') opts.headers['X-CSRF-Token'] = csrf;
+    if (body !== undefined) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+    var r = await fetch('/api/v1' + path, opts);
+    var data = r.status === 204 ? null : await r.json().catch(function () { return null; });
+    if (!r.ok) {
+      if (r.status === 401 && path !== '/login') showLogin();
+      var msg = data && data.message ? data.message : r.status + '';
+      if (data && data.conflict) msg += ' (#' + data.conflict.meeting_id + ' ' + data.conflict.title + ')';
+      throw new Error(msg);
+    }
+    return data;
+  }
+  function guard(f) { return function (ev) { if (ev && ev.preventDefault) ev.preventDefault(); Promise.resolve(f(ev)).catch(function (e) { status(e.message); }); }; }
+
+  function applyLang() {
+    document.documentElement.lang = lang;
+    document.querySelectorAll('[data-t]').forEach(function (e) { e.textContent = t(e.getAttribute('data-t')); });
+    $('lang').textContent = t('lang');
+  }
+  function showLogin() { $('app').classList.add('hidden'); $('logout').classList.add('hidden'); $('login').classList.remove('hidden'); }
+  async function start(session) {
+    csrf = session.csrf_token; me = session.person;
+    $('who').textContent = me.display_name + ' (' + t(me.role) + ')';
+    $('login').classList.add('hidden'); $('app').classList.remove('hidden'); $('logout').classList.remove('hidden');
+    await loadSites();
+    tab('meetings');
+  }
+
+  function tab(name) {
+    document.querySelectorAll('.tab').forEach(function (s) { s.classList.toggle('hidden', s.id !== name); });
+    ({ meetings: calendar, sites: drawSites, endpoints: loadEndpoints, people: loadPeople })[name]().catch(function (e) { status(e.message); });
+  }
+  document.querySelectorAll('nav button').forEach(function (b) { b.onclick = function () { tab(b.getAttribute('data-tab')); }; });
+
+  async function loadSites() {
+    sites = (await api('GET', '/sites?limit=500')).items;
+    var fill = function (sel, filter, blank) {
+      sel.innerHTML = '';
+      if (blank) sel.appendChild(el('option', '—')).value = '';
+      sites.filter(filter).forEach(function (s) { var o = el('option', s.name + ' (' + s.code + ')'); o.value = s.id; sel.appendChild(o); });
+    };
+    fill($('mChair'), function () { return true; });
+    fill($('sParent'), function (s) { return s.kind !== 'commune'; }, true);
+    fill($('eSite'), function () { return true; });
+    fill($('pSite'), function () { return true; }, true);
+  }
+  function siteName(id) { var s = sites.find(function (x) { return x.id === id; }); return s ? s.name : '#' + id; }
+
+  // Sites: an indented tree, province → districts → communes.
+  async function drawSites() {
+    await loadSites();
+    var root = $('siteTree'); root.innerHTML = '';
+    var walk = function (parent, depth) {
+      sites.filter(function (s) { return s.parent_id === parent; }).forEach(function (s) {
+        var row = el('div', null, 'site d' + depth);
+        row.appendChild(el('span', s.name + ' · ' + s.code + ' · ' + t(s.kind) + ' · ↓' + s.down_kbps + '/↑' + s.up_kbps + ' kbit/s'));
+        var del = el('button', t('del')); del.type = 'button';
+        del.onclick = guard(async function () { if (confirm(t('confirmDelete'))) { await api('DELETE', '/sites/' + s.id); status(t('deleted')); drawSites(); } });
+        row.appendChild(del); root.appendChild(row);
+        walk(s.id, depth + 1);
+      });
+    };
+    walk(null, 0);
+  }
+  $('siteForm').onsubmit = guard(async function () {
+    await api('POST', '/sites', { code: $('sCode').value, name: $('sName').value, kind: $('sKind').value,
+      parent_id: $('sParent').value ? +$('sParent').value : null, down_kbps: +$('sDown').value, up_kbps: +$('sUp').value });
+    status(t('saved')); $('sCode').value = ''; $('sName').value = ''; drawSites();
+  });
+
+  function table(id, head, rows) {
+    var tb = $(id); tb.innerHTML = '';
+    var tr = el('tr'); head.forEach(function (h) { tr.appendChild(el('th', h)); }); tb.appendChild(tr);
+    rows.forEach(function (r) { var row = el('tr'); r.forEach(function (c) { var td = el('td'); if (c instanceof Node) td.appendChild(c); else td.textContent = c; row.appendChild(td); }); tb.appendChild(row); });
+  }
+  function button(text, f) { var b = el('button', text); b.type = 'button'; b.onclick = guard(f); return b; }
+
+  async function loadEndpoints() {
+    var list = (await api('GET', '/endpoints?limit=500')).items;
+    var now = Date.now();
+    table('epTable', [t('device'), t('siteName'), 'key', t('lastSeen'), ''], list.map(function (e) {
+      var seen = e.last_seen ? (now - Date.parse(e.last_seen) < 30000 ? t('online') : t('offline') + ' · ' + e.last_seen.slice(0, 16).replace('T', ' ')) : t('never');
+      var acts = el('span');
+      acts.appendChild(button(t('rotate'), async function () { showKey(await api('POST', '/endpoints/' + e.id + '/key')); }));
+      acts.appendChild(button(t('del'), async function () { if (confirm(t('confirmDelete'))) { await api('DELETE', '/endpoints/' + e.id); loadEndpoints(); } }));
+      return [e.name, siteName(e.site_id), e.key_hint + '…', seen + (e.health && e.health.state ? ' · ' + e.health.state : ''), acts];
+    }));
+  }
+  function showKey(r) { $('newKey').classList.remove('hidden'); $('newKey').textContent = t('newKey') + '\n' + r.key; loadEndpoints(); }
+  $('epForm').onsubmit = guard(async function () { showKey(await api('POST', '/endpoints', { site_id: +$('eSite').value, name: $('eName').value })); $('eName').value = ''; });
+
+  async function loadPeople() {
+    var list = (await api('GET', '/people?limit=500')).items;
+    table('peopleTable', [t('username'), t('fullName'), t('role'), t('siteName'), ''], list.map(function (p) {
+      return [p.username, p.display_name, t(p.role), p.site_id ? siteName(p.site_id) : '',
+        button(t('del'), async function () { if (confirm(t('confirmDelete'))) { await api('DELETE', '/people/' + p.id); loadPeople(); } })];
+    }));
+  }
+  $('personForm').onsubmit = guard(async function () {
+    var body = { username: $('pUser').value, display_name: $('pName').value, role: $('pRole').value,
+      site_id: $('pSite').value ? +$('pSite').value : null };
+    if ($('pPass').value) body.password = $('pPass').value;
+    await api('POST', '/people', body); status(t('saved')); loadPeople();
+  });
+
+  // Meetings: a day or week of the calendar, in Vietnam time.
+  async function calendar() {
+    var span = +$('span').value;
+    var from = new Date(Date.parse(vnDate(day) + 'T00:00:00+07:00'));
+    if (span === 7) from = new Date(from.getTime() - ((new Date(from.getTime() + VN).getUTCDay() + 6) % 7) * 86400000);
+    var to = new Date(from.getTime() + span * 86400000);
+    $('day').value = vnDate(day);
+    var list = (await api('GET', '/meetings?limit=500&from=' + encodeURIComponent(from.toISOString()) + '&to=' + encodeURIComponent(to.toISOString()))).items;
+    var cal = $('calendar'); cal.innerHTML = '';
+    for (var i = 0; i < span; i++) {
+      var d0 = from.getTime() + i * 86400000, col = el('div', null, 'day');
+      col.appendChild(el('h3', new Date(d0 + VN).toISOString().slice(0, 10)));
+      list.filter(function (m) { var s = Date.parse(m.starts_at); return (s >= d0 && s < d0 + 86400000) || m.rrule; }).forEach(function (m) {
+        var item = el('div', vnTime(m.starts_at) + '–' + vnTime(m.ends_at) + ' ' + m.title + (m.rrule ? ' ↻' : '') + ' · ' + t(m.phase), 'meeting ' + m.phase);
+        item.onclick = guard(function () { return detail(m.id); });
+        col.appendChild(item);
+      });
+      cal.appendChild(col);
+    }
+    if (!list.length) cal.appendChild(el('p', t('noMeetings')));
+  }
+  $('prev').onclick = function () { day = new Date(day.getTime() - +$('span').value * 86400000); calendar(); };
+  $('next').onclick = function () { day = new Date(day.getTime() + +$('span').value * 86400000); calendar(); };
+  $('day').onchange = function () { day = new Date($('day').value + 'T12:00:00+07:00'); calendar(); };
+  $('span').onchange = function () { calendar(); };
+
+  function rosterEditor(roster) {
+    var box = $('mRoster'); box.innerHTML = '';
+    sites.forEach(function (s) {
+      var inv = (roster || []).find(function (i) { return i.site_id === s.id && !i.person_id; });
+      var row = el('label', null, 'inv');
+      var cb = el('input'); cb.type = 'checkbox'; cb.checked = !!inv; cb.value = s.id;
+      var role = el('select');
+      ['participant', 'presenter', 'viewer', 'chair'].forEach(function (r) { var o = el('option', t(r === 'chair' ? 'chairRole' : r)); o.value = r; role.appendChild(o); });
+      role.value = inv ? inv.role : 'participant';
+      row.appendChild(cb); row.appendChild(el('span', ' ' + s.name + ' ')); row.appendChild(role);
+      box.appendChild(row);
+    });
+  }
+  function editMeeting(m) {
+    $('meetingDetail').classList.add('hidden');
+    $('meetingForm').classList.remove('hidden');
+    var start = m ? m.starts_at : new Date(Math.ceil(Date.now() / 3600000) * 3600000).toISOString();
+    $('mId').value = m ? m.id : '';
+    $('mTitle').value = m ? m.title : '';
+    $('mAgenda').value = m ? m.agenda : '';
+    $('mStart').value = toLocalInput(start);
+    $('mEnd').value = toLocalInput(m ? m.ends_at : new Date(Date.parse(start) + 3600000).toISOString());
+    $('mRepeat').value = m && m.rrule ? m.rrule.replace(/;.*/, '') : '';
+    if (m) $('mChair').value = m.chair_site_id;
+    rosterEditor(m ? m.roster : []);
+  }
+  $('newMeeting').onclick = function () { editMeeting(null); };
+  $('mCancel').onclick = function () { $('meetingForm').classList.add('hidden'); };
+  $('meetingForm').onsubmit = guard(async function () {
+    var roster = [];
+    $('mRoster').querySelectorAll('label').forEach(function (row) {
+      var cb = row.querySelector('input');
+      if (cb.checked) roster.push({ site_id: +cb.value, role: row.querySelector('select').value });
+    });
+    var body = { title: $('mTitle').value, agenda: $('mAgenda').value, starts_at: fromLocalInput($('mStart').value),
+      ends_at: fromLocalInput($('mEnd').value), rrule: $('mRepeat').value || null, chair_site_id: +$('mChair').value, roster: roster };
+    var id = $('mId').value;
+    var m = await api(id ? 'PUT' : 'POST', id ? '/meetings/' + id : '/meetings', body);
+    status(t('saved')); $('meetingForm').classList.add('hidden');
+    day = new Date(Date.parse(m.starts_at)); await calendar(); await detail(m.id);
+  });
+
+  async function detail(id) {
+    var m = await api('GET', '/meetings/' + id);
+    var box = $('meetingDetail'); box.innerHTML = ''; box.classList.remove('hidden');
+    box.appendChild(el('h2', m.title + ' · ' + t(m.phase)));
+    box.appendChild(el('p', vnDate(new Date(m.starts_at)) + ' ' + vnTime(m.starts_at) + '–' + vnTime(m.ends_at) + (m.rrule ? ' · ' + m.rrule : '')));
+    if (m.agenda) box.appendChild(el('pre', m.agenda));
+    box.appendChild(button(t('edit'), function () { editMeeting(m); }));
+    box.appendChild(button(t('del'), async function () { if (confirm(t('confirmDelete'))) { await api('DELETE', '/meetings/' + id); box.classList.add('hidden'); calendar(); } }));
+    var csv = el('a', t('attendance')); csv.href = '/api/v1/meetings/' + id + '/attendance?format=csv'; box.appendChild(csv);
+    box.appendChild(el('h3', t('links')));
+    var list = el('ul'); box.appendChild(list);
+    m.roster.filter(function (i) { return !i.person_id; }).forEach(function (i) {
+      var li = el('li', siteName(i.site_id) + ' · ' + t(i.role === 'chair' ? 'chairRole' : i.role) + ' ');
+      li.appendChild(button(t('makeLink'), async function () {
+        var r = await api('POST', '/meetings/' + id + '/links', { site_id: i.site_id });
+        var url = location.origin + r.url;
+        var input = el('input'); input.value = url; input.readOnly = true; input.size = 40;
+        li.appendChild(input);
+        li.appendChild(button(t('copy'), async function () { input.select(); try { await navigator.clipboard.writeText(url); } catch (e) { document.execCommand('copy'); } status(t('copied')); }));
+      }));
+      list.appendChild(li);
+    });
+    var live = await api('GET', '/meetings/' + id + '/live');
+    box.appendChild(el('h3', t('live') + ': ' + live.length));
+    var ul = el('ul'); live.forEach(function (p) { ul.appendChild(el('li', p.name + (p.site ? ' — ' + p.site : ''))); }); box.appendChild(ul);
+  }
+
+  $('login').onsubmit = guard(async function () {
+    var s = await api('POST', '/login', { username: $('username').value, password: $('password').value });
+    $('password').value = ''; status(''); await start(s);
+  });
+  $('logout').onclick = guard(async function () { await api('POST', '/logout'); showLogin(); });
+  $('lang').onclick = function () { lang = lang === 'vi' ? 'en' : 'vi'; localStorage.setItem('cauhop.lang', lang); applyLang(); };
+  applyLang();
+  fetch('/api/v1/me', { credentials: 'same-origin' }).then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (s) { if (s) start(s).catch(function (e) { status(e.message); }); });
+  window.cauhopAdmin = { api: api, tab: tab };
+})();
