@@ -82,6 +82,32 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     }
     let ns = Netns::create(&format!("cauhop-bt{}", std::process::id()))?;
     let db = tempfile::tempdir()?;
+    let db_url = format!("sqlite://{}/cauhop.db", db.path().display());
+    // The first admin, as an operator creates it; a config with a lobby that opens at the
+    // start, so a page opened a few seconds early must wait.
+    let mut create = Command::new(env!("CARGO_BIN_EXE_cauhop"))
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            "tinh",
+            "--name",
+            "Quản trị tỉnh",
+        ])
+        .args(["--database-url", &db_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    if let Some(mut stdin) = create.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(b"mat-khau-rat-dai-2026\n")?;
+    }
+    anyhow::ensure!(create.wait()?.success(), "admin create-user failed");
+    let config = db.path().join("cauhop.toml");
+    std::fs::write(
+        &config,
+        "[http]\nsecure_cookies = false\n[meetings]\nlobby_minutes = 0\n",
+    )?;
     let bridge = Child(
         Command::new("ip")
             .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_cauhop")])
@@ -89,8 +115,9 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
             .args(["--media-ip", NS_ADDR, "--media-port", "50000"])
             // Two tabs in an ad-hoc room: this test is about media, not invitations.
             .arg("--ad-hoc")
-            .arg("--database-url")
-            .arg(format!("sqlite://{}/cauhop.db", db.path().display()))
+            .args(["--database-url", &db_url])
+            .arg("--config")
+            .arg(&config)
             .env("RUST_LOG", "info,str0m=warn")
             .stdout(Stdio::null())
             .spawn()?,
@@ -123,6 +150,19 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     println!("browser: {stdout}");
     anyhow::ensure!(out.status.success(), "browser scenario failed: {stdout}");
+
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "node"])
+        .arg(dir.join("scheduled.mjs"))
+        .args([&base, "tinh", "mat-khau-rat-dai-2026"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    println!("browser (admin page + join link): {stdout}");
+    anyhow::ensure!(
+        out.status.success(),
+        "scheduled browser scenario failed: {stdout}"
+    );
     drop(bridge);
     Ok(())
 }

@@ -25,8 +25,20 @@ struct Size {
     samples: usize,
 }
 
-const FULL: Size = Size { districts: 18, communes: 250, endpoints: 300, weeks: 52, samples: 200 };
-const SMOKE: Size = Size { districts: 2, communes: 6, endpoints: 8, weeks: 2, samples: 5 };
+const FULL: Size = Size {
+    districts: 18,
+    communes: 250,
+    endpoints: 300,
+    weeks: 52,
+    samples: 200,
+};
+const SMOKE: Size = Size {
+    districts: 2,
+    communes: 6,
+    endpoints: 8,
+    weeks: 2,
+    samples: 5,
+};
 const WEEK: i64 = 7 * 86_400;
 
 fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
@@ -40,7 +52,11 @@ fn db_bytes(store: &Store, dir: &std::path::Path) -> u64 {
         return 0;
     }
     std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -48,30 +64,93 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
     let store = bridge.store.clone();
     let backend = format!("{:?}", store.backend());
     let t0 = Wall::now();
-    let site = |code: String, name: String, kind, parent| NewSite { code, name, kind, parent_id: parent, down_kbps: 384, up_kbps: 128 };
-    let province = store.create_site(&site("P".into(), "Tỉnh".into(), SiteKind::Province, None)).await?;
+    let site = |code: String, name: String, kind, parent| NewSite {
+        code,
+        name,
+        kind,
+        parent_id: parent,
+        down_kbps: 384,
+        up_kbps: 128,
+    };
+    let province = store
+        .create_site(&site("P".into(), "Tỉnh".into(), SiteKind::Province, None))
+        .await?;
     let mut districts = Vec::new();
     for d in 0..size.districts {
-        districts.push(store.create_site(&site(format!("D{d:02}"), format!("Huyện {d}"), SiteKind::District, Some(province.id))).await?);
+        districts.push(
+            store
+                .create_site(&site(
+                    format!("D{d:02}"),
+                    format!("Huyện {d}"),
+                    SiteKind::District,
+                    Some(province.id),
+                ))
+                .await?,
+        );
     }
     let mut communes: Vec<Vec<Site>> = vec![Vec::new(); size.districts];
     for c in 0..size.communes {
         let d = c % size.districts;
-        communes[d].push(store.create_site(&site(format!("C{c:03}"), format!("Xã {c}"), SiteKind::Commune, Some(districts[d].id))).await?);
+        communes[d].push(
+            store
+                .create_site(&site(
+                    format!("C{c:03}"),
+                    format!("Xã {c}"),
+                    SiteKind::Commune,
+                    Some(districts[d].id),
+                ))
+                .await?,
+        );
     }
-    let all: Vec<&Site> = std::iter::once(&province).chain(&districts).chain(communes.iter().flatten()).collect();
-    let hash = cauhop_signaling::auth::hash_password("mật-khẩu-dài-2026").map_err(anyhow::Error::msg)?;
-    store.create_person("tinh", "Quản trị tỉnh", PersonRole::ProvinceAdmin, None, Some(&hash)).await?;
+    let all: Vec<&Site> = std::iter::once(&province)
+        .chain(&districts)
+        .chain(communes.iter().flatten())
+        .collect();
+    let hash =
+        cauhop_signaling::auth::hash_password("mật-khẩu-dài-2026").map_err(anyhow::Error::msg)?;
+    store
+        .create_person(
+            "tinh",
+            "Quản trị tỉnh",
+            PersonRole::ProvinceAdmin,
+            None,
+            Some(&hash),
+        )
+        .await?;
     for (d, s) in districts.iter().enumerate() {
-        store.create_person(&format!("huyen{d}"), "Quản trị huyện", PersonRole::DistrictAdmin, Some(s.id), Some(&hash)).await?;
+        store
+            .create_person(
+                &format!("huyen{d}"),
+                "Quản trị huyện",
+                PersonRole::DistrictAdmin,
+                Some(s.id),
+                Some(&hash),
+            )
+            .await?;
     }
     for s in all.iter().skip(1 + size.districts) {
-        store.create_person(&format!("canbo{}", s.id), "Cán bộ xã", PersonRole::Official, Some(s.id), None).await?;
+        store
+            .create_person(
+                &format!("canbo{}", s.id),
+                "Cán bộ xã",
+                PersonRole::Official,
+                Some(s.id),
+                None,
+            )
+            .await?;
     }
     let mut keys = Vec::new();
     for n in 0..size.endpoints {
         let s = all[n % all.len()];
-        keys.push(store.create_endpoint(&NewEndpoint { site_id: s.id, name: format!("Phòng họp {n}") }).await?.key);
+        keys.push(
+            store
+                .create_endpoint(&NewEndpoint {
+                    site_id: s.id,
+                    name: format!("Phòng họp {n}"),
+                })
+                .await?
+                .key,
+        );
     }
     let seeded_tree = t0.elapsed();
 
@@ -83,16 +162,61 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
     let mut create_times = Vec::new();
     for w in 0..size.weeks {
         let start = monday.plus(w * WEEK);
-        let roster: Vec<Invitation> = all.iter().skip(1).map(|s| Invitation { site_id: s.id, person_id: None, role: MeetingRole::Participant }).collect();
+        let roster: Vec<Invitation> = all
+            .iter()
+            .skip(1)
+            .map(|s| Invitation {
+                site_id: s.id,
+                person_id: None,
+                role: MeetingRole::Participant,
+            })
+            .collect();
         let t = Wall::now();
-        meetings.push(store.create_meeting(&NewMeeting { title: format!("Giao ban tỉnh tuần {w}"), agenda: "Báo cáo tình hình kinh tế - xã hội".into(), starts_at: start, ends_at: start.plus(2 * 3600), rrule: None, chair_site_id: province.id, roster }, None).await?);
+        meetings.push(
+            store
+                .create_meeting(
+                    &NewMeeting {
+                        title: format!("Giao ban tỉnh tuần {w}"),
+                        agenda: "Báo cáo tình hình kinh tế - xã hội".into(),
+                        starts_at: start,
+                        ends_at: start.plus(2 * 3600),
+                        rrule: None,
+                        chair_site_id: province.id,
+                        roster,
+                    },
+                    None,
+                )
+                .await?,
+        );
         create_times.push(t.elapsed());
         for (d, ds) in districts.iter().enumerate() {
             // Districts meet Tuesday to Friday afternoons; the same weekday never shares sites.
             let s = start.plus((1 + (d as i64 % 4)) * 86_400 + 6 * 3600);
-            let roster = communes[d].iter().map(|c| Invitation { site_id: c.id, person_id: None, role: MeetingRole::Participant }).collect();
+            let roster = communes[d]
+                .iter()
+                .map(|c| Invitation {
+                    site_id: c.id,
+                    person_id: None,
+                    role: MeetingRole::Participant,
+                })
+                .collect();
             let t = Wall::now();
-            meetings.push(store.create_meeting(&NewMeeting { title: format!("Giao ban huyện {d} tuần {w}"), agenda: String::new(), starts_at: s, ends_at: s.plus(2 * 3600), rrule: None, chair_site_id: ds.id, roster }, None).await?);
+            meetings.push(
+                store
+                    .create_meeting(
+                        &NewMeeting {
+                            title: format!("Giao ban huyện {d} tuần {w}"),
+                            agenda: String::new(),
+                            starts_at: s,
+                            ends_at: s.plus(2 * 3600),
+                            rrule: None,
+                            chair_site_id: ds.id,
+                            roster,
+                        },
+                        None,
+                    )
+                    .await?,
+            );
             create_times.push(t.elapsed());
         }
     }
@@ -101,8 +225,29 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
     let mut links = 0;
     for m in &meetings {
         for (i, inv) in m.roster.iter().enumerate() {
-            store.create_link(&JoinLink { jti: format!("{}-{i}", m.id), meeting_id: m.id, site_id: inv.site_id, person_id: None, role: inv.role, expires_at: m.ends_at.plus(3600), revoked_at: None }).await?;
-            let a = store.start_attendance(&NewAttendance { meeting_id: m.id, site_id: Some(inv.site_id), person_id: None, endpoint_id: None, display_name: "Phòng họp".into() }, m.starts_at).await?;
+            store
+                .create_link(&JoinLink {
+                    jti: format!("{}-{i}", m.id),
+                    meeting_id: m.id,
+                    site_id: inv.site_id,
+                    person_id: None,
+                    role: inv.role,
+                    expires_at: m.ends_at.plus(3600),
+                    revoked_at: None,
+                })
+                .await?;
+            let a = store
+                .start_attendance(
+                    &NewAttendance {
+                        meeting_id: m.id,
+                        site_id: Some(inv.site_id),
+                        person_id: None,
+                        endpoint_id: None,
+                        display_name: "Phòng họp".into(),
+                    },
+                    m.starts_at,
+                )
+                .await?;
             store.end_attendance(a, m.ends_at).await?;
             links += 1;
         }
@@ -111,20 +256,44 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
     let invitations: usize = meetings.iter().map(|m| m.roster.len()).sum();
     let bytes = dir.map(|d| db_bytes(&store, d)).unwrap_or(0);
 
-    println!("\n## {backend}: seeded {} sites, {} endpoints, {} meetings, {} invitations, {} links + {} attendance rows",
-        all.len(), size.endpoints, meetings.len(), invitations, links, links);
+    println!(
+        "\n## {backend}: seeded {} sites, {} endpoints, {} meetings, {} invitations, {} links + {} attendance rows",
+        all.len(),
+        size.endpoints,
+        meetings.len(),
+        invitations,
+        links,
+        links
+    );
     println!("| step | time |\n|---|---|");
-    println!("| sites, people, endpoints | {:.2} s |", seeded_tree.as_secs_f64());
-    println!("| meetings (each one transaction with its overlap check) | {:.2} s ({:.1} ms each, p99 {:.1} ms) |",
-        seeded_meetings.as_secs_f64(), seeded_meetings.as_secs_f64() * 1000.0 / meetings.len() as f64, pct(create_times, 0.99));
-    println!("| links + attendance | {:.2} s |", seeded_records.as_secs_f64());
+    println!(
+        "| sites, people, endpoints | {:.2} s |",
+        seeded_tree.as_secs_f64()
+    );
+    println!(
+        "| meetings (each one transaction with its overlap check) | {:.2} s ({:.1} ms each, p99 {:.1} ms) |",
+        seeded_meetings.as_secs_f64(),
+        seeded_meetings.as_secs_f64() * 1000.0 / meetings.len() as f64,
+        pct(create_times, 0.99)
+    );
+    println!(
+        "| links + attendance | {:.2} s |",
+        seeded_records.as_secs_f64()
+    );
     if bytes > 0 {
-        println!("| store size on disk (db + wal) | {:.1} MiB |", bytes as f64 / 1_048_576.0);
+        println!(
+            "| store size on disk (db + wal) | {:.1} MiB |",
+            bytes as f64 / 1_048_576.0
+        );
         let b = tempfile::tempdir()?;
         let file = b.path().join("backup.db");
         let t = Wall::now();
         let n = store.backup_to(&file).await?;
-        println!("| `cauhop backup` (VACUUM INTO) | {:.2} s, {:.1} MiB |", t.elapsed().as_secs_f64(), n as f64 / 1_048_576.0);
+        println!(
+            "| `cauhop backup` (VACUUM INTO) | {:.2} s, {:.1} MiB |",
+            t.elapsed().as_secs_f64(),
+            n as f64 / 1_048_576.0
+        );
     }
 
     // API latency over HTTP on loopback.
@@ -134,17 +303,73 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
     let device = As::Device(keys[keys.len() - 1].clone());
     let week_from = monday.plus(20 * WEEK.min(size.weeks * WEEK / 2));
     let mid = meetings[meetings.len() / 2].id;
-    let q = |a: Instant, b: Instant| format!("from={}&to={}", urlenc(&a.rfc3339()), urlenc(&b.rfc3339()));
+    let q = |a: Instant, b: Instant| {
+        format!("from={}&to={}", urlenc(&a.rfc3339()), urlenc(&b.rfc3339()))
+    };
     let cases: Vec<(&str, As, reqwest::Method, String, Option<serde_json::Value>)> = vec![
-        ("GET /meetings (province, one week)", admin.clone(), reqwest::Method::GET, format!("/api/v1/meetings?{}", q(week_from, week_from.plus(WEEK))), None),
-        ("GET /meetings (district admin, one week)", district.clone(), reqwest::Method::GET, format!("/api/v1/meetings?{}", q(week_from, week_from.plus(WEEK))), None),
-        ("GET /meetings?limit=100 (province, all)", admin.clone(), reqwest::Method::GET, "/api/v1/meetings?limit=100".into(), None),
-        ("GET /meetings/{id} (roster of 268)", admin.clone(), reqwest::Method::GET, format!("/api/v1/meetings/{}", meetings[0].id), None),
-        ("GET /sites?limit=500", admin.clone(), reqwest::Method::GET, "/api/v1/sites?limit=500".into(), None),
-        ("GET /endpoints?limit=500", admin.clone(), reqwest::Method::GET, "/api/v1/endpoints?limit=500".into(), None),
-        ("GET /device/schedule", device.clone(), reqwest::Method::GET, "/api/v1/device/schedule".into(), None),
-        ("POST /meetings/{id}/links", admin.clone(), reqwest::Method::POST, format!("/api/v1/meetings/{mid}/links"), Some(json!({"site_id": meetings[meetings.len() / 2].roster[0].site_id}))),
-        ("GET /meetings/{id}/attendance?format=csv", admin.clone(), reqwest::Method::GET, format!("/api/v1/meetings/{}/attendance?format=csv", meetings[0].id), None),
+        (
+            "GET /meetings (province, one week)",
+            admin.clone(),
+            reqwest::Method::GET,
+            format!("/api/v1/meetings?{}", q(week_from, week_from.plus(WEEK))),
+            None,
+        ),
+        (
+            "GET /meetings (district admin, one week)",
+            district.clone(),
+            reqwest::Method::GET,
+            format!("/api/v1/meetings?{}", q(week_from, week_from.plus(WEEK))),
+            None,
+        ),
+        (
+            "GET /meetings?limit=100 (province, all)",
+            admin.clone(),
+            reqwest::Method::GET,
+            "/api/v1/meetings?limit=100".into(),
+            None,
+        ),
+        (
+            "GET /meetings/{id} (roster of 268)",
+            admin.clone(),
+            reqwest::Method::GET,
+            format!("/api/v1/meetings/{}", meetings[0].id),
+            None,
+        ),
+        (
+            "GET /sites?limit=500",
+            admin.clone(),
+            reqwest::Method::GET,
+            "/api/v1/sites?limit=500".into(),
+            None,
+        ),
+        (
+            "GET /endpoints?limit=500",
+            admin.clone(),
+            reqwest::Method::GET,
+            "/api/v1/endpoints?limit=500".into(),
+            None,
+        ),
+        (
+            "GET /device/schedule",
+            device.clone(),
+            reqwest::Method::GET,
+            "/api/v1/device/schedule".into(),
+            None,
+        ),
+        (
+            "POST /meetings/{id}/links",
+            admin.clone(),
+            reqwest::Method::POST,
+            format!("/api/v1/meetings/{mid}/links"),
+            Some(json!({"site_id": meetings[meetings.len() / 2].roster[0].site_id})),
+        ),
+        (
+            "GET /meetings/{id}/attendance?format=csv",
+            admin.clone(),
+            reqwest::Method::GET,
+            format!("/api/v1/meetings/{}/attendance?format=csv", meetings[0].id),
+            None,
+        ),
     ];
     println!("\n| API call ({backend}) | p50 | p99 |\n|---|---|---|");
     for (name, who, method, path, body) in cases {
@@ -155,7 +380,11 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
             times.push(t.elapsed());
             anyhow::ensure!(s < 300, "{name}: {s} {v}");
         }
-        println!("| {name} | {:.2} ms | {:.2} ms |", pct(times.clone(), 0.5), pct(times, 0.99));
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms |",
+            pct(times.clone(), 0.5),
+            pct(times, 0.99)
+        );
     }
     // Creating a meeting checks every site's endpoint against a year of bookings.
     let mut times = Vec::new();
@@ -168,7 +397,11 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
         times.push(t.elapsed());
         anyhow::ensure!(st == 201, "{st} {v}");
     }
-    println!("| POST /meetings (all sites, overlap check) | {:.2} ms | {:.2} ms |", pct(times.clone(), 0.5), pct(times, 0.99));
+    println!(
+        "| POST /meetings (all sites, overlap check) | {:.2} ms | {:.2} ms |",
+        pct(times.clone(), 0.5),
+        pct(times, 0.99)
+    );
     Ok(())
 }
 
@@ -182,11 +415,22 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path().join("cauhop.db").to_str().unwrap_or("cauhop.db")).await?;
-        run(Bridge::start_on(store, Options::default(), None).await?, size, Some(dir.path())).await?;
+        let store =
+            Store::open(dir.path().join("cauhop.db").to_str().unwrap_or("cauhop.db")).await?;
+        run(
+            Bridge::start_on(store, Options::default(), None).await?,
+            size,
+            Some(dir.path()),
+        )
+        .await?;
         if let Ok(base) = std::env::var("CAUHOP_TEST_POSTGRES_URL") {
             let url = cauhop_store::create_scratch_database(&base, "cauhop_bench").await?;
-            run(Bridge::start_on(Store::open(&url).await?, Options::default(), None).await?, size, None).await?;
+            run(
+                Bridge::start_on(Store::open(&url).await?, Options::default(), None).await?,
+                size,
+                None,
+            )
+            .await?;
         }
         Ok(())
     })

@@ -1,13 +1,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use cauhop_store::model::{Endpoint, EndpointWithKey, Meeting, NewEndpoint, Page, Paged};
 use cauhop_store::{Instant, MeetingFilter};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery, PageQuery, Principal};
+use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal};
 use crate::AppState;
 
 #[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints", params(PageQuery),
@@ -61,7 +61,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Endpoint>, ApiError> {
     Ok(Json(scoped(&state, &principal, id).await?))
 }
@@ -71,7 +71,7 @@ pub async fn get(
 pub async fn rotate_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<EndpointWithKey>, ApiError> {
     scoped(&state, &principal, id).await?;
     Ok(Json(state.store.rotate_endpoint_key(id).await?))
@@ -82,7 +82,7 @@ pub async fn rotate_key(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     scoped(&state, &principal, id).await?;
     // Attendance keeps its rows; the device's key dies with it.

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cauhop_protocol::ParticipantInfo;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery, PageQuery, Principal, Scope};
+use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
 use crate::admission::room_of;
 use crate::auth::JoinClaims;
@@ -158,7 +158,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Meeting>, ApiError> {
     Ok(Json(load_visible(&state, &principal, id).await?))
 }
@@ -168,7 +168,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(m): ApiJson<NewMeeting>,
 ) -> Result<Json<Meeting>, ApiError> {
     let scope = principal.admin()?;
@@ -184,7 +184,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     load_managed(&state, &principal, id).await?;
     state.store.delete_meeting(id).await?;
@@ -281,7 +281,7 @@ async fn issue(state: &AppState, m: &Meeting, req: NewLink) -> Result<IssuedLink
 pub async fn create_link(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<NewLink>,
 ) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
     let m = load_managed(&state, &principal, id).await?;
@@ -293,7 +293,7 @@ pub async fn create_link(
 pub async fn list_links(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<JoinLink>>, ApiError> {
     load_managed(&state, &principal, id).await?;
     Ok(Json(state.store.links(id).await?))
@@ -304,7 +304,7 @@ pub async fn list_links(
 pub async fn revoke_link(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(jti): Path<String>,
+    ApiPath(jti): ApiPath<String>,
 ) -> Result<Json<JoinLink>, ApiError> {
     principal.admin()?;
     let link = state
@@ -322,7 +322,7 @@ pub async fn revoke_link(
 pub async fn my_link(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
     let person = principal.person()?.clone();
     let m = state.store.meeting(id).await?;
@@ -364,7 +364,7 @@ fn csv_field(s: &str) -> String {
 pub async fn attendance(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<AttendanceQuery>,
 ) -> Result<Response, ApiError> {
     let m = load_managed(&state, &principal, id).await?;
@@ -426,7 +426,7 @@ pub async fn attendance(
 pub async fn live(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<ParticipantInfo>>, ApiError> {
     load_managed(&state, &principal, id).await?;
     Ok(Json(state.registry.members(&room_of(id))))

@@ -1,12 +1,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use cauhop_store::model::{NewPerson, Paged, Person, PersonRole};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery, PageQuery, Principal, Scope};
+use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
 use crate::auth::hash_password;
 
@@ -72,7 +72,7 @@ pub async fn create(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let scope = principal.admin()?;
     let target = state.store.person(id).await?;

@@ -1,13 +1,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use cauhop_store::model::{NewSite, Paged, Site, SiteKind};
 use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery, PageQuery, Principal, Scope};
+use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -40,7 +40,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Site>, ApiError> {
     principal.person()?;
     Ok(Json(state.store.site(id).await?))
@@ -92,7 +92,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(site): ApiJson<NewSite>,
 ) -> Result<Json<Site>, ApiError> {
     let scope = principal.admin()?;
@@ -106,7 +106,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let scope = principal.admin()?;
     let site = state.store.site(id).await?;
