@@ -32,7 +32,7 @@ try {
   await admin.fill('#sName', 'Tỉnh Lào Cai');
   await admin.selectOption('#sKind', 'province');
   await admin.click('#siteForm button');
-  await admin.waitForSelector('text=Tỉnh Lào Cai', { timeout: 5000 });
+  await admin.waitForSelector('#siteTree >> text=Tỉnh Lào Cai', { timeout: 5000 });
   // The rest through the page's own API helper (same cookie and CSRF token).
   const setup = await admin.evaluate(async () => {
     const api = window.cauhopAdmin.api;
@@ -51,7 +51,7 @@ try {
   result.meeting = setup.meeting;
   // The calendar shows it.
   await admin.click('nav button[data-tab="meetings"]');
-  await admin.waitForSelector('text=Giao ban trực tuyến', { timeout: 5000 });
+  await admin.waitForSelector('#calendar >> text=Giao ban trực tuyến', { timeout: 5000 });
 
   // The commune opens its link early.
   const commune = await (await browser.newContext()).newPage();

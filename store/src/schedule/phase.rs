@@ -113,7 +113,10 @@ impl MeetingTimes {
                 end,
             },
             lobby_at,
-            warn_at: end.plus(-cfg.warn_before_secs).max(w.start),
+            // A meeting shorter than twice the warning is warned at half time, not at start.
+            warn_at: end
+                .plus(-cfg.warn_before_secs)
+                .max(w.start.plus((end.0 - w.start.0) / 2)),
             close_at,
             ended_at,
         }
