@@ -309,6 +309,42 @@ async fn bad_input_is_named_and_nothing_is_lost() -> anyhow::Result<()> {
         assert_eq!(meetings["total"], 1, "{backend:?}: {meetings}");
         let (s, _) = api.get(&As::Anonymous, "/healthz").await?;
         assert_eq!(s, 200);
+
+        // A cookie without the CSRF token (what a forged cross-site form sends) changes nothing.
+        if let As::Session { cookie, .. } = &admin {
+            let forged = As::Session {
+                cookie: cookie.clone(),
+                csrf: "guess".into(),
+            };
+            expect(
+                "no CSRF token",
+                api.post(
+                    &forged,
+                    "/api/v1/sites",
+                    &json!({"code": "z", "name": "Z", "kind": "province"}),
+                )
+                .await?,
+                403,
+                "forbidden",
+                None,
+            );
+        }
+        // Password guessing is slowed down per address.
+        let mut statuses = Vec::new();
+        for _ in 0..12 {
+            let (s, _) = api
+                .post(
+                    &As::Anonymous,
+                    "/api/v1/login",
+                    &json!({"username": "tinh", "password": "wrong-guess-123"}),
+                )
+                .await?;
+            statuses.push(s);
+        }
+        assert!(
+            statuses.contains(&401) && statuses.last() == Some(&429),
+            "{statuses:?}"
+        );
         eprintln!("{backend:?}: API errors ok");
     }
     Ok(())
