@@ -1,10 +1,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 use tracing::info;
 
+use crate::model::{Page, Paged};
 use crate::{Result, StoreError};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -126,6 +127,73 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.0)
+    }
+
+    /// One page of `table` in id order with the total count. With `district`, only rows
+    /// whose `site_col` is that district or one of its communes.
+    pub(crate) async fn paged<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        site_col: &str,
+        district: Option<i64>,
+        page: Page,
+        row: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Paged<T>> {
+        let filter = match district {
+            Some(_) => format!(
+                "WHERE {site_col} IN (SELECT id FROM sites WHERE id = $3 OR parent_id = $3)"
+            ),
+            // Keeps the parameter count the same on both paths.
+            None => "WHERE $3 = $3".to_owned(),
+        };
+        let bind = district.unwrap_or(0);
+        let rows = sqlx::query(&format!(
+            "SELECT {columns} FROM {table} {filter} ORDER BY id LIMIT $1 OFFSET $2"
+        ))
+        .bind(page.limit)
+        .bind(page.offset)
+        .bind(bind)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: (i64,) = sqlx::query_as(&format!(
+            "SELECT COUNT(*) FROM {table} {}",
+            filter.replace("$3", "$1")
+        ))
+        .bind(bind)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Paged {
+            items: rows.iter().map(row).collect::<Result<_>>()?,
+            total: total.0,
+            limit: page.limit,
+            offset: page.offset,
+        })
+    }
+
+    /// Delete one row by id; a row still referred to is a `Conflict` saying `in_use`.
+    pub(crate) async fn delete_by_id(
+        &self,
+        table: &str,
+        entity: &'static str,
+        id: i64,
+        in_use: &str,
+    ) -> Result<()> {
+        let r = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from_db(e, "id") {
+                StoreError::Conflict { field, .. } => StoreError::Conflict {
+                    field,
+                    reason: in_use.to_owned(),
+                },
+                other => other,
+            })?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found(entity, id));
+        }
+        Ok(())
     }
 
     pub(crate) fn check_len(field: &str, value: &str, max: usize) -> Result<()> {

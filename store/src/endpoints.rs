@@ -103,32 +103,8 @@ impl Store {
     }
 
     pub async fn endpoints(&self, district: Option<i64>, page: Page) -> Result<Paged<Endpoint>> {
-        let filter = match district {
-            Some(_) => "WHERE site_id IN (SELECT id FROM sites WHERE id = $3 OR parent_id = $3)",
-            None => "WHERE $3 = $3",
-        };
-        let bind = district.unwrap_or(0);
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM endpoints {filter} ORDER BY id LIMIT $1 OFFSET $2"
-        ))
-        .bind(page.limit)
-        .bind(page.offset)
-        .bind(bind)
-        .fetch_all(&self.pool)
-        .await?;
-        let total: (i64,) = sqlx::query_as(&format!(
-            "SELECT COUNT(*) FROM endpoints {}",
-            filter.replace("$3", "$1")
-        ))
-        .bind(bind)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Paged {
-            items: rows.iter().map(endpoint).collect::<Result<_>>()?,
-            total: total.0,
-            limit: page.limit,
-            offset: page.offset,
-        })
+        self.paged("endpoints", COLUMNS, "site_id", district, page, endpoint)
+            .await
     }
 
     pub async fn record_endpoint_health(
@@ -147,14 +123,12 @@ impl Store {
     }
 
     pub async fn delete_endpoint(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM endpoints WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::from_db(e, "id"))?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("endpoint", id));
-        }
-        Ok(())
+        self.delete_by_id(
+            "endpoints",
+            "endpoint",
+            id,
+            "the endpoint is still referred to",
+        )
+        .await
     }
 }

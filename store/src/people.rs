@@ -120,44 +120,13 @@ impl Store {
 
     /// People, optionally only those at a district's sites.
     pub async fn people(&self, district: Option<i64>, page: Page) -> Result<Paged<Person>> {
-        let filter = match district {
-            Some(_) => "WHERE site_id IN (SELECT id FROM sites WHERE id = $3 OR parent_id = $3)",
-            None => "WHERE $3 = $3",
-        };
-        let bind = district.unwrap_or(0);
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM people {filter} ORDER BY id LIMIT $1 OFFSET $2"
-        ))
-        .bind(page.limit)
-        .bind(page.offset)
-        .bind(bind)
-        .fetch_all(&self.pool)
-        .await?;
-        let total: (i64,) = sqlx::query_as(&format!(
-            "SELECT COUNT(*) FROM people {}",
-            filter.replace("$3", "$1")
-        ))
-        .bind(bind)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Paged {
-            items: rows.iter().map(person).collect::<Result<_>>()?,
-            total: total.0,
-            limit: page.limit,
-            offset: page.offset,
-        })
+        self.paged("people", COLUMNS, "site_id", district, page, person)
+            .await
     }
 
     pub async fn delete_person(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM people WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
+        self.delete_by_id("people", "person", id, "the person is still referred to")
             .await
-            .map_err(|e| StoreError::from_db(e, "id"))?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("person", id));
-        }
-        Ok(())
     }
 
     pub async fn count_people(&self) -> Result<i64> {

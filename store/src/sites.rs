@@ -126,49 +126,17 @@ impl Store {
 
     /// Sites in tree order of ids; `under` limits to a district and its communes.
     pub async fn sites(&self, under: Option<i64>, page: Page) -> Result<Paged<Site>> {
-        let (filter, bind) = match under {
-            Some(d) => ("WHERE id = $3 OR parent_id = $3", d),
-            None => ("WHERE $3 = $3", 0),
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sites {filter} ORDER BY id LIMIT $1 OFFSET $2"
-        ))
-        .bind(page.limit)
-        .bind(page.offset)
-        .bind(bind)
-        .fetch_all(&self.pool)
-        .await?;
-        let total: (i64,) = sqlx::query_as(&format!(
-            "SELECT COUNT(*) FROM sites {}",
-            filter.replace("$3", "$1")
-        ))
-        .bind(bind)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Paged {
-            items: rows.iter().map(site).collect::<Result<_>>()?,
-            total: total.0,
-            limit: page.limit,
-            offset: page.offset,
-        })
+        self.paged("sites", COLUMNS, "id", under, page, site).await
     }
 
     pub async fn delete_site(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM sites WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match StoreError::from_db(e, "id") {
-                StoreError::Conflict { field, .. } => StoreError::Conflict {
-                    field,
-                    reason: "the site still has sites, endpoints, people or meetings".into(),
-                },
-                other => other,
-            })?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("site", id));
-        }
-        Ok(())
+        self.delete_by_id(
+            "sites",
+            "site",
+            id,
+            "the site still has sites, endpoints, people or meetings",
+        )
+        .await
     }
 
     /// The district a site belongs to (itself for a district; none for the province).
