@@ -10,7 +10,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal};
 use crate::AppState;
 
-#[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints", params(PageQuery),
+#[utoipa::path(operation_id = "endpoints_list", get, path = "/api/v1/endpoints", tag = "endpoints", params(PageQuery),
     responses((status = 200, body = Paged<Endpoint>), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -32,7 +32,7 @@ async fn scoped(state: &AppState, principal: &Principal, id: i64) -> Result<Endp
     Ok(e)
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints", tag = "endpoints", request_body = NewEndpoint,
+#[utoipa::path(operation_id = "endpoints_create", post, path = "/api/v1/endpoints", tag = "endpoints", request_body = NewEndpoint,
     responses((status = 201, body = EndpointWithKey, description = "The key is shown only now"),
               (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -56,7 +56,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints/{id}", tag = "endpoints",
+#[utoipa::path(operation_id = "endpoints_get", get, path = "/api/v1/endpoints/{id}", params(("id" = i64, Path)), tag = "endpoints",
     responses((status = 200, body = Endpoint), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -66,7 +66,7 @@ pub async fn get(
     Ok(Json(scoped(&state, &principal, id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/key", tag = "endpoints",
+#[utoipa::path(operation_id = "endpoints_rotate_key", post, path = "/api/v1/endpoints/{id}/key", params(("id" = i64, Path)), tag = "endpoints",
     responses((status = 200, body = EndpointWithKey, description = "New key; the old one stops working")))]
 pub async fn rotate_key(
     State(state): State<Arc<AppState>>,
@@ -77,7 +77,7 @@ pub async fn rotate_key(
     Ok(Json(state.store.rotate_endpoint_key(id).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/endpoints/{id}", tag = "endpoints",
+#[utoipa::path(operation_id = "endpoints_delete", delete, path = "/api/v1/endpoints/{id}", params(("id" = i64, Path)), tag = "endpoints",
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
@@ -91,7 +91,7 @@ pub async fn delete(
 }
 
 /// The calling device's meetings from a day ago to a week ahead, with their phase.
-#[utoipa::path(get, path = "/api/v1/device/schedule", tag = "device",
+#[utoipa::path(operation_id = "endpoints_device_schedule", get, path = "/api/v1/device/schedule", tag = "device",
     security(("device_key" = [])),
     responses((status = 200, body = Vec<Meeting>), (status = 401, body = ErrorBody)))]
 pub async fn device_schedule(
@@ -123,7 +123,7 @@ pub async fn device_schedule(
     Ok(Json(list))
 }
 
-#[utoipa::path(post, path = "/api/v1/device/health", tag = "device",
+#[utoipa::path(operation_id = "endpoints_device_health", post, path = "/api/v1/device/health", tag = "device",
     security(("device_key" = [])), request_body = Object,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn device_health(

@@ -46,7 +46,7 @@ fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
     )
 }
 
-#[utoipa::path(post, path = "/api/v1/login", tag = "session", request_body = LoginRequest,
+#[utoipa::path(operation_id = "login_login", post, path = "/api/v1/login", tag = "session", request_body = LoginRequest,
     responses((status = 200, body = SessionInfo, description = "Logged in; the cookie is set"),
               (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
@@ -97,7 +97,7 @@ pub async fn login(
         .into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/logout", tag = "session",
+#[utoipa::path(operation_id = "login_logout", post, path = "/api/v1/logout", tag = "session",
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(
     State(state): State<Arc<AppState>>,
@@ -117,7 +117,7 @@ pub async fn logout(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "session",
+#[utoipa::path(operation_id = "login_me", get, path = "/api/v1/me", tag = "session",
     responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody)))]
 pub async fn me(principal: Principal) -> Result<Json<SessionInfo>, ApiError> {
     principal.person()?;

@@ -18,6 +18,7 @@ use crate::admission::room_of;
 use crate::auth::JoinClaims;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MeetingQuery {
     /// Meetings ending after this time (RFC 3339).
@@ -105,7 +106,7 @@ async fn load_managed(
     Ok(m)
 }
 
-#[utoipa::path(get, path = "/api/v1/meetings", tag = "meetings", params(MeetingQuery),
+#[utoipa::path(operation_id = "meetings_list", get, path = "/api/v1/meetings", tag = "meetings", params(MeetingQuery),
     responses((status = 200, body = Paged<Meeting>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -135,7 +136,7 @@ pub async fn list(
     Ok(Json(out))
 }
 
-#[utoipa::path(post, path = "/api/v1/meetings", tag = "meetings", request_body = NewMeeting,
+#[utoipa::path(operation_id = "meetings_create", post, path = "/api/v1/meetings", tag = "meetings", request_body = NewMeeting,
     responses((status = 201, body = Meeting),
               (status = 409, body = ErrorBody, description = "A site's room is booked elsewhere; `conflict` names the meeting"),
               (status = 422, body = ErrorBody)))]
@@ -153,7 +154,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-#[utoipa::path(get, path = "/api/v1/meetings/{id}", tag = "meetings",
+#[utoipa::path(operation_id = "meetings_get", get, path = "/api/v1/meetings/{id}", params(("id" = i64, Path)), tag = "meetings",
     responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -163,7 +164,7 @@ pub async fn get(
     Ok(Json(load_visible(&state, &principal, id).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/meetings/{id}", tag = "meetings", request_body = NewMeeting,
+#[utoipa::path(operation_id = "meetings_update", put, path = "/api/v1/meetings/{id}", params(("id" = i64, Path)), tag = "meetings", request_body = NewMeeting,
     responses((status = 200, body = Meeting), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
@@ -179,7 +180,7 @@ pub async fn update(
     Ok(Json(out))
 }
 
-#[utoipa::path(delete, path = "/api/v1/meetings/{id}", tag = "meetings",
+#[utoipa::path(operation_id = "meetings_delete", delete, path = "/api/v1/meetings/{id}", params(("id" = i64, Path)), tag = "meetings",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
@@ -276,7 +277,7 @@ async fn issue(state: &AppState, m: &Meeting, req: NewLink) -> Result<IssuedLink
     Ok(IssuedLink { link, token, url })
 }
 
-#[utoipa::path(post, path = "/api/v1/meetings/{id}/links", tag = "links", request_body = NewLink,
+#[utoipa::path(operation_id = "meetings_create_link", post, path = "/api/v1/meetings/{id}/links", params(("id" = i64, Path)), tag = "links", request_body = NewLink,
     responses((status = 201, body = IssuedLink), (status = 422, body = ErrorBody)))]
 pub async fn create_link(
     State(state): State<Arc<AppState>>,
@@ -288,7 +289,7 @@ pub async fn create_link(
     Ok((StatusCode::CREATED, Json(issue(&state, &m, req).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/meetings/{id}/links", tag = "links",
+#[utoipa::path(operation_id = "meetings_list_links", get, path = "/api/v1/meetings/{id}/links", params(("id" = i64, Path)), tag = "links",
     responses((status = 200, body = Vec<JoinLink>)))]
 pub async fn list_links(
     State(state): State<Arc<AppState>>,
@@ -299,7 +300,7 @@ pub async fn list_links(
     Ok(Json(state.store.links(id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/links/{jti}/revoke", tag = "links",
+#[utoipa::path(operation_id = "meetings_revoke_link", post, path = "/api/v1/links/{jti}/revoke", params(("jti" = String, Path)), tag = "links",
     responses((status = 200, body = JoinLink), (status = 404, body = ErrorBody)))]
 pub async fn revoke_link(
     State(state): State<Arc<AppState>>,
@@ -317,7 +318,7 @@ pub async fn revoke_link(
 }
 
 /// An official's own link to a meeting their site is invited to.
-#[utoipa::path(post, path = "/api/v1/meetings/{id}/join", tag = "links",
+#[utoipa::path(operation_id = "meetings_my_link", post, path = "/api/v1/meetings/{id}/join", params(("id" = i64, Path)), tag = "links",
     responses((status = 201, body = IssuedLink), (status = 403, body = ErrorBody)))]
 pub async fn my_link(
     State(state): State<Arc<AppState>>,
@@ -345,6 +346,7 @@ pub async fn my_link(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AttendanceQuery {
     /// `json` (default) or `csv`.
@@ -359,7 +361,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/meetings/{id}/attendance", tag = "meetings", params(AttendanceQuery),
+#[utoipa::path(operation_id = "meetings_attendance", get, path = "/api/v1/meetings/{id}/attendance", tag = "meetings", params(("id" = i64, Path), AttendanceQuery),
     responses((status = 200, body = Vec<Attendance>, description = "JSON, or CSV with ?format=csv")))]
 pub async fn attendance(
     State(state): State<Arc<AppState>>,
@@ -421,7 +423,7 @@ pub async fn attendance(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/meetings/{id}/live", tag = "meetings",
+#[utoipa::path(operation_id = "meetings_live", get, path = "/api/v1/meetings/{id}/live", params(("id" = i64, Path)), tag = "meetings",
     responses((status = 200, body = Vec<Object>, description = "Participants connected now")))]
 pub async fn live(
     State(state): State<Arc<AppState>>,

@@ -10,7 +10,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
 use crate::auth::hash_password;
 
-#[utoipa::path(get, path = "/api/v1/people", tag = "people", params(PageQuery),
+#[utoipa::path(operation_id = "people_list", get, path = "/api/v1/people", tag = "people", params(PageQuery),
     responses((status = 200, body = Paged<Person>), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -21,7 +21,7 @@ pub async fn list(
     Ok(Json(state.store.people(scope.district(), q.page()?).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/people", tag = "people", request_body = NewPerson,
+#[utoipa::path(operation_id = "people_create", post, path = "/api/v1/people", tag = "people", request_body = NewPerson,
     responses((status = 201, body = Person), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -67,7 +67,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(person)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "people",
+#[utoipa::path(operation_id = "people_delete", delete, path = "/api/v1/people/{id}", params(("id" = i64, Path)), tag = "people",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,

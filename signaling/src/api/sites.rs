@@ -11,6 +11,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SiteQuery {
     /// Only this district and its communes.
@@ -19,7 +20,7 @@ pub struct SiteQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/sites", tag = "sites", params(SiteQuery),
+#[utoipa::path(operation_id = "sites_list", get, path = "/api/v1/sites", tag = "sites", params(SiteQuery),
     responses((status = 200, body = Paged<Site>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -35,7 +36,7 @@ pub async fn list(
     Ok(Json(state.store.sites(q.under, page).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "sites",
+#[utoipa::path(operation_id = "sites_get", get, path = "/api/v1/sites/{id}", params(("id" = i64, Path)), tag = "sites",
     responses((status = 200, body = Site), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -70,7 +71,7 @@ async fn check_scope(
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/sites", tag = "sites", request_body = NewSite,
+#[utoipa::path(operation_id = "sites_create", post, path = "/api/v1/sites", tag = "sites", request_body = NewSite,
     responses((status = 201, body = Site), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -86,7 +87,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/sites/{id}", tag = "sites", request_body = NewSite,
+#[utoipa::path(operation_id = "sites_update", put, path = "/api/v1/sites/{id}", params(("id" = i64, Path)), tag = "sites", request_body = NewSite,
     responses((status = 200, body = Site), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn update(
@@ -101,7 +102,7 @@ pub async fn update(
     Ok(Json(state.store.update_site(id, &site).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "sites",
+#[utoipa::path(operation_id = "sites_delete", delete, path = "/api/v1/sites/{id}", params(("id" = i64, Path)), tag = "sites",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
