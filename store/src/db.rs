@@ -107,6 +107,19 @@ impl Store {
         Ok(row.0)
     }
 
+    /// Bytes the database takes: SQLite's pages (the WAL not counted; it is folded back at
+    /// checkpoints), or PostgreSQL's `pg_database_size`.
+    pub async fn size_bytes(&self) -> Result<i64> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            }
+            Backend::Postgres => "SELECT pg_database_size(current_database())",
+        };
+        let row: (i64,) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
+        Ok(row.0)
+    }
+
     /// A server secret kept in the store, created on first use (e.g. the JWT signing key),
     /// so join links stay valid across restarts.
     pub async fn secret_setting(&self, key: &str) -> Result<String> {

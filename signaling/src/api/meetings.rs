@@ -374,26 +374,28 @@ pub async fn attendance(
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rows).into_response()),
         Some("csv") => {
-            let mut sites = std::collections::HashMap::new();
+            // One query for every site name rather than one per row.
+            let sites: std::collections::HashMap<i64, String> = state
+                .store
+                .sites(
+                    None,
+                    cauhop_store::model::Page {
+                        limit: i64::MAX,
+                        offset: 0,
+                    },
+                )
+                .await?
+                .items
+                .into_iter()
+                .map(|s| (s.id, s.name))
+                .collect();
             // A BOM so that Excel opens Vietnamese names as UTF-8.
             let mut out = String::from("\u{feff}meeting,site,name,joined_at,left_at,minutes\r\n");
             for r in rows {
-                let site = match r.site_id {
-                    Some(s) => match sites.get(&s) {
-                        Some(n) => String::clone(n),
-                        None => {
-                            let n = state
-                                .store
-                                .site(s)
-                                .await
-                                .map(|x| x.name)
-                                .unwrap_or_default();
-                            sites.insert(s, n.clone());
-                            n
-                        }
-                    },
-                    None => String::new(),
-                };
+                let site = r
+                    .site_id
+                    .and_then(|s| sites.get(&s).cloned())
+                    .unwrap_or_default();
                 out.push_str(&format!(
                     "{},{},{},{},{},{}\r\n",
                     csv_field(&m.title),
