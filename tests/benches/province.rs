@@ -280,9 +280,18 @@ async fn run(bridge: Bridge, size: &Size, dir: Option<&std::path::Path>) -> anyh
         "| links + attendance | {:.2} s |",
         seeded_records.as_secs_f64()
     );
+    println!(
+        "| store size ({}) | {:.1} MiB |",
+        if bytes > 0 {
+            "SQLite pages"
+        } else {
+            "pg_database_size"
+        },
+        store.size_bytes().await? as f64 / 1_048_576.0
+    );
     if bytes > 0 {
         println!(
-            "| store size on disk (db + wal) | {:.1} MiB |",
+            "| files on disk (db + WAL before checkpoint) | {:.1} MiB |",
             bytes as f64 / 1_048_576.0
         );
         let b = tempfile::tempdir()?;
