@@ -210,9 +210,10 @@ impl Store {
 
     /// PostgreSQL runs transactions side by side: serialise meeting writes so two
     /// concurrent bookings cannot both pass the overlap check. SQLite has one writer anyway.
+    /// An advisory lock rather than `LOCK TABLE`, which also waits for autovacuum.
     async fn lock_meetings(&self, tx: &mut Transaction<'_, Any>) -> Result<()> {
         if self.backend() == Backend::Postgres {
-            sqlx::query("LOCK TABLE meetings IN SHARE ROW EXCLUSIVE MODE")
+            sqlx::query("SELECT pg_advisory_xact_lock(7746)::text")
                 .execute(&mut **tx)
                 .await?;
         }
