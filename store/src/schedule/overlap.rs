@@ -15,7 +15,8 @@ pub struct Booking {
 }
 
 impl Booking {
-    fn span(&self) -> (Instant, Instant) {
+    /// From the first start to the last end (open-ended rules: the check horizon).
+    pub fn span(&self) -> (Instant, Instant) {
         let end = match &self.rule {
             None => self.first.end,
             Some(r) => match r.until {
