@@ -141,28 +141,33 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "node"])
-        .arg(dir.join("two_tabs.mjs"))
-        .args([&base, "browser-test"])
-        .output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    println!("browser: {stdout}");
-    anyhow::ensure!(out.status.success(), "browser scenario failed: {stdout}");
+    let admin = ["tinh", "mat-khau-rat-dai-2026"];
+    run_script(&ns, &dir, "two_tabs.mjs", &[&base, "browser-test"])?;
+    run_script(&ns, &dir, "scheduled.mjs", &[&base, admin[0], admin[1]])?;
+    run_script(&ns, &dir, "kiosk.mjs", &[&base, admin[0], admin[1]])?;
+    drop(bridge);
+    Ok(())
+}
 
+/// Run one Playwright scenario inside the namespace; it prints one JSON line and exits
+/// non-zero on failure.
+fn run_script(
+    ns: &Netns,
+    dir: &std::path::Path,
+    script: &str,
+    args: &[&str],
+) -> anyhow::Result<()> {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.0, "node"])
-        .arg(dir.join("scheduled.mjs"))
-        .args([&base, "tinh", "mat-khau-rat-dai-2026"])
+        .arg(dir.join(script))
+        .args(args)
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    println!("browser (admin page + join link): {stdout}");
+    println!("browser {script}: {stdout}");
     anyhow::ensure!(
         out.status.success(),
-        "scheduled browser scenario failed: {stdout}"
+        "browser scenario {script} failed: {stdout}"
     );
-    drop(bridge);
     Ok(())
 }

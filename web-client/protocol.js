@@ -65,6 +65,7 @@ CauhopSession.prototype.connect = function () {
 CauhopSession.prototype.teardown = function () {
   if (this.pc) { try { this.pc.close(); } catch (e) { /* already closed */ } }
   this.pc = null;
+  this.me = null;
   this.transceivers = [];
   this.emit('reset', null);
 };

@@ -16,6 +16,8 @@ const I18N_JS: &str = include_str!("../../web-client/i18n.js");
 const STYLE_CSS: &str = include_str!("../../web-client/style.css");
 const ADMIN_HTML: &str = include_str!("../../web-client/admin.html");
 const ADMIN_JS: &str = include_str!("../../web-client/admin.js");
+const KIOSK_HTML: &str = include_str!("../../web-client/kiosk.html");
+const KIOSK_JS: &str = include_str!("../../web-client/kiosk.js");
 
 fn asset(body: &'static str, mime: &'static str) -> impl IntoResponse {
     (
@@ -36,6 +38,14 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/admin",
             get(|| async { asset(ADMIN_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/kiosk",
+            get(|| async { asset(KIOSK_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/static/kiosk.js",
+            get(|| async { asset(KIOSK_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/static/admin.js",

@@ -1,0 +1,155 @@
+// Kiosk mode for a meeting-room PC (/kiosk?key=DEVICE_KEY): waits for the room's next
+// meeting with a clock, joins by itself when it opens, shows the meeting full screen with
+// only a mute button, rejoins after drops, and reports its state to the bridge.
+'use strict';
+(function () {
+  var K = {
+    vi: { nothing: 'Không có cuộc họp nào sắp tới', next: 'Cuộc họp tiếp theo', at: 'lúc',
+      badKey: 'Khoá thiết bị không hợp lệ hoặc đã bị thu hồi. Liên hệ cán bộ công nghệ thông tin của huyện.',
+      offline: 'Không kết nối được máy chủ cầu họp, đang thử lại…', weak: 'Đường truyền yếu',
+      reconnecting: 'Mất kết nối, đang kết nối lại…', ended: 'Cuộc họp đã kết thúc', mute: 'Tắt micrô', unmute: 'Bật micrô',
+      noMedia: 'Không mở được camera/micrô: ' },
+    en: { nothing: 'No upcoming meeting', next: 'Next meeting', at: 'at',
+      badKey: 'The device key is not valid or was revoked. Contact the district IT officer.',
+      offline: 'Cannot reach the bridge, retrying…', weak: 'Weak connection',
+      reconnecting: 'Connection lost, reconnecting…', ended: 'The meeting has ended', mute: 'Mute', unmute: 'Unmute',
+      noMedia: 'Cannot open camera/microphone: ' }
+  };
+  var $ = function (id) { return document.getElementById(id); };
+  var params = new URLSearchParams(location.search);
+  var key = params.get('key') || localStorage.getItem('cauhop.kioskKey') || '';
+  if (params.get('key')) localStorage.setItem('cauhop.kioskKey', key);
+  var lang = params.get('lang') || 'vi';
+  var session = null, stream = null, state = 'waiting', current = null, muted = false, lastLoss = null;
+  function t(k) { return (K[lang] || K.vi)[k] || (CAUHOP_STRINGS[lang] || CAUHOP_STRINGS.vi)[k] || k; }
+  function banner(text, cls) {
+    var b = $('banner');
+    b.textContent = text || ''; b.className = text ? (cls || '') : 'hidden';
+  }
+  function clock(iso) {
+    return new Date(iso ? Date.parse(iso) : Date.now()).toLocaleTimeString(lang === 'vi' ? 'vi-VN' : 'en-GB',
+      { timeZone: 'Asia/Ho_Chi_Minh', hour: '2-digit', minute: '2-digit' });
+  }
+  window.cauhop = { stats: function () { return session && session.pc ? session.pc.getStats() : null; },
+    state: function () { return state; }, session: function () { return session; } };
+
+  async function device(method, path, body) {
+    var opts = { method: method, headers: { Authorization: 'Device ' + key } };
+    if (body) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+    return fetch('/api/v1' + path, opts);
+  }
+
+  async function poll() {
+    if (session) return;
+    var r;
+    try { r = await device('GET', '/device/schedule'); } catch (e) { banner(t('offline'), 'warn'); return; }
+    if (r.status === 401) { banner(t('badKey'), 'bad'); return; }
+    if (!r.ok) { banner(t('offline'), 'warn'); return; }
+    banner('');
+    var list = await r.json();
+    var live = list.find(function (m) { return ['lobby', 'open', 'closing'].indexOf(m.phase) >= 0; });
+    if (live) { join(live); return; }
+    var next = list.filter(function (m) { return m.phase === 'scheduled'; })
+      .sort(function (a, b) { return Date.parse(a.starts_at) - Date.parse(b.starts_at); })[0];
+    $('next').textContent = next ? t('next') + ': ' + next.title + ' — ' + t('at') + ' ' + clock(next.starts_at) + ' ' +
+      new Date(Date.parse(next.starts_at) + 7 * 3600000).toISOString().slice(0, 10).split('-').reverse().join('/') : t('nothing');
+  }
+
+  function tile(id) {
+    var el = $('tile-' + id);
+    if (!el) {
+      el = document.createElement('div'); el.className = 'tile'; el.id = 'tile-' + id;
+      var v = document.createElement('video'); v.autoplay = true; v.playsInline = true;
+      el.appendChild(v); $('grid').appendChild(el);
+    }
+    return el;
+  }
+
+  async function join(m) {
+    current = m;
+    if (!stream) {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true },
+          video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { max: 24 } } });
+      } catch (e) { banner(t('noMedia') + e.name, 'warn'); stream = null; }
+    }
+    var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    session = new CauhopSession({ url: proto + location.host + '/ws', meeting: String(m.id), name: 'kiosk',
+      key: key, stream: stream, onEvent: onEvent });
+    session.connect();
+  }
+
+  function backToWaiting(text) {
+    if (session) { session.closedByUser = true; session.leave(); }
+    session = null; current = null; state = 'waiting';
+    $('grid').innerHTML = '';
+    $('meetingView').classList.add('hidden'); $('waiting').classList.remove('hidden');
+    banner(text || '');
+    poll();
+  }
+
+  function onEvent(type, data) {
+    switch (type) {
+      case 'state':
+        if (data === 'joined') { state = 'joined'; banner(''); }
+        if (data === 'reconnecting') { state = 'reconnecting'; banner(t('reconnecting'), 'warn'); }
+        break;
+      case 'welcome':
+        $('waiting').classList.add('hidden'); $('meetingView').classList.remove('hidden');
+        $('grid').innerHTML = '';
+        break;
+      case 'participant_left':
+        var gone = $('tile-' + data.participant); if (gone) gone.remove();
+        break;
+      case 'track':
+        var v = tile(data.participant).querySelector('video');
+        if (v.srcObject !== data.stream) v.srcObject = data.stream;
+        v.play().catch(function () { /* autoplay is allowed in kiosk mode */ });
+        break;
+      case 'meeting_state':
+        var ph = $('phase'); ph.classList.remove('hidden'); ph.classList.toggle('warn', data.phase === 'closing');
+        ph.textContent = data.title + (data.phase === 'closing' ? ' — ' + t('closing').replace('{t}', clock(data.ends_at)) : '');
+        break;
+      case 'mute_request':
+        muted = true; session.setMuted(true, false); updateMute();
+        break;
+      case 'ended':
+        backToWaiting(t('ended'));
+        break;
+      case 'waiting':
+        state = 'waiting'; break;
+      case 'error':
+        if (data.code === 'unauthorized') backToWaiting(t('badKey'));
+        else if (['meeting_closed', 'not_invited', 'unknown_meeting'].indexOf(data.code) >= 0) backToWaiting('');
+        break;
+    }
+  }
+
+  function updateMute() { $('muteBtn').textContent = muted ? t('unmute') : t('mute'); $('muteBtn').classList.toggle('off', muted); }
+  $('muteBtn').onclick = function () { muted = !muted; if (session) session.setMuted(muted, false); updateMute(); };
+
+  // Link quality from the browser's own counters: loss over the last interval and RTT.
+  async function quality() {
+    if (!session || !session.pc) return null;
+    var lost = 0, got = 0, rtt = 0;
+    (await session.pc.getStats()).forEach(function (x) {
+      if (x.type === 'inbound-rtp') { lost += x.packetsLost || 0; got += x.packetsReceived || 0; }
+      if (x.type === 'candidate-pair' && x.nominated && x.currentRoundTripTime) rtt = x.currentRoundTripTime;
+    });
+    var prev = lastLoss; lastLoss = { lost: lost, got: got };
+    var loss = prev && got + lost > prev.got + prev.lost ? (lost - prev.lost) / (got + lost - prev.got - prev.lost) : 0;
+    return { loss: loss, rtt_ms: Math.round(rtt * 1000) };
+  }
+
+  setInterval(function () { $('clock').textContent = clock(); }, 1000);
+  $('clock').textContent = clock();
+  setInterval(poll, 15000);
+  setInterval(async function () {
+    var q = await quality().catch(function () { return null; });
+    if (q && state === 'joined') banner(q.loss > 0.05 || q.rtt_ms > 400 ? t('weak') + ' (' + Math.round(q.loss * 100) + ' %, ' + q.rtt_ms + ' ms)' : '', 'warn');
+    device('POST', '/device/health', { version: 'kiosk', state: state, meeting: current ? current.id : null,
+      loss: q ? q.loss : null, rtt_ms: q ? q.rtt_ms : null }).catch(function () { /* offline: shown by poll */ });
+  }, 10000);
+  updateMute();
+  if (!key) banner(t('badKey'), 'bad'); else poll();
+})();
