@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod bridge;
+pub mod emulator;
 pub mod link;
 pub mod peer;
+pub mod profiles;
 
 /// Wait until `cond` holds, polling every 50 ms; `Err` with `what` after `timeout`.
 pub async fn wait_for(
