@@ -34,6 +34,11 @@
   $('meeting').value = params.get('meeting') || pathMeeting;
   $('name').value = params.get('name') || localStorage.getItem('cauhop.name') || '';
   $('site').value = params.get('site') || localStorage.getItem('cauhop.site') || '';
+  if (token) {
+    // A join link already says which meeting and which site: ask only for the name.
+    $('meeting').closest('label').classList.add('hidden');
+    $('site').closest('label').classList.add('hidden');
+  }
 
   async function listDevices() {
     var devices = [];
