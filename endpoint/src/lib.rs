@@ -1,8 +1,11 @@
 //! The room agent's decisions, free of IO: which meeting to be in given the room's
 //! schedule, when to run the link check, and how long to wait before retrying.
-//! The binary (WebRTC media on the `webrtc` crate, the control loop) builds on these.
+//! `agent` is the control loop and `bridge` the device API; WebRTC media (the `webrtc`
+//! crate, Opus through `opus-rs`) is the next piece.
 
+pub mod agent;
 pub mod backoff;
+pub mod bridge;
 pub mod follower;
 
 pub use backoff::Backoff;

@@ -1,0 +1,121 @@
+//! The bridge's device API, as the agent sees it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::follower::{Phase, Slot};
+
+#[derive(Debug, Error)]
+pub enum BridgeError {
+    #[error("the bridge refused the device key (unknown or revoked)")]
+    Unauthorized,
+    #[error("the bridge answered {0}: {1}")]
+    Status(u16, String),
+    #[error("cannot reach the bridge: {0}")]
+    Network(String),
+    #[error("unexpected answer from the bridge: {0}")]
+    Decode(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Meeting {
+    pub id: i64,
+    pub title: String,
+    pub phase: Phase,
+    pub starts_at: String,
+    pub ends_at: String,
+}
+
+impl Meeting {
+    pub fn slot(&self) -> Slot {
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.timestamp())
+                .unwrap_or(0)
+        };
+        Slot {
+            meeting: self.id,
+            phase: self.phase,
+            starts_at: t(&self.starts_at),
+            ends_at: t(&self.ends_at),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BridgeClient {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl BridgeClient {
+    /// `base`: the bridge's address, e.g. `https://cauhop.laocai.gov.vn`.
+    pub fn new(base: &str, key: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            key: key.to_owned(),
+            http,
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The WebSocket URL of the bridge.
+    pub fn ws_url(&self) -> String {
+        let rest = self
+            .base
+            .strip_prefix("https://")
+            .map(|r| format!("wss://{r}"))
+            .or_else(|| {
+                self.base
+                    .strip_prefix("http://")
+                    .map(|r| format!("ws://{r}"))
+            })
+            .unwrap_or_else(|| self.base.clone());
+        format!("{rest}/ws")
+    }
+
+    async fn check(r: reqwest::Response) -> Result<reqwest::Response, BridgeError> {
+        match r.status().as_u16() {
+            200..=299 => Ok(r),
+            401 => Err(BridgeError::Unauthorized),
+            s => Err(BridgeError::Status(s, r.text().await.unwrap_or_default())),
+        }
+    }
+
+    pub async fn schedule(&self) -> Result<Vec<Meeting>, BridgeError> {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/device/schedule", self.base))
+            .header("authorization", format!("Device {}", self.key))
+            .send()
+            .await
+            .map_err(|e| BridgeError::Network(e.to_string()))?;
+        Self::check(r)
+            .await?
+            .json()
+            .await
+            .map_err(|e| BridgeError::Decode(e.to_string()))
+    }
+
+    pub async fn health(&self, report: &serde_json::Value) -> Result<(), BridgeError> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/device/health", self.base))
+            .header("authorization", format!("Device {}", self.key))
+            .json(report)
+            .send()
+            .await
+            .map_err(|e| BridgeError::Network(e.to_string()))?;
+        Self::check(r).await.map(|_| ())
+    }
+}
