@@ -344,19 +344,16 @@ impl Store {
     }
 
     pub async fn extend_meeting(&self, id: i64, until: Instant) -> Result<()> {
-        let r = sqlx::query("UPDATE meetings SET extended_until = $1 WHERE id = $2")
-            .bind(until.0)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("meeting", id));
-        }
-        Ok(())
+        self.set_meeting_instant(id, "extended_until", until).await
     }
 
     pub async fn end_meeting(&self, id: i64, at: Instant) -> Result<()> {
-        let r = sqlx::query("UPDATE meetings SET ended_at = $1 WHERE id = $2")
+        self.set_meeting_instant(id, "ended_at", at).await
+    }
+
+    /// `column` is one of this file's own column names, never input.
+    async fn set_meeting_instant(&self, id: i64, column: &str, at: Instant) -> Result<()> {
+        let r = sqlx::query(&format!("UPDATE meetings SET {column} = $1 WHERE id = $2"))
             .bind(at.0)
             .bind(id)
             .execute(&self.pool)
@@ -368,14 +365,14 @@ impl Store {
     }
 
     pub async fn delete_meeting(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM meetings WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("meeting", id));
-        }
-        Ok(())
+        // Invitations, links and attendance go with it (ON DELETE CASCADE).
+        self.delete_by_id(
+            "meetings",
+            "meeting",
+            id,
+            "the meeting is still referred to",
+        )
+        .await
     }
 
     pub async fn count_meetings(&self) -> Result<i64> {

@@ -1,19 +1,10 @@
 // Kiosk mode in real Chromium: a room PC opens /kiosk?key=… before its meeting, shows the
 // next meeting, joins by itself when it opens, receives the chair's video, rejoins after
 // its WebSocket is killed, and reports its health. Usage: node kiosk.mjs BASE USER PASSWORD
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [base, user, password] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-    `--unsafely-treat-insecure-origin-as-secure=${base}`,
-  ],
-});
+const browser = await launch(base);
 const result = { ok: false };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function frames(page) {

@@ -2,19 +2,10 @@
 // site through the form; a meeting starting in a few seconds is scheduled; a commune page
 // opened early from its link waits, then joins by itself when the meeting opens, and sees
 // the chair's video. Usage: node scheduled.mjs BASE_URL USER PASSWORD
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [base, user, password] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-    `--unsafely-treat-insecure-origin-as-secure=${base}`,
-  ],
-});
+const browser = await launch(base);
 const result = { ok: false };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 try {

@@ -1,22 +1,12 @@
 // Two headless Chromium pages with fake camera and microphone join one meeting through
 // the real web client; each must decode the other's video and receive its audio.
 // Usage: node two_tabs.mjs BASE_URL MEETING   (prints one JSON line, exit 1 on failure)
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [base, meeting] = process.argv.slice(2);
 const deadline = Date.now() + 45000;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-    // getUserMedia needs a secure origin; the test bridge is plain http on a test address.
-    `--unsafely-treat-insecure-origin-as-secure=${base}`,
-  ],
-});
+const browser = await launch(base);
 
 async function inbound(page) {
   return page.evaluate(async () => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method, header};
 use cauhop_store::model::{Endpoint, Page, Person, PersonRole};
 use cauhop_store::{Instant, SessionRow, Store};
 use serde::Deserialize;
@@ -144,6 +144,23 @@ impl Scope {
         }
     }
 
+    /// The district's own sites (itself and its communes), in one query; `None` for the
+    /// province, which covers every site.
+    pub async fn site_ids(
+        &self,
+        store: &Store,
+    ) -> Result<Option<std::collections::HashSet<i64>>, ApiError> {
+        let Scope::District(d) = *self else {
+            return Ok(None);
+        };
+        let all = Page {
+            limit: i64::MAX,
+            offset: 0,
+        };
+        let sites = store.sites(Some(d), all).await?.items;
+        Ok(Some(sites.into_iter().map(|s| s.id).collect()))
+    }
+
     pub fn district(&self) -> Option<i64> {
         match *self {
             Scope::Province => None,
@@ -181,9 +198,8 @@ impl Principal {
     }
 }
 
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -215,7 +231,7 @@ impl FromRequestParts<Arc<AppState>> for Principal {
                 )),
             };
         }
-        let Some(token) = cookie(parts, SESSION_COOKIE) else {
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Ok(Principal::Anonymous);
         };
         let Some(session) = state.store.session(token, Instant::now()).await? else {

@@ -105,9 +105,7 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.person()?;
-    let mut parts = axum::http::Request::new(()).into_parts().0;
-    parts.headers = headers;
-    if let Some(token) = cookie(&parts, SESSION_COOKIE) {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         state.store.delete_session(token).await?;
     }
     Ok((

@@ -49,26 +49,22 @@ async fn can_see(state: &AppState, principal: &Principal, m: &Meeting) -> Result
 
 /// A district admin's meeting: chaired or attended by a site of the district.
 async fn in_scope(state: &AppState, scope: Scope, m: &Meeting) -> Result<bool, ApiError> {
-    if scope == Scope::Province || scope.covers(&state.store, m.chair_site_id).await? {
+    let Some(own) = scope.site_ids(&state.store).await? else {
         return Ok(true);
-    }
-    for i in &m.roster {
-        if scope.covers(&state.store, i.site_id).await? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    };
+    Ok(own.contains(&m.chair_site_id) || m.roster.iter().any(|i| own.contains(&i.site_id)))
 }
 
 /// A district admin may schedule only among the district's own sites.
 async fn check_new(state: &AppState, scope: Scope, m: &NewMeeting) -> Result<(), ApiError> {
-    if scope == Scope::Province {
+    let Some(own) = scope.site_ids(&state.store).await? else {
         return Ok(());
-    }
+    };
     let mut sites = vec![m.chair_site_id];
     sites.extend(m.roster.iter().map(|i| i.site_id));
-    for s in sites {
-        if state.store.site(s).await.is_ok() && !scope.covers(&state.store, s).await? {
+    for s in sites.into_iter().filter(|s| !own.contains(s)) {
+        // A site that does not exist is left to validation (422), not refused here.
+        if state.store.site(s).await.is_ok() {
             return Err(ApiError::forbidden(
                 "a district administrator schedules meetings among their own district's sites",
             ));

@@ -30,17 +30,10 @@ pub async fn create(
     ApiJson(p): ApiJson<NewPerson>,
 ) -> Result<(StatusCode, Json<Person>), ApiError> {
     let scope = principal.admin()?;
-    if let Scope::District(_) = scope {
-        let ok = p.role == PersonRole::Official
-            && match p.site_id {
-                Some(s) => scope.covers(&state.store, s).await?,
-                None => false,
-            };
-        if !ok {
-            return Err(ApiError::forbidden(
-                "a district administrator adds officials of their own district",
-            ));
-        }
+    if !may_manage(&state, scope, p.role, p.site_id).await? {
+        return Err(ApiError::forbidden(
+            "a district administrator adds officials of their own district",
+        ));
     }
     let hash = match &p.password {
         Some(pw) => Some(
@@ -76,17 +69,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let scope = principal.admin()?;
     let target = state.store.person(id).await?;
-    if let Scope::District(_) = scope {
-        let ok = target.role == PersonRole::Official
-            && match target.site_id {
-                Some(s) => scope.covers(&state.store, s).await?,
-                None => false,
-            };
-        if !ok {
-            return Err(ApiError::forbidden(
-                "a district administrator removes officials of their own district",
-            ));
-        }
+    if !may_manage(&state, scope, target.role, target.site_id).await? {
+        return Err(ApiError::forbidden(
+            "a district administrator removes officials of their own district",
+        ));
     }
     if principal.person()?.id == id {
         return Err(ApiError::Conflict {
@@ -96,4 +82,20 @@ pub async fn delete(
     }
     state.store.delete_person(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A province admin manages anyone; a district admin only officials of the district.
+async fn may_manage(
+    state: &AppState,
+    scope: Scope,
+    role: PersonRole,
+    site_id: Option<i64>,
+) -> Result<bool, ApiError> {
+    match (scope, site_id) {
+        (Scope::Province, _) => Ok(true),
+        (Scope::District(_), Some(s)) if role == PersonRole::Official => {
+            scope.covers(&state.store, s).await
+        }
+        (Scope::District(_), _) => Ok(false),
+    }
 }
