@@ -1,19 +1,18 @@
-//! The agent's control loop: follow the schedule, hold the meeting's signaling session,
-//! report health, back off on every failure. (Media comes with the WebRTC engine.)
+//! The agent's control loop: follow the schedule, hold the meeting session (signaling and
+//! media, `session.rs`), rejoin after any loss, report health, back off on every failure.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::bridge::{BridgeClient, BridgeError};
 use crate::follower::{Action, decide};
+use crate::media::MediaConfig;
+use crate::session::{End, Session, join};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -24,6 +23,10 @@ pub struct AgentConfig {
     pub health_every: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Longest wait between attempts to get back into a meeting that is on: a room must
+    /// not sit out a meeting because the bridge restarted a minute ago.
+    pub rejoin_max: Duration,
+    pub media: MediaConfig,
 }
 
 impl AgentConfig {
@@ -35,6 +38,8 @@ impl AgentConfig {
             health_every: Duration::from_secs(5),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            rejoin_max: Duration::from_secs(5),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -48,93 +53,10 @@ pub struct AgentStatus {
     pub key_refusals: u32,
     pub waits: Vec<Duration>,
     pub last_error: Option<String>,
-}
-
-struct Session {
-    meeting: i64,
-    tx: mpsc::UnboundedSender<ClientMsg>,
-    ended: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Session {
-    fn leave(self) {
-        let _ = self.tx.send(ClientMsg::Leave);
-        // The writer sends `leave` and closes; give it a moment, then stop the task.
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            self.task.abort();
-        });
-    }
-}
-
-async fn join(client: &BridgeClient, meeting: i64) -> anyhow::Result<Session> {
-    let (ws, _) = tokio_tungstenite::connect_async(client.ws_url()).await?;
-    let (mut sink, mut stream) = ws.split();
-    let join = ClientMsg::Join {
-        v: PROTOCOL_VERSION,
-        meeting: meeting.to_string(),
-        name: "endpoint".into(),
-        site: String::new(),
-        token: None,
-        key: Some(client.key().to_owned()),
-    };
-    sink.send(Message::Text(serde_json::to_string(&join)?.into()))
-        .await?;
-    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer to join"))?;
-    match first {
-        Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMsg>(&t)? {
-            ServerMsg::Welcome { .. } => {}
-            ServerMsg::Error { code, message, .. } => {
-                anyhow::bail!("join refused ({code:?}): {message}")
-            }
-            other => anyhow::bail!("unexpected first message {other:?}"),
-        },
-        other => anyhow::bail!("connection closed during join: {other:?}"),
-    }
-    let (tx, mut rx) = mpsc::unbounded_channel::<ClientMsg>();
-    let ended = Arc::new(AtomicBool::new(false));
-    let flag = ended.clone();
-    let task = tokio::spawn(async move {
-        let mut ping = tokio::time::interval(Duration::from_secs(20));
-        loop {
-            tokio::select! {
-                msg = rx.recv() => {
-                    let Some(msg) = msg else { break };
-                    let leaving = msg == ClientMsg::Leave;
-                    if let Ok(text) = serde_json::to_string(&msg) {
-                        let _ = sink.send(Message::Text(text.into())).await;
-                    }
-                    if leaving {
-                        let _ = sink.close().await;
-                        break;
-                    }
-                }
-                frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(t))) => {
-                        if let Ok(ServerMsg::MeetingEnded { reason }) = serde_json::from_str::<ServerMsg>(&t) {
-                            info!(meeting, %reason, "meeting ended");
-                            break;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => {}
-                },
-                _ = ping.tick() => {
-                    let _ = sink.send(Message::Text(r#"{"type":"ping"}"#.into())).await;
-                }
-            }
-        }
-        flag.store(true, Ordering::Relaxed);
-    });
-    Ok(Session {
-        meeting,
-        tx,
-        ended,
-        task,
-    })
+    /// Sessions lost and rejoined (link drops, bridge restarts).
+    pub rejoins: u32,
+    /// Media paths recovered by an ICE restart inside a session.
+    pub ice_restarts: u32,
 }
 
 fn set(status: &Mutex<AgentStatus>, f: impl FnOnce(&mut AgentStatus)) {
@@ -150,31 +72,56 @@ pub async fn run(
 ) {
     let client = BridgeClient::new(&cfg.bridge, &cfg.key);
     let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max);
+    let mut rejoin = Backoff::new(cfg.backoff_base, cfg.rejoin_max);
     let mut session: Option<Session> = None;
+    // The meeting we were in when the session was lost: retried quickly, not at the
+    // schedule's polling pace.
+    let mut lost: Option<i64> = None;
     let mut last_health = tokio::time::Instant::now() - cfg.health_every;
+    let mut rates = Rates::default();
     set(&status, |s| s.state = "starting");
     loop {
-        if session
-            .as_ref()
-            .is_some_and(|s| s.ended.load(Ordering::Relaxed))
-        {
+        if let Some(end) = session.as_ref().and_then(Session::ended) {
             if let Some(s) = session.take() {
-                info!(
-                    meeting = s.meeting,
-                    "left the meeting (closed by the bridge or the link)"
-                );
+                let restarts = s.view.borrow().ice_restarts;
+                set(&status, |st| st.ice_restarts += restarts);
+                if let End::Lost(why) = &end {
+                    warn!(meeting = s.meeting, "session lost ({why}); rejoining");
+                    lost = Some(s.meeting);
+                }
             }
             set(&status, |s| {
-                s.state = "idle";
+                s.state = if lost.is_some() { "rejoining" } else { "idle" };
                 s.meeting = None;
             });
         }
-        let wait = match client.schedule().await {
+        if let Some(s) = &session {
+            let v = s.view.borrow();
+            set(&status, |st| st.state = media_state(v.media));
+        }
+        let schedule = client.schedule().await;
+        if schedule.is_err() && lost.is_some() {
+            // The bridge itself is restarting: keep the short rejoin pace.
+            let w = rejoin.next(rand::random());
+            if let Err(e) = &schedule {
+                warn!("bridge unreachable while rejoining: {e}");
+            }
+            set(&status, |s| s.waits.push(w));
+            if sleep_or_shutdown(w, &mut shutdown).await {
+                return;
+            }
+            continue;
+        }
+        let wait = match schedule {
             Ok(list) => {
                 backoff.reset();
                 let slots: Vec<_> = list.iter().map(|m| m.slot()).collect();
                 let mut wait = cfg.poll;
-                match decide(session.as_ref().map(|s| s.meeting), &slots) {
+                let action = decide(session.as_ref().map(|s| s.meeting), &slots);
+                if !matches!(action, Action::Join(id) if Some(id) == lost) {
+                    lost = None;
+                }
+                match action {
                     Action::Stay => {
                         if session.is_none() {
                             set(&status, |s| s.state = "idle");
@@ -192,19 +139,31 @@ pub async fn run(
                     }
                     Action::Join(id) => {
                         set(&status, |s| s.state = "joining");
-                        match join(&client, id).await {
+                        match join(&client.ws_url(), client.key(), id, &cfg.media).await {
                             Ok(s) => {
-                                info!(meeting = id, "joined the meeting");
+                                info!(meeting = id, participant = %s.view.borrow().participant, "joined the meeting");
                                 session = Some(s);
+                                if lost.take().is_some() {
+                                    set(&status, |st| st.rejoins += 1);
+                                }
+                                rejoin.reset();
                                 set(&status, |st| {
-                                    st.state = "in_meeting";
+                                    st.state = "connecting";
                                     st.meeting = Some(id);
                                 });
+                                wait = Duration::from_millis(500);
                             }
                             Err(e) => {
                                 warn!(meeting = id, "cannot join: {e:#}");
-                                wait = backoff.next(rand::random());
-                                set(&status, |s| s.last_error = Some(format!("{e:#}")));
+                                wait = if lost.is_some() {
+                                    rejoin.next(rand::random())
+                                } else {
+                                    backoff.next(rand::random())
+                                };
+                                set(&status, |s| {
+                                    s.waits.push(wait);
+                                    s.last_error = Some(format!("{e:#}"));
+                                });
                             }
                         }
                     }
@@ -239,20 +198,77 @@ pub async fn run(
             last_health = tokio::time::Instant::now();
             let report = {
                 let s = status.lock().unwrap_or_else(|e| e.into_inner());
-                serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "state": s.state, "meeting": s.meeting})
+                let mut r = serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "state": s.state,
+                    "meeting": s.meeting,
+                    "rejoins": s.rejoins,
+                });
+                if let Some(sess) = &session {
+                    let v = sess.view.borrow();
+                    let (send_kbps, recv_kbps) = rates.update(&sess.counters);
+                    r["media"] = serde_json::json!({
+                        "state": v.media,
+                        "send_kbps": send_kbps,
+                        "recv_kbps": recv_kbps,
+                        "rtt_ms": v.link.rtt_ms.map(|x| x.round()),
+                        "loss": v.link.loss,
+                        "ice_restarts": v.ice_restarts,
+                    });
+                } else {
+                    rates = Rates::default();
+                }
+                r
             };
             if let Err(e) = client.health(&report).await {
                 warn!("health report not delivered: {e}");
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait.min(cfg.health_every)) => {}
-            _ = shutdown.changed() => {
-                if let Some(s) = session.take() {
-                    s.leave();
-                }
-                return;
+        if sleep_or_shutdown(wait.min(cfg.health_every), &mut shutdown).await {
+            if let Some(s) = session.take() {
+                s.leave();
             }
+            return;
         }
+    }
+}
+
+/// True when the agent is told to stop.
+async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = shutdown.changed() => true,
+    }
+}
+
+fn media_state(media: &'static str) -> &'static str {
+    match media {
+        "connected" => "in_meeting",
+        "interrupted" | "restarting" => "reconnecting",
+        _ => "connecting",
+    }
+}
+
+/// Send and receive bitrates between two health reports.
+#[derive(Default)]
+struct Rates {
+    last: Option<(tokio::time::Instant, u64, u64)>,
+}
+
+impl Rates {
+    fn update(&mut self, c: &crate::media::MediaCounters) -> (u64, u64) {
+        let now = tokio::time::Instant::now();
+        let sent = c.bytes_sent.load(Ordering::Relaxed);
+        let recv = c.bytes_received.load(Ordering::Relaxed);
+        let out = match self.last {
+            Some((t, s0, r0)) => {
+                let secs = now.duration_since(t).as_secs_f64().max(0.001);
+                let kbps = |d: u64| (d as f64 * 8.0 / 1000.0 / secs).round() as u64;
+                (kbps(sent.saturating_sub(s0)), kbps(recv.saturating_sub(r0)))
+            }
+            None => (0, 0),
+        };
+        self.last = Some((now, sent, recv));
+        out
     }
 }

@@ -1,12 +1,16 @@
 //! The room agent's decisions, free of IO: which meeting to be in given the room's
 //! schedule, when to run the link check, and how long to wait before retrying.
-//! `agent` is the control loop and `bridge` the device API; WebRTC media (the `webrtc`
-//! crate, Opus through `opus-rs`) is the next piece.
+//! `agent` is the control loop, `bridge` the device API and `media` the WebRTC side (the
+//! `webrtc` crate; the test tone through the pure-Rust `opus-rs`).
 
 pub mod agent;
 pub mod backoff;
 pub mod bridge;
 pub mod follower;
+pub mod ivf;
+pub mod media;
+pub mod session;
+pub mod tone;
 
 pub use backoff::Backoff;
 pub use follower::{Action, Phase, Slot, check_due, decide};

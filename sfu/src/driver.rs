@@ -71,9 +71,11 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
     let media_addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.advertised).collect();
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (net_tx, net_rx) = mpsc::channel(4096);
-    for (index, s) in sockets.iter().enumerate() {
-        tokio::spawn(receive_loop(index, s.socket.clone(), net_tx.clone()));
-    }
+    let receivers = sockets
+        .iter()
+        .enumerate()
+        .map(|(index, s)| tokio::spawn(receive_loop(index, s.socket.clone(), net_tx.clone())))
+        .collect();
     let driver = Driver {
         sockets,
         candidates: media_addrs.clone(),
@@ -85,6 +87,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         },
         unclaimed: 0,
         send_drops: 0,
+        receivers,
     };
     tokio::spawn(driver.run(cmd_rx, net_rx));
     Ok(SfuHandle {
@@ -140,6 +143,7 @@ struct Driver {
     state: Rooms,
     unclaimed: u64,
     send_drops: u64,
+    receivers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Every peer, grouped in rooms, and which of them need polling.
@@ -170,6 +174,13 @@ impl Driver {
                         info!("SFU handle dropped; media server stopping");
                         return;
                     };
+                    if matches!(cmd, Command::Stop) {
+                        info!("media server stopping");
+                        for r in &self.receivers {
+                            r.abort();
+                        }
+                        return;
+                    }
                     self.handle_command(cmd, Instant::now());
                 }
                 Some(d) = net.recv() => {
@@ -316,6 +327,7 @@ impl Driver {
                 }
             }
             Command::Leave { participant } => self.state.remove_peer(participant),
+            Command::Stop => {}
             Command::Stats { reply } => {
                 let mut peers: Vec<_> = self.state.peers.values().map(|p| p.stats()).collect();
                 peers.sort_by(|a, b| a.participant.cmp(&b.participant));

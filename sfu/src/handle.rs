@@ -36,7 +36,13 @@ pub enum SfuEvent {
     Unpublished { mid: String, kind: TrackKind },
     /// ICE and DTLS are up: media can flow.
     Connected,
-    /// The media connection is gone (ICE timed out); the client should rejoin.
+    /// The media path went silent; the session is kept for a while (the client's ICE
+    /// consent may resume, or it restarts ICE with a new offer).
+    Interrupted,
+    /// The media path is back after `after` without it.
+    Resumed { after: std::time::Duration },
+    /// The media connection is gone (silent past the grace period); the client should
+    /// rejoin.
     Disconnected { reason: String },
 }
 
@@ -107,6 +113,7 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<SfuStats>,
     },
+    Stop,
 }
 
 /// Cheap to clone; every clone talks to the same SFU task.
@@ -180,6 +187,11 @@ impl SfuHandle {
         let (reply, done) = oneshot::channel();
         self.send(Command::Stats { reply }).await?;
         done.await.map_err(|_| SfuError::Stopped)
+    }
+
+    /// Close the media sockets and end every session (a restart binds the port again).
+    pub async fn stop(&self) {
+        let _ = self.send(Command::Stop).await;
     }
 
     async fn send(&self, cmd: Command) -> Result<(), SfuError> {

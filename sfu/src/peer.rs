@@ -91,7 +91,15 @@ pub(crate) struct Peer {
     pub(crate) next_timeout: Instant,
     stats: PeerStats,
     candidates: Vec<SocketAddr>,
+    /// When ICE lost the client. A 3G link that drops for a few seconds comes back to the
+    /// same session (ICE consent resumes, or the client restarts ICE), so the session is
+    /// only ended after [`MEDIA_GRACE`] without media.
+    disconnected_at: Option<Instant>,
 }
+
+/// How long a participant whose media path went silent keeps its session. Browsers and
+/// webrtc-rs declare ICE failed after ~25-30 s; the agent restarts ICE before that.
+pub(crate) const MEDIA_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Per incoming SSRC: the last seen PT and its codec, so the codec lookup runs once.
 #[derive(Clone, Copy)]
@@ -164,6 +172,7 @@ impl Peer {
             next_timeout: now,
             stats,
             candidates,
+            disconnected_at: None,
         }
     }
 
@@ -200,6 +209,15 @@ impl Peer {
             warn!(participant = %self.id, "timeout handling failed: {e}");
             self.rtc.disconnect();
         }
+        if let Some(since) = self.disconnected_at
+            && now.saturating_duration_since(since) >= MEDIA_GRACE
+        {
+            warn!(participant = %self.id, "no media path for {} s: ending the session", MEDIA_GRACE.as_secs());
+            let _ = self.events.send(SfuEvent::Disconnected {
+                reason: "ice_disconnected".into(),
+            });
+            self.rtc.disconnect();
+        }
     }
 
     /// Drain str0m's output: datagrams go to `transmit`, cross-peer work to `out`.
@@ -229,25 +247,35 @@ impl Peer {
                     return;
                 }
                 Output::Transmit(t) => transmit(t.source, t.destination, &t.contents),
-                Output::Event(e) => self.handle_event(e, out),
+                Output::Event(e) => self.handle_event(e, now, out),
             }
         }
     }
 
-    fn handle_event(&mut self, e: Event, out: &mut Vec<(ParticipantId, Propagated)>) {
+    fn handle_event(&mut self, e: Event, now: Instant, out: &mut Vec<(ParticipantId, Propagated)>) {
         match e {
             Event::Connected => {
                 info!(participant = %self.id, room = %self.room, "media connected");
                 self.stats.connected = true;
                 let _ = self.events.send(SfuEvent::Connected);
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                info!(participant = %self.id, "ICE disconnected");
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.disconnected_at.is_none() =>
+            {
+                info!(participant = %self.id, "ICE disconnected; keeping the session for {} s", MEDIA_GRACE.as_secs());
+                self.disconnected_at = Some(now);
                 self.stats.connected = false;
-                let _ = self.events.send(SfuEvent::Disconnected {
-                    reason: "ice_disconnected".into(),
-                });
-                self.rtc.disconnect();
+                let _ = self.events.send(SfuEvent::Interrupted);
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) => {
+                if let Some(since) = self.disconnected_at.take() {
+                    let gap = now.saturating_duration_since(since);
+                    info!(participant = %self.id, "media path back after {:.1} s", gap.as_secs_f64());
+                    self.stats.connected = true;
+                    let _ = self.events.send(SfuEvent::Resumed { after: gap });
+                }
             }
             Event::MediaAdded(m) => {
                 if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {

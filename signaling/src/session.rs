@@ -164,6 +164,10 @@ fn handle_media_event(
             },
         ),
         SfuEvent::Connected => debug!(participant = %me, "media connected"),
+        SfuEvent::Interrupted => info!(participant = %me, "media path interrupted; waiting for it"),
+        SfuEvent::Resumed { after } => {
+            info!(participant = %me, "media path resumed after {:.1} s", after.as_secs_f64())
+        }
         SfuEvent::Disconnected { reason } => {
             warn!(participant = %me, %reason, "media connection lost");
             let _ = out.send(ServerMsg::fatal(

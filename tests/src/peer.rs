@@ -57,6 +57,14 @@ pub struct Shared {
     pub messages: Mutex<Vec<ServerMsg>>,
 }
 
+/// How a test peer proves it may join.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    None,
+    Token(String),
+    DeviceKey(String),
+}
+
 pub struct TestPeer {
     pub id: String,
     pub pc: Arc<RTCPeerConnection>,
@@ -109,13 +117,29 @@ async fn new_pc() -> anyhow::Result<Arc<RTCPeerConnection>> {
 }
 
 impl TestPeer {
-    /// Join `meeting`, publish audio and video, and start sending media.
+    /// Join `meeting` (an ad-hoc room), publish audio and video, and start sending media.
     pub async fn join(
         ws_url: &str,
         meeting: &str,
         name: &str,
         link: Option<Arc<Link>>,
     ) -> anyhow::Result<Self> {
+        Self::join_with(ws_url, meeting, name, Credentials::None, link).await
+    }
+
+    /// Join with a join link's token or a room's device key.
+    pub async fn join_with(
+        ws_url: &str,
+        meeting: &str,
+        name: &str,
+        creds: Credentials,
+        link: Option<Arc<Link>>,
+    ) -> anyhow::Result<Self> {
+        let (token, key) = match creds {
+            Credentials::None => (None, None),
+            Credentials::Token(t) => (Some(t), None),
+            Credentials::DeviceKey(k) => (None, Some(k)),
+        };
         let (ws, _) = tokio_tungstenite::connect_async(ws_url)
             .await
             .context("websocket")?;
@@ -137,8 +161,8 @@ impl TestPeer {
             meeting: meeting.into(),
             name: name.into(),
             site: "test".into(),
-            token: None,
-            key: None,
+            token,
+            key,
         })?;
         let id = loop {
             match next_msg(&mut ws_stream).await? {

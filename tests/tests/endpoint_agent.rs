@@ -1,6 +1,7 @@
 //! The room agent against a real bridge: it joins its room's meeting when the lobby opens
-//! with no other input and leaves when the meeting closes; a revoked key is refused with
-//! growing waits instead of hammering the bridge. (Media comes with the WebRTC engine.)
+//! with no other input, publishes audio and video that another participant receives,
+//! plays what it receives to local RTP ports, and leaves when the meeting closes; a
+//! revoked key is refused with growing waits instead of hammering the bridge.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as Wall};
@@ -11,6 +12,7 @@ use cauhop_store::Instant;
 use cauhop_store::model::*;
 use cauhop_store::schedule::ScheduleConfig;
 use cauhop_tests::bridge::Bridge;
+use cauhop_tests::peer::{Credentials, TestPeer};
 
 fn fast(bridge: &Bridge, key: &str) -> AgentConfig {
     AgentConfig {
@@ -51,6 +53,12 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
             name: "Phòng họp tỉnh".into(),
         })
         .await?;
+    let other_room = store
+        .create_endpoint(&NewEndpoint {
+            site_id: p.id,
+            name: "Phòng họp 2".into(),
+        })
+        .await?;
     let start = Instant(Instant::now().0 + 3);
     let m = store
         .create_meeting(
@@ -58,7 +66,7 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
                 title: "Giao ban".into(),
                 agenda: String::new(),
                 starts_at: start,
-                ends_at: start.plus(3),
+                ends_at: start.plus(6),
                 rrule: None,
                 chair_site_id: p.id,
                 roster: vec![],
@@ -67,18 +75,58 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
         )
         .await?;
 
+    // The agent plays what it receives to local ports, as it would to a player.
+    let audio_out = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let video_out = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let mut cfg = fast(&bridge, &room.key);
+    cfg.media.audio_out = Some(audio_out.local_addr()?);
+    cfg.media.video_out = Some(video_out.local_addr()?);
+    let played = Arc::new(Mutex::new((0u32, 0u32)));
+    for (sock, video) in [(audio_out, false), (video_out, true)] {
+        let played = played.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = sock.recv(&mut buf).await {
+                // RTP version 2 with a payload.
+                if n > 12 && buf[0] >> 6 == 2 {
+                    let mut p = played.lock().unwrap_or_else(|e| e.into_inner());
+                    if video { p.1 += 1 } else { p.0 += 1 }
+                }
+            }
+        });
+    }
     let (tx, rx) = tokio::sync::watch::channel(false);
     let status = Arc::new(Mutex::new(AgentStatus::default()));
-    let agent = tokio::spawn(run(fast(&bridge, &room.key), status.clone(), rx));
+    let agent = tokio::spawn(run(cfg, status.clone(), rx));
     let lobby = Wall::now() + Duration::from_secs_f64((start.0 - 1 - Instant::now().0) as f64);
     // In the room from the lobby on, never before it.
     let mut joined_at = None;
     let mut left_at = None;
+    let mut other: Option<TestPeer> = None;
+    let seen_media: Mutex<Option<serde_json::Value>> = Mutex::new(None);
     let t0 = Wall::now();
-    while t0.elapsed() < Duration::from_secs(15) {
-        let inside = !bridge.state.registry.members(&room_of(m.id)).is_empty();
+    while t0.elapsed() < Duration::from_secs(20) {
+        let members = bridge.state.registry.members(&room_of(m.id));
+        let inside = !members.is_empty();
         if inside && joined_at.is_none() {
             joined_at = Some(Wall::now());
+            // A second room joins with its own key and watches what the agent sends.
+            other = Some(
+                TestPeer::join_with(
+                    &bridge.ws_url(),
+                    &m.id.to_string(),
+                    "Phòng họp 2",
+                    Credentials::DeviceKey(other_room.key.clone()),
+                    None,
+                )
+                .await?,
+            );
+        }
+        if let Ok(e) = store.endpoint(room.endpoint.id).await
+            && let Some(h) = e.health
+            && h["media"]["send_kbps"].as_u64().unwrap_or(0) > 0
+        {
+            *seen_media.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
         }
         if !inside && joined_at.is_some() {
             left_at = Some(Wall::now());
@@ -97,6 +145,32 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
         "joined before the lobby opened"
     );
     let left_at = left_at.ok_or_else(|| anyhow::anyhow!("the agent did not leave at the end"))?;
+    // What the agent published reached the other room: Opus, and VP8 from a keyframe on.
+    let other = other.ok_or_else(|| anyhow::anyhow!("second room never joined"))?;
+    let got = other
+        .shared
+        .received
+        .lock()
+        .map(|r| r.values().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert_eq!(got.len(), 1, "one publisher (the agent) seen");
+    let (a, v) = (&got[0].audio, &got[0].video);
+    println!(
+        "the other room got {} audio and {} video packets from the agent; the agent played {:?} (audio, video) packets",
+        a.len(),
+        v.len(),
+        played.lock().map(|p| *p).unwrap_or_default()
+    );
+    assert!(a.len() >= 50, "audio from the agent: {}", a.len());
+    assert!(v.len() >= 20, "video from the agent: {}", v.len());
+    // The first VP8 packet forwarded starts a keyframe (descriptor S bit, then P bit 0).
+    let first = &v[0];
+    assert!(
+        first[0] & 0x10 != 0 && first[vp8_descriptor_len(first)] & 1 == 0,
+        "starts on a keyframe"
+    );
+    let (pa, pv) = played.lock().map(|p| *p).unwrap_or_default();
+    assert!(pa >= 50 && pv >= 50, "played audio {pa}, video {pv}");
     println!(
         "agent joined {:.1} s after the lobby opened, left {:.1} s after the start",
         joined_at.saturating_duration_since(lobby).as_secs_f64(),
@@ -105,12 +179,27 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
             .as_secs_f64()
     );
     let rows = store.attendance(m.id).await?;
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].endpoint_id, Some(room.endpoint.id));
-    assert_eq!(rows[0].display_name, "Phòng họp tỉnh");
-    // Its health reports reached the bridge.
+    let mine: Vec<_> = rows
+        .iter()
+        .filter(|r| r.endpoint_id == Some(room.endpoint.id))
+        .collect();
+    assert_eq!(mine.len(), 1, "{rows:?}");
+    assert_eq!(mine[0].display_name, "Phòng họp tỉnh");
+    assert!(mine[0].left_at.is_some());
+    // Its health reports reached the bridge, with media figures from the meeting.
     let e = store.endpoint(room.endpoint.id).await?;
     assert!(e.last_seen.is_some() && e.health.is_some(), "{e:?}");
+    println!(
+        "health report in the meeting: {}",
+        seen_media
+            .lock()
+            .map(|s| s.clone().unwrap_or_default())
+            .unwrap_or_default()
+    );
+    assert!(
+        seen_media.lock().map(|s| s.is_some()).unwrap_or(false),
+        "a health report carried media figures"
+    );
 
     // The key is revoked: the agent is refused and waits longer each time.
     store.revoke_endpoint(room.endpoint.id).await?;
@@ -140,4 +229,23 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
     let _ = tx.send(true);
     let _ = agent.await;
     Ok(())
+}
+
+/// Length of a VP8 RTP payload descriptor (RFC 7741 §4.2).
+fn vp8_descriptor_len(b: &[u8]) -> usize {
+    if b[0] & 0x80 == 0 {
+        return 1;
+    }
+    let x = b[1];
+    let mut i = 2;
+    if x & 0x80 != 0 {
+        i += if b[i] & 0x80 != 0 { 2 } else { 1 };
+    }
+    if x & 0x40 != 0 {
+        i += 1;
+    }
+    if x & 0x30 != 0 {
+        i += 1;
+    }
+    i
 }

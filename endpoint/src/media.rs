@@ -1,0 +1,593 @@
+//! The agent's WebRTC side (the `webrtc` crate): one peer connection per meeting session,
+//! publishing the room's audio and video and handing what it receives to a local player.
+//!
+//! Sources: the built-in test source (an IVF loop and an Opus beep), an IVF file, or RTP
+//! on a local UDP port from a capture pipeline. Sinks: RTP to local UDP ports.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tracing::{info, warn};
+use webrtc::api::APIBuilder;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::Sample;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::stats::StatsReportType;
+use webrtc::track::track_local::TrackLocal;
+use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::util::Marshal;
+
+use crate::ivf::Ivf;
+use crate::tone::Tone;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoIn {
+    /// The built-in moving test pattern (a pre-encoded VP8 loop).
+    TestPattern,
+    /// A VP8 IVF file, looped.
+    Ivf(PathBuf),
+    /// VP8 RTP arriving on this local UDP port (from ffmpeg or gst-launch).
+    Rtp(u16),
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioIn {
+    /// A 440 Hz beep each second, encoded with opus-rs.
+    Tone,
+    /// Opus RTP arriving on this local UDP port.
+    Rtp(u16),
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub video_in: VideoIn,
+    pub audio_in: AudioIn,
+    /// Where received audio RTP goes (every participant's Opus, each with its own SSRC).
+    pub audio_out: Option<SocketAddr>,
+    /// Where received video RTP goes (VP8).
+    pub video_out: Option<SocketAddr>,
+    /// Send media to this UDP address instead of the bridge's advertised one: a site's
+    /// UDP relay, or the link emulator in tests.
+    pub media_via: Option<SocketAddr>,
+    /// Gather loopback candidates only (a bridge on this machine).
+    pub loopback_only: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            video_in: VideoIn::TestPattern,
+            audio_in: AudioIn::Tone,
+            audio_out: None,
+            video_out: None,
+            media_via: None,
+            loopback_only: false,
+        }
+    }
+}
+
+/// Packet and byte counts, for the health report and tests.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub audio_sent: AtomicU64,
+    pub video_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub audio_received: AtomicU64,
+    pub video_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+}
+
+/// Link figures for the health report.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LinkFigures {
+    /// Round trip to the bridge, from signaling ping/pong: webrtc-rs reports no ICE RTT,
+    /// and its RTCP-based figure was found wrong by hundreds of ms on loopback.
+    pub rtt_ms: Option<f64>,
+    /// Fraction of what we send that the bridge reports lost (0..1).
+    pub loss: Option<f64>,
+}
+
+pub struct MediaSession {
+    pc: Arc<RTCPeerConnection>,
+    pub counters: Arc<MediaCounters>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    media_via: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let pc = self.pc.clone();
+        tokio::spawn(async move {
+            let _ = pc.close().await;
+        });
+    }
+}
+
+async fn new_pc(cfg: &MediaConfig) -> anyhow::Result<Arc<RTCPeerConnection>> {
+    let mut m = MediaEngine::default();
+    m.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut m)?;
+    let mut s = SettingEngine::default();
+    // Notice a dead path in 4 s and give up on it at 15 s, when the agent restarts ICE;
+    // the bridge keeps the session for 30 s.
+    s.set_ice_timeouts(
+        Some(Duration::from_secs(4)),
+        Some(Duration::from_secs(15)),
+        Some(Duration::from_secs(1)),
+    );
+    s.set_network_types(vec![NetworkType::Udp4]);
+    if cfg.loopback_only {
+        s.set_include_loopback_candidate(true);
+        s.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    }
+    let api = APIBuilder::new()
+        .with_media_engine(m)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(s)
+        .build();
+    Ok(Arc::new(
+        api.new_peer_connection(RTCConfiguration::default()).await?,
+    ))
+}
+
+fn opus() -> RTCRtpCodecCapability {
+    RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1;usedtx=1".to_owned(),
+        ..Default::default()
+    }
+}
+
+fn vp8() -> RTCRtpCodecCapability {
+    RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        ..Default::default()
+    }
+}
+
+/// Replace the bridge's advertised address in its SDP with `via`, so ICE goes through it.
+pub fn rewrite_candidates(sdp: &str, via: SocketAddr) -> String {
+    sdp.lines()
+        .map(|line| {
+            let Some(rest) = line.strip_prefix("a=candidate:") else {
+                return line.to_owned();
+            };
+            // foundation component transport priority address port typ ...
+            let mut f: Vec<&str> = rest.split(' ').collect();
+            if f.len() >= 6 && f[2].eq_ignore_ascii_case("udp") {
+                let ip = via.ip().to_string();
+                let port = via.port().to_string();
+                f[4] = &ip;
+                f[5] = &port;
+                format!("a=candidate:{}", f.join(" "))
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}
+
+impl MediaSession {
+    /// A peer connection publishing the configured sources, with its sources running.
+    pub async fn start(cfg: &MediaConfig, stream_id: &str) -> anyhow::Result<Self> {
+        let pc = new_pc(cfg).await?;
+        let counters = Arc::new(MediaCounters::default());
+        let mut tasks = Vec::new();
+        let keyframe_wanted = Arc::new(AtomicBool::new(false));
+
+        let audio: Option<Arc<dyn TrackLocal + Send + Sync>> = match &cfg.audio_in {
+            AudioIn::None => None,
+            AudioIn::Tone => {
+                let t = Arc::new(TrackLocalStaticSample::new(
+                    opus(),
+                    "audio".into(),
+                    stream_id.into(),
+                ));
+                let mut tone = Tone::new().map_err(|e| anyhow::anyhow!("opus encoder: {e}"))?;
+                tasks.push(tokio::spawn(tone_loop(t.clone(), counters.clone(), {
+                    move || tone.next_packet().map(<[u8]>::to_vec)
+                })));
+                Some(t)
+            }
+            AudioIn::Rtp(port) => {
+                let t = Arc::new(TrackLocalStaticRTP::new(
+                    opus(),
+                    "audio".into(),
+                    stream_id.into(),
+                ));
+                let sock = bind_input(*port).await?;
+                tasks.push(tokio::spawn(rtp_in(
+                    sock,
+                    t.clone(),
+                    counters.clone(),
+                    false,
+                )));
+                Some(t)
+            }
+        };
+        let video: Option<Arc<dyn TrackLocal + Send + Sync>> = match &cfg.video_in {
+            VideoIn::None => None,
+            VideoIn::TestPattern | VideoIn::Ivf(_) => {
+                let ivf = match &cfg.video_in {
+                    VideoIn::Ivf(path) => {
+                        let bytes = std::fs::read(path)
+                            .with_context(|| format!("reading {}", path.display()))?;
+                        Ivf::parse(&bytes).with_context(|| format!("{}", path.display()))?
+                    }
+                    _ => Ivf::test_pattern(),
+                };
+                let t = Arc::new(TrackLocalStaticSample::new(
+                    vp8(),
+                    "video".into(),
+                    stream_id.into(),
+                ));
+                tasks.push(tokio::spawn(ivf_loop(
+                    t.clone(),
+                    ivf,
+                    counters.clone(),
+                    keyframe_wanted.clone(),
+                )));
+                Some(t)
+            }
+            VideoIn::Rtp(port) => {
+                let t = Arc::new(TrackLocalStaticRTP::new(
+                    vp8(),
+                    "video".into(),
+                    stream_id.into(),
+                ));
+                let sock = bind_input(*port).await?;
+                tasks.push(tokio::spawn(rtp_in(
+                    sock,
+                    t.clone(),
+                    counters.clone(),
+                    true,
+                )));
+                Some(t)
+            }
+        };
+        for (track, kind) in [(audio, RTPCodecType::Audio), (video, RTPCodecType::Video)] {
+            let Some(track) = track else {
+                // Still receive this kind from the others.
+                pc.add_transceiver_from_kind(
+                    kind,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        send_encodings: vec![],
+                    }),
+                )
+                .await?;
+                continue;
+            };
+            let tr = pc
+                .add_transceiver_from_track(
+                    track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        send_encodings: vec![],
+                    }),
+                )
+                .await?;
+            let sender = tr.sender().await;
+            let (wanted, c) = (keyframe_wanted.clone(), counters.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Ok((packets, _)) = sender.read_rtcp().await {
+                    for p in packets {
+                        let any = p.as_any();
+                        if any.downcast_ref::<PictureLossIndication>().is_some()
+                            || any.downcast_ref::<FullIntraRequest>().is_some()
+                        {
+                            c.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                            wanted.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+
+        let out = Arc::new(OutPorts::bind(cfg).await?);
+        let c = counters.clone();
+        pc.on_track(Box::new(move |track, _, _| {
+            let (c, out) = (c.clone(), out.clone());
+            Box::pin(async move {
+                let is_video = track.kind() == RTPCodecType::Video;
+                info!(
+                    stream = %track.stream_id(),
+                    kind = if is_video { "video" } else { "audio" },
+                    "receiving a track"
+                );
+                tokio::spawn(async move {
+                    let mut buf = Vec::with_capacity(1500);
+                    while let Ok((pkt, _)) = track.read_rtp().await {
+                        let counter = if is_video {
+                            &c.video_received
+                        } else {
+                            &c.audio_received
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        c.bytes_received
+                            .fetch_add(pkt.payload.len() as u64 + 12, Ordering::Relaxed);
+                        out.send(is_video, &pkt, &mut buf).await;
+                    }
+                });
+            })
+        }));
+
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        pc.on_peer_connection_state_change(Box::new(move |s| {
+            info!("media connection {s}");
+            let _ = state_tx.send(s);
+            Box::pin(async {})
+        }));
+        Ok(Self {
+            pc,
+            counters,
+            state,
+            media_via: cfg.media_via,
+            tasks,
+        })
+    }
+
+    fn inbound(&self, sdp: &str) -> String {
+        match self.media_via {
+            Some(via) => rewrite_candidates(sdp, via),
+            None => sdp.to_owned(),
+        }
+    }
+
+    /// Our offer (with every candidate gathered: the bridge does not trickle).
+    pub async fn offer(&self, ice_restart: bool) -> anyhow::Result<String> {
+        let offer = self
+            .pc
+            .create_offer(Some(RTCOfferOptions {
+                ice_restart,
+                ..Default::default()
+            }))
+            .await?;
+        let mut gathered = self.pc.gathering_complete_promise().await;
+        self.pc.set_local_description(offer).await?;
+        let _ = gathered.recv().await;
+        Ok(self
+            .pc
+            .local_description()
+            .await
+            .context("no local description")?
+            .sdp)
+    }
+
+    pub async fn apply_answer(&self, sdp: &str) -> anyhow::Result<()> {
+        let d = RTCSessionDescription::answer(self.inbound(sdp))?;
+        self.pc.set_remote_description(d).await?;
+        Ok(())
+    }
+
+    /// Answer a server offer (new subscriptions).
+    pub async fn answer(&self, sdp: &str) -> anyhow::Result<String> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(self.inbound(sdp))?)
+            .await?;
+        let answer = self.pc.create_answer(None).await?;
+        let mut gathered = self.pc.gathering_complete_promise().await;
+        self.pc.set_local_description(answer).await?;
+        let _ = gathered.recv().await;
+        Ok(self
+            .pc
+            .local_description()
+            .await
+            .context("no local answer")?
+            .sdp)
+    }
+
+    /// Roll back our outstanding offer (the server offered at the same time and wins).
+    pub async fn rollback(&self) -> anyhow::Result<()> {
+        // The struct has private fields; its serde form is the public way to build one.
+        let rollback: RTCSessionDescription =
+            serde_json::from_str(r#"{"type":"rollback","sdp":""}"#)?;
+        self.pc.set_local_description(rollback).await?;
+        Ok(())
+    }
+
+    pub fn state(&self) -> watch::Receiver<RTCPeerConnectionState> {
+        self.state.clone()
+    }
+
+    pub async fn link(&self) -> LinkFigures {
+        let mut f = LinkFigures::default();
+        let report = self.pc.get_stats().await;
+        for r in report.reports.values() {
+            if let StatsReportType::RemoteInboundRTP(s) = r {
+                f.loss = Some(f.loss.unwrap_or(0.0).max(s.fraction_lost));
+            }
+        }
+        f
+    }
+}
+
+async fn bind_input(port: u16) -> anyhow::Result<UdpSocket> {
+    // Loopback only: the capture pipeline runs on this PC, and nobody else may inject.
+    UdpSocket::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen for RTP on 127.0.0.1:{port}"))
+}
+
+struct OutPorts {
+    socket: Option<UdpSocket>,
+    audio: Option<SocketAddr>,
+    video: Option<SocketAddr>,
+}
+
+impl OutPorts {
+    async fn bind(cfg: &MediaConfig) -> anyhow::Result<Self> {
+        let socket = if cfg.audio_out.is_some() || cfg.video_out.is_some() {
+            Some(UdpSocket::bind("127.0.0.1:0").await?)
+        } else {
+            None
+        };
+        Ok(Self {
+            socket,
+            audio: cfg.audio_out,
+            video: cfg.video_out,
+        })
+    }
+
+    async fn send(&self, video: bool, pkt: &webrtc::rtp::packet::Packet, buf: &mut Vec<u8>) {
+        let (Some(sock), Some(to)) = (&self.socket, if video { self.video } else { self.audio })
+        else {
+            return;
+        };
+        buf.clear();
+        if let Ok(b) = pkt.marshal() {
+            buf.extend_from_slice(&b);
+            // A player that is not running yet refuses the datagram: that is fine.
+            let _ = sock.send_to(buf, to).await;
+        }
+    }
+}
+
+async fn tone_loop(
+    track: Arc<TrackLocalStaticSample>,
+    counters: Arc<MediaCounters>,
+    mut next: impl FnMut() -> Result<Vec<u8>, &'static str> + Send + 'static,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let data = match next() {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("test tone: {e}");
+                return;
+            }
+        };
+        counters.audio_sent.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes_sent
+            .fetch_add(data.len() as u64 + 12, Ordering::Relaxed);
+        let _ = track
+            .write_sample(&Sample {
+                data: data.into(),
+                duration: Duration::from_millis(20),
+                ..Default::default()
+            })
+            .await;
+    }
+}
+
+async fn ivf_loop(
+    track: Arc<TrackLocalStaticSample>,
+    ivf: Ivf,
+    counters: Arc<MediaCounters>,
+    keyframe_wanted: Arc<AtomicBool>,
+) {
+    if ivf.frames.is_empty() {
+        return;
+    }
+    let mut tick = tokio::time::interval(ivf.frame_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut i = 0;
+    let mut last_jump = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        // A receiver needs a keyframe: jump to the next one in the file (at most twice a
+        // second, so a burst of requests does not freeze the loop on keyframes).
+        if keyframe_wanted.swap(false, Ordering::Relaxed)
+            && last_jump.elapsed() >= Duration::from_millis(500)
+        {
+            i = ivf.next_keyframe(i);
+            last_jump = tokio::time::Instant::now();
+        }
+        let f = &ivf.frames[i];
+        counters.video_sent.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes_sent
+            .fetch_add(f.data.len() as u64, Ordering::Relaxed);
+        let _ = track
+            .write_sample(&Sample {
+                data: f.data.clone().into(),
+                duration: ivf.frame_interval,
+                ..Default::default()
+            })
+            .await;
+        i = (i + 1) % ivf.frames.len();
+    }
+}
+
+/// Forward RTP from a local capture pipeline; the track rewrites SSRC and payload type.
+async fn rtp_in(
+    sock: UdpSocket,
+    track: Arc<TrackLocalStaticRTP>,
+    counters: Arc<MediaCounters>,
+    video: bool,
+) {
+    let mut buf = vec![0u8; 1600];
+    let mut warned = false;
+    loop {
+        let Ok((n, _)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        // RTP version 2 with a full header; anything else is not for us.
+        if n < 12 || buf[0] >> 6 != 2 {
+            if !warned {
+                warn!("ignoring a non-RTP datagram on the media input port");
+                warned = true;
+            }
+            continue;
+        }
+        let c = if video {
+            &counters.video_sent
+        } else {
+            &counters.audio_sent
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+        let _ = track.write(&buf[..n]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_pointed_at_the_relay() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\na=mid:0\r\n";
+        let out = rewrite_candidates(sdp, "127.0.0.1:40000".parse().expect("addr"));
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=mid:0\r\n"
+        );
+    }
+}
