@@ -229,6 +229,10 @@ async fn run(
                             rtt_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
                         }
                     }
+                    // A restart, not the end of the meeting: come back at the rejoin pace.
+                    ServerMsg::MeetingEnded { reason } if reason == "server_shutdown" => {
+                        return End::Lost("the bridge is restarting".into());
+                    }
                     ServerMsg::MeetingEnded { reason } => return End::MeetingEnded(reason),
                     ServerMsg::Error { code, message, fatal: true, .. } => {
                         return End::Lost(format!("bridge error {code:?}: {message}"));

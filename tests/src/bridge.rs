@@ -14,6 +14,8 @@ pub struct Bridge {
     pub state: Arc<AppState>,
     pub store: Store,
     shutdown: watch::Sender<bool>,
+    options: Options,
+    server: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -41,19 +43,30 @@ impl Bridge {
         options: Options,
         dir: Option<tempfile::TempDir>,
     ) -> anyhow::Result<Self> {
+        let http: SocketAddr = "127.0.0.1:0".parse()?;
+        Self::start_at(store, options, dir, http, 0).await
+    }
+
+    async fn start_at(
+        store: Store,
+        options: Options,
+        dir: Option<tempfile::TempDir>,
+        http: SocketAddr,
+        media_port: u16,
+    ) -> anyhow::Result<Self> {
         let config = SfuConfig {
-            port: 0,
+            port: media_port,
             listen_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             public_ip: None,
         };
         let sfu = cauhop_sfu::start(&config).await?;
         let (shutdown, rx) = watch::channel(false);
-        let state = AppState::new(sfu.clone(), store.clone(), options, rx.clone()).await?;
+        let state = AppState::new(sfu.clone(), store.clone(), options.clone(), rx.clone()).await?;
         tokio::spawn(cauhop_signaling::scheduler::run(state.clone(), rx));
         let app = cauhop_signaling::app(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(http).await?;
         let http = listener.local_addr()?;
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let _ = axum_serve(listener, app).await;
         });
         Ok(Self {
@@ -62,8 +75,30 @@ impl Bridge {
             state,
             store,
             shutdown,
+            options,
+            server,
             _dir: dir,
         })
+    }
+
+    /// Stop everything (sessions are told, sockets closed), stay down for `down`, and
+    /// start again on the same HTTP address, media port and store: a bridge restart.
+    pub async fn restart(&mut self, down: std::time::Duration) -> anyhow::Result<()> {
+        self.shutdown();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.server.abort();
+        self.sfu.stop().await;
+        tokio::time::sleep(down).await;
+        let next = Self::start_at(
+            self.store.clone(),
+            self.options.clone(),
+            self._dir.take(),
+            self.http,
+            self.media_addr().port(),
+        )
+        .await?;
+        *self = next;
+        Ok(())
     }
 
     pub fn url(&self, path: &str) -> String {
