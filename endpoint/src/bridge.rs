@@ -69,6 +69,19 @@ impl BridgeClient {
         &self.key
     }
 
+    /// The bridge runs on this machine (a demo, or tests): loopback media is fine.
+    pub fn is_local(&self) -> bool {
+        let Ok(url) = reqwest::Url::parse(&self.base) else {
+            return false;
+        };
+        let host = url.host_str().unwrap_or("");
+        host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// The WebSocket URL of the bridge.
     pub fn ws_url(&self) -> String {
         let rest = self
@@ -117,5 +130,46 @@ impl BridgeClient {
             .await
             .map_err(|e| BridgeError::Network(e.to_string()))?;
         Self::check(r).await.map(|_| ())
+    }
+
+    /// A link-check ticket: a token the media port accepts for a minute.
+    pub async fn link_check_ticket(&self) -> Result<Ticket, BridgeError> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/device/link-check", self.base))
+            .header("authorization", format!("Device {}", self.key))
+            .send()
+            .await
+            .map_err(|e| BridgeError::Network(e.to_string()))?;
+        Self::check(r)
+            .await?
+            .json()
+            .await
+            .map_err(|e| BridgeError::Decode(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ticket {
+    pub token: String,
+    pub media: Vec<String>,
+    pub ttl_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_bridges_are_recognised() {
+        for (url, local) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost:8080/", true),
+            ("http://[::1]:8080", true),
+            ("https://cauhop.laocai.gov.vn", false),
+            ("http://10.0.0.5", false),
+        ] {
+            assert_eq!(BridgeClient::new(url, "k").is_local(), local, "{url}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod bridge;
+pub mod check;
 pub mod follower;
 pub mod ivf;
 pub mod media;

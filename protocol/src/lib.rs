@@ -5,6 +5,8 @@
 //! these types are its single source of truth on the Rust side, shared by the server,
 //! the endpoint agent and the tests so that none of them parses JSON by hand.
 
+pub mod probe;
+
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks. A `join` with another version is refused.

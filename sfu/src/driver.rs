@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::handle::{Command, OfferOutcome, SfuHandle, SfuStats};
 use crate::peer::{Peer, Propagated};
+use crate::probe::{self, ProbeServer};
 use crate::{ParticipantId, SfuConfig, SfuError};
 
 /// Largest datagram we read; WebRTC keeps packets under the 1200-byte MTU target.
@@ -88,6 +89,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         unclaimed: 0,
         send_drops: 0,
         receivers,
+        probes: ProbeServer::default(),
     };
     tokio::spawn(driver.run(cmd_rx, net_rx));
     Ok(SfuHandle {
@@ -144,6 +146,7 @@ struct Driver {
     unclaimed: u64,
     send_drops: u64,
     receivers: Vec<tokio::task::JoinHandle<()>>,
+    probes: ProbeServer,
 }
 
 /// Every peer, grouped in rooms, and which of them need polling.
@@ -166,6 +169,7 @@ impl Driver {
                 .peers
                 .values()
                 .map(|p| p.next_timeout)
+                .chain(self.probes.next_timeout())
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
@@ -188,6 +192,7 @@ impl Driver {
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
+                    self.send_probe_trains(now);
                     for p in self.state.peers.values_mut() {
                         if p.next_timeout <= now {
                             p.handle_timeout(now);
@@ -200,10 +205,35 @@ impl Driver {
         }
     }
 
+    fn send_probe_trains(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        self.probes.poll(now, &mut out);
+        for (socket, to, data) in out {
+            if let Some(s) = self.sockets.get(socket)
+                && s.socket.try_send_to(&data, to).is_err()
+            {
+                self.send_drops += 1;
+            }
+        }
+    }
+
     fn handle_datagram(&mut self, d: Datagram, now: Instant) {
         let Some(sock) = self.sockets.get(d.socket) else {
             return;
         };
+        if probe::is_probe(&d.data) {
+            let refused = self.probes.refused;
+            if let Some((socket, to, reply)) = self.probes.handle(now, d.socket, d.source, &d.data)
+                && let Some(s) = self.sockets.get(socket)
+            {
+                let _ = s.socket.try_send_to(&reply, to);
+            }
+            if self.probes.refused > refused && self.probes.refused.is_power_of_two() {
+                // Logged at 1, 2, 4, 8 ... refusals: visible, but no log flood from a scan.
+                info!(source = %d.source, refused = self.probes.refused, "link-check probe refused (no valid token)");
+            }
+            return;
+        }
         let Ok(contents) = d.data.as_slice().try_into() else {
             // Not STUN, DTLS or (S)RTP: someone else's traffic on our port.
             self.unclaimed += 1;
@@ -328,6 +358,7 @@ impl Driver {
             }
             Command::Leave { participant } => self.state.remove_peer(participant),
             Command::Stop => {}
+            Command::AllowProbe { token, ttl } => self.probes.allow(token, now + ttl, now),
             Command::Stats { reply } => {
                 let mut peers: Vec<_> = self.state.peers.values().map(|p| p.stats()).collect();
                 peers.sort_by(|a, b| a.participant.cmp(&b.participant));
@@ -335,6 +366,7 @@ impl Driver {
                     peers,
                     unclaimed_datagrams: self.unclaimed,
                     send_drops: self.send_drops,
+                    probes_refused: self.probes.refused,
                 });
             }
         }

@@ -85,6 +85,8 @@ pub struct SfuStats {
     pub unclaimed_datagrams: u64,
     /// Datagrams dropped because the socket's send buffer was full.
     pub send_drops: u64,
+    /// Link-check datagrams refused (no valid token, wrong source).
+    pub probes_refused: u64,
 }
 
 pub(crate) enum Command {
@@ -112,6 +114,10 @@ pub(crate) enum Command {
     },
     Stats {
         reply: oneshot::Sender<SfuStats>,
+    },
+    AllowProbe {
+        token: crate::probe::Token,
+        ttl: std::time::Duration,
     },
     Stop,
 }
@@ -187,6 +193,16 @@ impl SfuHandle {
         let (reply, done) = oneshot::channel();
         self.send(Command::Stats { reply }).await?;
         done.await.map_err(|_| SfuError::Stopped)
+    }
+
+    /// Let a link check with `token` use the media port for `ttl` (signaling has checked
+    /// the device's key).
+    pub async fn allow_probe(
+        &self,
+        token: crate::probe::Token,
+        ttl: std::time::Duration,
+    ) -> Result<(), SfuError> {
+        self.send(Command::AllowProbe { token, ttl }).await
     }
 
     /// Close the media sockets and end every session (a restart binds the port again).

@@ -15,6 +15,7 @@ mod error;
 mod handle;
 pub mod keyframe;
 mod peer;
+pub mod probe;
 pub mod rewrite;
 pub mod throttle;
 

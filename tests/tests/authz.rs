@@ -403,6 +403,13 @@ async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()
             [401, 403, 403, 403, 204],
         ),
         row(
+            M::POST,
+            "/api/v1/device/link-check",
+            Fresh::None,
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        row(
             M::GET,
             "/api/v1/meetings",
             Fresh::None,

@@ -141,3 +141,43 @@ pub async fn device_health(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A link-check ticket: the token to put in probe datagrams and where to send them.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LinkCheckTicket {
+    /// 32 hex digits.
+    pub token: String,
+    /// The bridge's media addresses (`ip:port`), as ICE candidates would name them.
+    pub media: Vec<String>,
+    pub ttl_secs: u64,
+}
+
+/// How long a link-check token is good for: a check takes about 10 s.
+const LINK_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[utoipa::path(operation_id = "endpoints_device_link_check", post, path = "/api/v1/device/link-check", tag = "device",
+    security(("device_key" = [])),
+    responses((status = 200, body = LinkCheckTicket), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn device_link_check(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<LinkCheckTicket>, ApiError> {
+    let ep = principal.endpoint()?;
+    let token: [u8; 16] = rand::random();
+    state
+        .sfu
+        .allow_probe(token, LINK_CHECK_TTL)
+        .await
+        .map_err(|e| ApiError::Internal(format!("media server: {e}")))?;
+    tracing::info!(endpoint = ep.id, "link check ticket issued");
+    Ok(Json(LinkCheckTicket {
+        token: token.iter().map(|b| format!("{b:02x}")).collect(),
+        media: state
+            .sfu
+            .media_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        ttl_secs: LINK_CHECK_TTL.as_secs(),
+    }))
+}

@@ -31,7 +31,7 @@ use extract::Principal;
         sites::list, sites::get, sites::create, sites::update, sites::delete,
         people::list, people::create, people::delete,
         endpoints::list, endpoints::get, endpoints::create, endpoints::rotate_key, endpoints::delete,
-        endpoints::device_schedule, endpoints::device_health,
+        endpoints::device_schedule, endpoints::device_health, endpoints::device_link_check,
         meetings::list, meetings::get, meetings::create, meetings::update, meetings::delete,
         meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
         meetings::attendance, meetings::live,
@@ -94,6 +94,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/endpoints/{id}/key", post(endpoints::rotate_key))
         .route("/device/schedule", get(endpoints::device_schedule))
         .route("/device/health", post(endpoints::device_health))
+        .route("/device/link-check", post(endpoints::device_link_check))
         .route("/meetings", get(meetings::list).post(meetings::create))
         .route(
             "/meetings/{id}",
