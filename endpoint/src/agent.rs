@@ -10,7 +10,8 @@ use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::bridge::{BridgeClient, BridgeError};
-use crate::follower::{Action, decide};
+use crate::check::{self, Plan, Verdict, judge};
+use crate::follower::{Action, check_due, decide};
 use crate::media::MediaConfig;
 use crate::session::{End, Session, join};
 
@@ -27,6 +28,13 @@ pub struct AgentConfig {
     /// not sit out a meeting because the bridge restarted a minute ago.
     pub rejoin_max: Duration,
     pub media: MediaConfig,
+    /// Run link checks at all (on by default).
+    pub link_check: bool,
+    /// Run the link check when a meeting starts within this (and at start-up)...
+    pub check_lead: Duration,
+    /// ...unless the last one is younger than this.
+    pub check_max_age: Duration,
+    pub check_plan: Plan,
 }
 
 impl AgentConfig {
@@ -40,6 +48,10 @@ impl AgentConfig {
             backoff_max: Duration::from_secs(300),
             rejoin_max: Duration::from_secs(5),
             media: MediaConfig::default(),
+            link_check: true,
+            check_lead: Duration::from_secs(15 * 60),
+            check_max_age: Duration::from_secs(30 * 60),
+            check_plan: Plan::default(),
         }
     }
 }
@@ -57,6 +69,8 @@ pub struct AgentStatus {
     pub rejoins: u32,
     /// Media paths recovered by an ICE restart inside a session.
     pub ice_restarts: u32,
+    /// The last link check: verdict and figures, as reported to the bridge.
+    pub link_check: Option<serde_json::Value>,
 }
 
 fn set(status: &Mutex<AgentStatus>, f: impl FnOnce(&mut AgentStatus)) {
@@ -79,12 +93,15 @@ pub async fn run(
     let mut lost: Option<i64> = None;
     let mut last_health = tokio::time::Instant::now() - cfg.health_every;
     let mut rates = Rates::default();
+    let mut last_check: Option<i64> = None;
+    // ICE restarts of sessions already over; the running one's are in its view.
+    let mut restarts_before = 0;
+    let mut checking: Option<tokio::task::JoinHandle<()>> = None;
     set(&status, |s| s.state = "starting");
     loop {
         if let Some(end) = session.as_ref().and_then(Session::ended) {
             if let Some(s) = session.take() {
-                let restarts = s.view.borrow().ice_restarts;
-                set(&status, |st| st.ice_restarts += restarts);
+                restarts_before += s.view.borrow().ice_restarts;
                 if let End::Lost(why) = &end {
                     warn!(meeting = s.meeting, "session lost ({why}); rejoining");
                     lost = Some(s.meeting);
@@ -97,7 +114,10 @@ pub async fn run(
         }
         if let Some(s) = &session {
             let v = s.view.borrow();
-            set(&status, |st| st.state = media_state(v.media));
+            set(&status, |st| {
+                st.state = media_state(v.media);
+                st.ice_restarts = restarts_before + v.ice_restarts;
+            });
         }
         let schedule = client.schedule().await;
         if schedule.is_err() && lost.is_some() {
@@ -117,6 +137,25 @@ pub async fn run(
                 backoff.reset();
                 let slots: Vec<_> = list.iter().map(|m| m.slot()).collect();
                 let mut wait = cfg.poll;
+                let now = chrono::Utc::now().timestamp();
+                let due = cfg.link_check
+                    && (last_check.is_none()
+                        || check_due(
+                            now,
+                            &slots,
+                            last_check,
+                            cfg.check_lead.as_secs() as i64,
+                            cfg.check_max_age.as_secs() as i64,
+                        ));
+                if due && session.is_none() && checking.as_ref().is_none_or(|t| t.is_finished()) {
+                    last_check = Some(now);
+                    checking = Some(tokio::spawn(link_check(
+                        client.clone(),
+                        cfg.media.media_via,
+                        cfg.check_plan,
+                        status.clone(),
+                    )));
+                }
                 let action = decide(session.as_ref().map(|s| s.meeting), &slots);
                 if !matches!(action, Action::Join(id) if Some(id) == lost) {
                     lost = None;
@@ -204,6 +243,9 @@ pub async fn run(
                     "meeting": s.meeting,
                     "rejoins": s.rejoins,
                 });
+                if let Some(c) = &s.link_check {
+                    r["link_check"] = c.clone();
+                }
                 if let Some(sess) = &session {
                     let v = sess.view.borrow();
                     let (send_kbps, recv_kbps) = rates.update(&sess.counters);
@@ -231,6 +273,37 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// Check the link and record the result for the health report (and the log).
+async fn link_check(
+    client: BridgeClient,
+    via: Option<std::net::SocketAddr>,
+    plan: Plan,
+    status: Arc<Mutex<AgentStatus>>,
+) {
+    info!("checking the link to the bridge");
+    let (verdict, report) = match check::run(&client, via, plan).await {
+        Ok(f) => {
+            let (v, why) = judge(&f);
+            let mut r = serde_json::to_value(f).unwrap_or_default();
+            r["verdict"] = serde_json::json!(v);
+            r["reasons"] = serde_json::json!(why);
+            (v, r)
+        }
+        Err(e) => (
+            Verdict::NoGo,
+            serde_json::json!({"verdict": Verdict::NoGo, "reasons": [e.to_string()]}),
+        ),
+    };
+    let mut report = report;
+    report["at"] = serde_json::json!(chrono::Utc::now().timestamp());
+    match verdict {
+        Verdict::Go => info!(%report, "link check: go"),
+        Verdict::Weak => warn!(%report, "link check: weak (audio and small video)"),
+        Verdict::NoGo => error!(%report, "link check: no-go; tell the district IT officer"),
+    }
+    set(&status, |s| s.link_check = Some(report));
 }
 
 /// True when the agent is told to stop.

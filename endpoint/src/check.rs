@@ -184,6 +184,18 @@ impl Default for Plan {
     }
 }
 
+impl Plan {
+    /// About 3 s on a fast link, for tests and demos; less exact on slow links.
+    pub fn quick() -> Self {
+        Self {
+            echoes: 30,
+            echo_every: Duration::from_millis(20),
+            train_time: Duration::from_millis(500),
+            ..Self::default()
+        }
+    }
+}
+
 fn parse_token(hex: &str) -> Option<Token> {
     let mut t = [0u8; probe::TOKEN_LEN];
     if hex.len() != 2 * t.len() {

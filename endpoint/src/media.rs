@@ -19,6 +19,7 @@ use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::interceptor::registry::Registry;
 use webrtc::media::Sample;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -74,6 +75,10 @@ pub struct MediaConfig {
     pub media_via: Option<SocketAddr>,
     /// Gather loopback candidates only (a bridge on this machine).
     pub loopback_only: bool,
+    /// A silent path is "interrupted" after this, and "failed" (time for an ICE
+    /// restart) after `ice_failed_after`. The bridge keeps a silent session for 30 s.
+    pub ice_disconnected_after: Duration,
+    pub ice_failed_after: Duration,
 }
 
 impl Default for MediaConfig {
@@ -85,6 +90,8 @@ impl Default for MediaConfig {
             video_out: None,
             media_via: None,
             loopback_only: false,
+            ice_disconnected_after: Duration::from_secs(4),
+            ice_failed_after: Duration::from_secs(15),
         }
     }
 }
@@ -136,11 +143,9 @@ async fn new_pc(cfg: &MediaConfig) -> anyhow::Result<Arc<RTCPeerConnection>> {
     m.register_default_codecs()?;
     let registry = register_default_interceptors(Registry::new(), &mut m)?;
     let mut s = SettingEngine::default();
-    // Notice a dead path in 4 s and give up on it at 15 s, when the agent restarts ICE;
-    // the bridge keeps the session for 30 s.
     s.set_ice_timeouts(
-        Some(Duration::from_secs(4)),
-        Some(Duration::from_secs(15)),
+        Some(cfg.ice_disconnected_after),
+        Some(cfg.ice_failed_after),
         Some(Duration::from_secs(1)),
     );
     s.set_network_types(vec![NetworkType::Udp4]);
@@ -390,6 +395,15 @@ impl MediaSession {
     pub async fn apply_answer(&self, sdp: &str) -> anyhow::Result<()> {
         let d = RTCSessionDescription::answer(self.inbound(sdp))?;
         self.pc.set_remote_description(d).await?;
+        // webrtc-rs hands the bridge's ICE credentials to its ICE agent in a spawned task;
+        // an offer processed before that looks like an ICE restart to it, and it answers
+        // with new credentials the bridge rightly refuses. Wait for the agent to start.
+        let t0 = tokio::time::Instant::now();
+        while self.pc.ice_connection_state() == RTCIceConnectionState::New
+            && t0.elapsed() < Duration::from_secs(2)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         Ok(())
     }
 
@@ -408,15 +422,6 @@ impl MediaSession {
             .await
             .context("no local answer")?
             .sdp)
-    }
-
-    /// Roll back our outstanding offer (the server offered at the same time and wins).
-    pub async fn rollback(&self) -> anyhow::Result<()> {
-        // The struct has private fields; its serde form is the public way to build one.
-        let rollback: RTCSessionDescription =
-            serde_json::from_str(r#"{"type":"rollback","sdp":""}"#)?;
-        self.pc.set_local_description(rollback).await?;
-        Ok(())
     }
 
     pub fn state(&self) -> watch::Receiver<RTCPeerConnectionState> {

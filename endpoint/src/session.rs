@@ -101,10 +101,9 @@ pub async fn join(
     };
     let pc = MediaSession::start(media, &participant).await?;
     let offer = pc.offer(false).await?;
-    sink.send(Message::Text(
-        serde_json::to_string(&ClientMsg::Offer { sdp: offer })?.into(),
-    ))
-    .await?;
+    send(&mut sink, &ClientMsg::Offer { sdp: offer })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let counters = pc.counters.clone();
     let (tx, rx) = mpsc::unbounded_channel::<ClientMsg>();
     let (view_tx, view) = watch::channel(SessionView {
@@ -138,7 +137,22 @@ type Stream = futures_util::stream::SplitStream<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 >;
 
+fn ufrag(sdp: &str) -> &str {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .unwrap_or("-")
+}
+
 async fn send(sink: &mut Sink, msg: &ClientMsg) -> Result<(), End> {
+    match msg {
+        ClientMsg::Offer { sdp } => {
+            tracing::debug!(ufrag = ufrag(sdp), len = sdp.len(), "sending offer")
+        }
+        ClientMsg::Answer { sdp } => {
+            tracing::debug!(ufrag = ufrag(sdp), len = sdp.len(), "sending answer")
+        }
+        _ => {}
+    }
     let text = serde_json::to_string(msg).map_err(|e| End::Lost(e.to_string()))?;
     sink.send(Message::Text(text.into()))
         .await
@@ -186,31 +200,16 @@ async fn run(
                     warn!("unreadable message from the bridge");
                     continue;
                 };
+                if let ServerMsg::Offer { sdp } | ServerMsg::Answer { sdp } = &msg {
+                    tracing::debug!(ufrag = ufrag(sdp), kind = if matches!(msg, ServerMsg::Offer { .. }) { "offer" } else { "answer" }, offer_outstanding, "from the bridge");
+                }
                 match msg {
                     ServerMsg::Answer { sdp } => {
                         offer_outstanding = false;
                         if let Err(e) = pc.apply_answer(&sdp).await {
                             return End::Lost(format!("bridge answer not usable: {e:#}"));
                         }
-                    }
-                    ServerMsg::Offer { sdp } => {
-                        if offer_outstanding {
-                            // The bridge offered at the same time and wins: roll ours back,
-                            // answer, and offer again afterwards.
-                            if let Err(e) = pc.rollback().await {
-                                return End::Lost(format!("rollback: {e:#}"));
-                            }
-                            offer_outstanding = false;
-                            restart_owed = restart_started.is_some();
-                        }
-                        match pc.answer(&sdp).await {
-                            Ok(answer) => {
-                                if let Err(e) = send(&mut sink, &ClientMsg::Answer { sdp: answer }).await {
-                                    return e;
-                                }
-                            }
-                            Err(e) => return End::Lost(format!("bridge offer not usable: {e:#}")),
-                        }
+                        // The path failed while our first offer was out: restart now.
                         if restart_owed {
                             restart_owed = false;
                             match pc.offer(true).await {
@@ -222,6 +221,23 @@ async fn run(
                                 }
                                 Err(e) => return End::Lost(format!("ICE restart offer: {e:#}")),
                             }
+                        }
+                    }
+                    ServerMsg::Offer { sdp } => {
+                        if offer_outstanding {
+                            // The bridge offered at the same time and wins (it ignores our
+                            // offer). webrtc-rs cannot roll back a local offer, so the
+                            // session is started afresh; this only happens when an ICE
+                            // restart crosses a change in who publishes.
+                            return End::Lost("offers crossed during an ICE restart".into());
+                        }
+                        match pc.answer(&sdp).await {
+                            Ok(answer) => {
+                                if let Err(e) = send(&mut sink, &ClientMsg::Answer { sdp: answer }).await {
+                                    return e;
+                                }
+                            }
+                            Err(e) => return End::Lost(format!("bridge offer not usable: {e:#}")),
                         }
                     }
                     ServerMsg::Pong => {
@@ -262,11 +278,13 @@ async fn run(
                         view.send_modify(|v| v.media = "interrupted");
                     }
                     Pc::Failed => {
-                        if restart_started.is_some() {
-                            return End::Lost("media failed again after an ICE restart".into());
+                        // A restart made while the link is still down fails too (its checks
+                        // run out); try again until the bridge's grace is nearly over.
+                        if restart_started.is_some_and(|t| t.elapsed() > CONNECT_TIMEOUT) {
+                            return End::Lost("ICE restarts did not bring media back".into());
                         }
                         warn!(meeting, "media path failed; restarting ICE");
-                        restart_started = Some(tokio::time::Instant::now());
+                        restart_started.get_or_insert_with(tokio::time::Instant::now);
                         view.send_modify(|v| { v.media = "restarting"; v.ice_restarts += 1; });
                         if offer_outstanding {
                             restart_owed = true;

@@ -20,6 +20,7 @@ fn fast(bridge: &Bridge, key: &str) -> AgentConfig {
         health_every: Duration::from_millis(500),
         backoff_base: Duration::from_millis(200),
         backoff_max: Duration::from_secs(2),
+        check_plan: cauhop_endpoint::check::Plan::quick(),
         ..AgentConfig::new(&bridge.url(""), key)
     }
 }
@@ -125,6 +126,7 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
         if let Ok(e) = store.endpoint(room.endpoint.id).await
             && let Some(h) = e.health
             && h["media"]["send_kbps"].as_u64().unwrap_or(0) > 0
+            && h["link_check"]["verdict"].is_string()
         {
             *seen_media.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
         }
@@ -196,10 +198,13 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
             .map(|s| s.clone().unwrap_or_default())
             .unwrap_or_default()
     );
-    assert!(
-        seen_media.lock().map(|s| s.is_some()).unwrap_or(false),
-        "a health report carried media figures"
-    );
+    let seen = seen_media
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default()
+        .ok_or_else(|| anyhow::anyhow!("no health report with media figures and a link check"))?;
+    // The link check ran before the meeting, on loopback: go.
+    assert_eq!(seen["link_check"]["verdict"], "go", "{seen}");
 
     // The key is revoked: the agent is refused and waits longer each time.
     store.revoke_endpoint(room.endpoint.id).await?;

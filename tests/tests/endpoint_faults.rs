@@ -21,6 +21,10 @@ const BLACKOUT_AT: Duration = Duration::from_secs(8);
 const BLACKOUT_FOR: Duration = Duration::from_secs(10);
 
 fn blackout_profile() -> Profile {
+    blackout(BLACKOUT_AT, BLACKOUT_FOR)
+}
+
+fn blackout(at: Duration, length: Duration) -> Profile {
     let clear = LinkParams {
         delay_ms: 20,
         ..Default::default()
@@ -30,14 +34,10 @@ fn blackout_profile() -> Profile {
         ..clear
     };
     let s = Schedule {
-        steps: vec![
-            (Duration::ZERO, clear),
-            (BLACKOUT_AT, dark),
-            (BLACKOUT_AT + BLACKOUT_FOR, clear),
-        ],
+        steps: vec![(Duration::ZERO, clear), (at, dark), (at + length, clear)],
     };
     Profile {
-        name: "blackout-10s".into(),
+        name: format!("blackout-{}s", length.as_secs()),
         description: "a 3G cell that goes dark for 10 s".into(),
         up: s.clone(),
         down: s,
@@ -89,10 +89,10 @@ async fn first_growth(w: &TestPeer, from: usize, within: Duration) -> Option<Wal
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_survives_a_10s_blackout_and_a_bridge_restart() -> anyhow::Result<()> {
-    cauhop_tests::init_log();
-    let mut bridge = Bridge::start_with(Options {
+/// A bridge, a commune with two rooms (the agent's and a watching one), and a meeting
+/// that opens now and lasts two minutes.
+async fn setup() -> anyhow::Result<(Bridge, i64, String, String)> {
+    let bridge = Bridge::start_with(Options {
         schedule: ScheduleConfig {
             lobby_before_secs: 1,
             warn_before_secs: 10,
@@ -140,26 +140,41 @@ async fn agent_survives_a_10s_blackout_and_a_bridge_restart() -> anyhow::Result<
         )
         .await?;
 
-    // The agent's media goes through the emulated 3G link; signaling goes direct (the
-    // blackout is of the media path, as when a 3G cell drops UDP but the TCP session
-    // survives its retransmissions).
-    let link = Link::start_profile(bridge.media_addr(), &blackout_profile(), 7).await?;
-    let link_started = Wall::now();
+    Ok((bridge, m.id, room.key, watch_room.key))
+}
+
+fn agent_config(bridge: &Bridge, key: &str, via: std::net::SocketAddr) -> AgentConfig {
     let mut cfg = AgentConfig {
         poll: Duration::from_millis(300),
         health_every: Duration::from_millis(500),
         backoff_base: Duration::from_millis(200),
         backoff_max: Duration::from_secs(2),
-        ..AgentConfig::new(&bridge.url(""), &room.key)
+        // The emulated link relays one peer's socket; the check uses its own.
+        link_check: false,
+        ..AgentConfig::new(&bridge.url(""), key)
     };
-    cfg.media.media_via = Some(link.addr);
+    cfg.media.media_via = Some(via);
     cfg.media.loopback_only = true;
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_survives_a_10s_blackout_and_a_bridge_restart() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let (mut bridge, meeting, room_key, watch_key) = setup().await?;
+
+    // The agent's media goes through the emulated 3G link; signaling goes direct (the
+    // blackout is of the media path, as when a 3G cell drops UDP but the TCP session
+    // survives its retransmissions).
+    let link = Link::start_profile(bridge.media_addr(), &blackout_profile(), 7).await?;
+    let link_started = Wall::now();
+    let cfg = agent_config(&bridge, &room_key, link.addr);
     let (stop, rx) = tokio::sync::watch::channel(false);
     let status = Arc::new(Mutex::new(AgentStatus::default()));
     let agent = tokio::spawn(run(cfg, status.clone(), rx));
     let snapshot = || status.lock().map(|s| s.clone()).unwrap_or_default();
 
-    let w = watcher(&bridge, m.id, &watch_room.key).await?;
+    let w = watcher(&bridge, meeting, &watch_key).await?;
     let flowing = first_growth(&w, 10, Duration::from_secs(8)).await;
     assert!(
         flowing.is_some(),
@@ -214,7 +229,7 @@ async fn agent_survives_a_10s_blackout_and_a_bridge_restart() -> anyhow::Result<
     let down_at = Wall::now();
     bridge.restart(Duration::from_secs(1)).await?;
     let up_at = Wall::now();
-    let w = watcher(&bridge, m.id, &watch_room.key).await?;
+    let w = watcher(&bridge, meeting, &watch_key).await?;
     let back = first_growth(&w, 0, Duration::from_secs(20))
         .await
         .ok_or_else(|| anyhow::anyhow!("no media 20 s after the restart: {:?}", snapshot()))?;
@@ -228,6 +243,60 @@ async fn agent_survives_a_10s_blackout_and_a_bridge_restart() -> anyhow::Result<
     );
     assert!(s.rejoins >= 1, "the agent rejoined: {s:?}");
 
+    let _ = stop.send(true);
+    let _ = agent.await;
+    Ok(())
+}
+
+/// A blackout longer than the agent's patience: its ICE fails, it restarts ICE over the
+/// still-open signaling session, and the bridge (which keeps a silent session for 30 s)
+/// accepts the new credentials; media comes back in the same session. The agent's failure
+/// timeout is shortened to 3 s (15 s in service) to keep the test short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_restarts_ice_when_its_path_fails() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let (bridge, meeting, room_key, watch_key) = setup().await?;
+    let (at, length) = (Duration::from_secs(4), Duration::from_secs(6));
+    let link = Link::start_profile(bridge.media_addr(), &blackout(at, length), 3).await?;
+    let link_started = Wall::now();
+    let mut cfg = agent_config(&bridge, &room_key, link.addr);
+    cfg.media.ice_disconnected_after = Duration::from_secs(2);
+    cfg.media.ice_failed_after = Duration::from_secs(3);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let status = Arc::new(Mutex::new(AgentStatus::default()));
+    let agent = tokio::spawn(run(cfg, status.clone(), rx));
+    let snapshot = || status.lock().map(|s| s.clone()).unwrap_or_default();
+    let w = watcher(&bridge, meeting, &watch_key).await?;
+    assert!(
+        first_growth(&w, 10, Duration::from_secs(4)).await.is_some(),
+        "agent media never reached the watcher: {:?}",
+        snapshot()
+    );
+    let light_from = link_started + at + length;
+    tokio::time::sleep_until((light_from - Duration::from_millis(300)).into()).await;
+    let before = audio_from_agent(&w);
+    let back = first_growth(&w, before, Duration::from_secs(15))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no media after the link returned: {:?}", snapshot()))?;
+    // Let the status catch up with the session's view.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let s = snapshot();
+    let participants = w.shared.received.lock().map(|r| r.len()).unwrap_or(0);
+    println!(
+        "blackout of {} s with a 3 s ICE failure timeout: media back {:.2} s after the link returned ({} ICE restarts, {} rejoins, state {})",
+        length.as_secs(),
+        back.saturating_duration_since(light_from).as_secs_f64(),
+        s.ice_restarts,
+        s.rejoins,
+        s.state
+    );
+    assert_eq!(s.rejoins, 0, "recovered inside the session: {s:?}");
+    assert!(s.ice_restarts >= 1, "by an ICE restart: {s:?}");
+    assert_eq!(participants, 1, "the same participant, not a new one");
+    assert!(
+        back.saturating_duration_since(light_from) <= Duration::from_secs(5),
+        "back within 5 s"
+    );
     let _ = stop.send(true);
     let _ = agent.await;
     Ok(())
