@@ -14,6 +14,7 @@
       province_admin: 'Quản trị tỉnh', addPerson: 'Thêm người dùng', saved: 'Đã lưu', deleted: 'Đã xoá',
       edit: 'Sửa', del: 'Xoá', links: 'Đường dẫn mời', makeLink: 'Tạo đường dẫn', copy: 'Chép', copied: 'Đã chép',
       live: 'Đang kết nối', attendance: 'Điểm danh (CSV)', newKey: 'Khoá thiết bị (chỉ hiện một lần, hãy chép ngay):',
+      linkCol: 'Đường truyền', inMeeting: 'đang họp', check: 'kiểm tra', go: 'tốt', weak: 'yếu', 'no-go': 'không đủ',
       rotate: 'Đổi khoá', online: 'trực tuyến', offline: 'mất kết nối', never: 'chưa kết nối', noMeetings: 'Không có cuộc họp',
       participant: 'Tham dự', presenter: 'Trình bày', viewer: 'Theo dõi', chairRole: 'Chủ trì', lastSeen: 'Lần cuối',
       confirmDelete: 'Xoá mục này?', lang: 'English', scheduled: 'chưa mở', lobby: 'phòng chờ', open: 'đang họp',
@@ -29,6 +30,7 @@
       province_admin: 'Province admin', addPerson: 'Add person', saved: 'Saved', deleted: 'Deleted',
       edit: 'Edit', del: 'Delete', links: 'Join links', makeLink: 'Make link', copy: 'Copy', copied: 'Copied',
       live: 'Connected now', attendance: 'Attendance (CSV)', newKey: 'Device key (shown once, copy it now):',
+      linkCol: 'Link', inMeeting: 'in meeting', check: 'check', go: 'go', weak: 'weak', 'no-go': 'no-go',
       rotate: 'New key', online: 'online', offline: 'offline', never: 'never connected', noMeetings: 'No meetings',
       participant: 'Participant', presenter: 'Presenter', viewer: 'Viewer', chairRole: 'Chair', lastSeen: 'Last seen',
       confirmDelete: 'Delete this?', lang: 'Tiếng Việt', scheduled: 'scheduled', lobby: 'lobby', open: 'in session',
@@ -129,13 +131,27 @@
   async function loadEndpoints() {
     var list = (await api('GET', '/endpoints?limit=500')).items;
     var now = Date.now();
-    table('epTable', [t('device'), t('siteName'), 'key', t('lastSeen'), ''], list.map(function (e) {
+    table('epTable', [t('device'), t('siteName'), 'key', t('lastSeen'), t('linkCol'), ''], list.map(function (e) {
       var seen = e.last_seen ? (now - Date.parse(e.last_seen) < 30000 ? t('online') : t('offline') + ' · ' + e.last_seen.slice(0, 16).replace('T', ' ')) : t('never');
       var acts = el('span');
       acts.appendChild(button(t('rotate'), async function () { showKey(await api('POST', '/endpoints/' + e.id + '/key')); }));
       acts.appendChild(button(t('del'), async function () { if (confirm(t('confirmDelete'))) { await api('DELETE', '/endpoints/' + e.id); loadEndpoints(); } }));
-      return [e.name, siteName(e.site_id), e.key_hint + '…', seen + (e.health && e.health.state ? ' · ' + e.health.state : ''), acts];
+      return [e.name, siteName(e.site_id), e.key_hint + '…', seen + (e.health && e.health.state ? ' · ' + (e.health.state === 'in_meeting' ? t('inMeeting') : e.health.state) : ''), linkText(e.health), acts];
     }));
+  }
+  // What the room agent last reported: its media in the meeting, and the link check it
+  // runs before each meeting (so a weak commune is seen before the chair notices).
+  function linkText(h) {
+    if (!h) return '';
+    var parts = [];
+    var m = h.media;
+    if (m) parts.push('↑' + m.send_kbps + ' ↓' + m.recv_kbps + ' kbit/s' + (m.rtt_ms != null ? ' · ' + m.rtt_ms + ' ms' : '') + (m.loss != null ? ' · ' + Math.round(m.loss * 100) + ' %' : ''));
+    var c = h.link_check;
+    if (c && c.verdict) {
+      var f = c.rtt_ms != null ? ' (' + Math.round(c.rtt_ms) + ' ms, ↑' + Math.round(c.up_kbps) + ' ↓' + Math.round(c.down_kbps) + ' kbit/s, ' + (Math.max(c.loss_up, c.loss_down) * 100).toFixed(1) + ' %)' : '';
+      parts.push(t('check') + ': ' + t(c.verdict) + f);
+    }
+    return parts.join(' — ');
   }
   function showKey(r) { $('newKey').classList.remove('hidden'); $('newKey').textContent = t('newKey') + '\n' + r.key; loadEndpoints(); }
   $('epForm').onsubmit = guard(async function () { showKey(await api('POST', '/endpoints', { site_id: +$('eSite').value, name: $('eName').value })); $('eName').value = ''; });

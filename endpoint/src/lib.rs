@@ -11,6 +11,7 @@ pub mod follower;
 pub mod ivf;
 pub mod media;
 pub mod session;
+pub mod settings;
 pub mod tone;
 
 pub use backoff::Backoff;

@@ -1,9 +1,15 @@
 //! `cauhop-endpoint`: the meeting-room agent. Follows its room's schedule on the bridge
-//! and holds the meeting session on its own.
+//! and holds the meeting session on its own; `check` tests the link to the bridge.
 
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use clap::Parser;
+use anyhow::Context;
+use cauhop_endpoint::agent::{AgentConfig, AgentStatus, run};
+use cauhop_endpoint::bridge::BridgeClient;
+use cauhop_endpoint::check::{self, Plan, judge, render};
+use cauhop_endpoint::settings::{FileSettings, Overrides, Settings, resolve};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -12,33 +18,136 @@ use clap::Parser;
     about = "Cầu họp room agent: joins its room's meetings on its own"
 )]
 struct Cli {
-    /// The bridge's address, e.g. https://cauhop.example.gov.vn
-    #[arg(long, env = "CAUHOP_BRIDGE")]
-    bridge: String,
-    /// This room's device key (from the admin page, "Thiết bị phòng họp").
-    #[arg(long, env = "CAUHOP_DEVICE_KEY", hide_env_values = true)]
-    key: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    common: Common,
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Subcommand)]
+enum Command {
+    /// Follow the room's schedule and join its meetings (the default).
+    Run,
+    /// Measure RTT, loss and bandwidth to the bridge (about 8 s) and print a verdict.
+    /// Exit code: 0 go, 2 weak, 3 no-go, 1 the check could not run.
+    Check,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Settings file (TOML); flags override it.
+    #[arg(long, env = "CAUHOP_ENDPOINT_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
+    /// The bridge's address, e.g. https://cauhop.example.gov.vn
+    #[arg(long, env = "CAUHOP_BRIDGE", global = true)]
+    bridge: Option<String>,
+    /// This room's device key (from the admin page, "Thiết bị phòng họp").
+    #[arg(long, env = "CAUHOP_DEVICE_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+    /// Camera: `test` (built-in pattern), `none`, `rtp:PORT` (VP8 RTP from ffmpeg or
+    /// gst-launch on 127.0.0.1:PORT) or a VP8 `.ivf` file to loop.
+    #[arg(long, global = true)]
+    video: Option<String>,
+    /// Microphone: `tone` (built-in beep), `none` or `rtp:PORT` (Opus RTP).
+    #[arg(long, global = true)]
+    audio: Option<String>,
+    /// Send what the room receives as VP8 RTP to this address (a local player).
+    #[arg(long, global = true)]
+    video_out: Option<String>,
+    /// Send what the room receives as Opus RTP to this address.
+    #[arg(long, global = true)]
+    audio_out: Option<String>,
+    /// Send media through this UDP relay instead of straight to the bridge.
+    #[arg(long, global = true)]
+    media_via: Option<String>,
+}
+
+fn settings(c: Common) -> anyhow::Result<Settings> {
+    let file = match &c.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            FileSettings::parse(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => FileSettings::default(),
+    };
+    Ok(resolve(
+        file,
+        Overrides {
+            bridge: c.bridge,
+            key: c.key,
+            video: c.video,
+            audio: c.audio,
+            video_out: c.video_out,
+            audio_out: c.audio_out,
+            via: c.media_via,
+        },
+    )?)
+}
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cauhop-endpoint: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let s = settings(cli.common)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let status = Arc::new(Mutex::new(cauhop_endpoint::agent::AgentStatus::default()));
-        let agent = tokio::spawn(cauhop_endpoint::agent::run(
-            cauhop_endpoint::agent::AgentConfig::new(&cli.bridge, &cli.key),
-            status,
-            rx,
-        ));
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = tx.send(true);
-        let _ = agent.await;
-        Ok(())
+        match cli.command.unwrap_or(Command::Run) {
+            Command::Check => {
+                let client = BridgeClient::new(&s.bridge, &s.key);
+                let f = check::run(&client, s.media.media_via, Plan::default()).await?;
+                let (v, why) = judge(&f);
+                print!("{}", render(&f, v, &why));
+                Ok(ExitCode::from(v.exit_code() as u8))
+            }
+            Command::Run => {
+                let mut cfg = AgentConfig::new(&s.bridge, &s.key);
+                cfg.media = s.media;
+                cfg.media.loopback_only = BridgeClient::new(&s.bridge, &s.key).is_local();
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let status = Arc::new(Mutex::new(AgentStatus::default()));
+                let agent = tokio::spawn(run(cfg, status, rx));
+                shutdown_signal().await;
+                let _ = tx.send(true);
+                let _ = agent.await;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
     })
+}
+
+/// Ctrl-C, or SIGTERM from systemd.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

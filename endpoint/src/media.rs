@@ -559,6 +559,8 @@ async fn rtp_in(
 ) {
     let mut buf = vec![0u8; 1600];
     let mut warned = false;
+    let mut warned_size = false;
+    let mut rebase = Rebaser::new(if video { 3000 } else { 960 });
     loop {
         let Ok((n, _)) = sock.recv_from(&mut buf).await else {
             continue;
@@ -571,6 +573,13 @@ async fn rtp_in(
             }
             continue;
         }
+        if n > 1200 && !warned_size {
+            warn!(
+                "RTP packets of {n} bytes on the media input; use ffmpeg's -pkt_size 1200 (or gst mtu=1200): larger ones may not survive the path to the bridge"
+            );
+            warned_size = true;
+        }
+        rebase.apply(&mut buf[..n]);
         let c = if video {
             &counters.video_sent
         } else {
@@ -582,9 +591,124 @@ async fn rtp_in(
     }
 }
 
+/// Keeps an RTP stream from a capture pipeline continuous across the pipeline's restarts
+/// (new SSRC, sequence and timestamp): the bridge and the far end see one stream whose
+/// sequence numbers run on and whose timestamps step forward by one frame.
+#[derive(Debug, Clone)]
+pub struct Rebaser {
+    /// Timestamp step assumed across a discontinuity (one frame).
+    step: u32,
+    last_in: Option<(u32, u16, u32)>,
+    seq: u16,
+    ts_offset: u32,
+    last_out_ts: u32,
+}
+
+impl Rebaser {
+    pub fn new(step: u32) -> Self {
+        Self {
+            step,
+            last_in: None,
+            seq: 0,
+            ts_offset: 0,
+            last_out_ts: 0,
+        }
+    }
+
+    /// Rewrite the header of `pkt` (an RTP packet, at least 12 bytes) in place.
+    pub fn apply(&mut self, pkt: &mut [u8]) {
+        let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
+        let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
+        let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+        let restarted = match self.last_in {
+            None => true,
+            Some((s, q, _)) => {
+                s != ssrc || seq.wrapping_sub(q) > 1000 && q.wrapping_sub(seq) > 1000
+            }
+        };
+        if restarted {
+            // Continue one frame after the last timestamp sent.
+            let next = if self.last_in.is_some() {
+                self.last_out_ts.wrapping_add(self.step)
+            } else {
+                ts
+            };
+            self.ts_offset = next.wrapping_sub(ts);
+        }
+        if restarted
+            || self
+                .last_in
+                .is_some_and(|(_, q, _)| seq.wrapping_sub(q) < 0x8000)
+        {
+            // In order (or a fresh start): the next number. A late packet keeps its
+            // distance from the newest, so reordering survives.
+            let advance = match self.last_in {
+                Some((_, q, _)) if !restarted => seq.wrapping_sub(q),
+                _ => 1,
+            };
+            self.seq = self.seq.wrapping_add(advance);
+            self.last_in = Some((ssrc, seq, ts));
+            pkt[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        } else if let Some((_, q, _)) = self.last_in {
+            let back = q.wrapping_sub(seq);
+            pkt[2..4].copy_from_slice(&self.seq.wrapping_sub(back).to_be_bytes());
+        }
+        let out_ts = ts.wrapping_add(self.ts_offset);
+        if out_ts.wrapping_sub(self.last_out_ts) < 0x8000_0000 {
+            self.last_out_ts = out_ts;
+        }
+        pkt[4..8].copy_from_slice(&out_ts.to_be_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rtp(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 96];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.push(0);
+        p
+    }
+
+    fn seq_ts(p: &[u8]) -> (u16, u32) {
+        (
+            u16::from_be_bytes([p[2], p[3]]),
+            u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+        )
+    }
+
+    #[test]
+    fn a_restarted_pipeline_continues_the_stream() {
+        let mut r = Rebaser::new(3000);
+        let mut out = Vec::new();
+        for (ssrc, seq, ts) in [
+            (1, 100, 9000),
+            (1, 101, 12000),
+            (1, 103, 15000),
+            (1, 102, 12000), // late
+            (7, 40000, 500), // the pipeline restarted
+            (7, 40001, 3500),
+        ] {
+            let mut p = rtp(ssrc, seq, ts);
+            r.apply(&mut p);
+            out.push(seq_ts(&p));
+        }
+        assert_eq!(
+            out,
+            [
+                (1, 9000),
+                (2, 12000),
+                (4, 15000),
+                (3, 12000),
+                (5, 18000),
+                (6, 21000)
+            ]
+        );
+    }
 
     #[test]
     fn candidates_are_pointed_at_the_relay() {
