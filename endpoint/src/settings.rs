@@ -165,6 +165,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_in_deploy_is_valid() {
+        let file = FileSettings::parse(include_str!("../../deploy/endpoint.example.toml"))
+            .expect("example parses");
+        let s = resolve(file, Overrides::default()).expect("example resolves");
+        assert_eq!(s.media.video_in, VideoIn::Rtp(5004));
+        assert_eq!(s.media.audio_in, AudioIn::Rtp(5006));
+    }
+
+    #[test]
     fn flags_win_over_the_file() {
         let file = FileSettings::parse(
             r#"
