@@ -9,6 +9,7 @@
 //! Payloads are forwarded as received (shared `Arc<[u8]>`, never copied per subscriber);
 //! only RTP header fields are rewritten per subscriber.
 
+pub mod allocator;
 mod config;
 mod driver;
 mod error;
@@ -17,6 +18,7 @@ pub mod keyframe;
 mod peer;
 pub mod probe;
 pub mod rewrite;
+pub mod speaker;
 pub mod throttle;
 
 pub use config::SfuConfig;

@@ -1,0 +1,480 @@
+//! How one subscriber's estimated bandwidth is shared among what it is sent, in the
+//! manner of Signal's `allocate_send_rate`: audio first (it is what a commune must never
+//! lose), then video in priority order (the chair's site, the active speaker, pinned
+//! tiles, then the rest as last-N thumbnails at the lowest layer), never a layer taller
+//! than the tile it is shown in. Below the audio floor the subscriber gets audio only and
+//! is told why; video comes back by itself when the estimate recovers.
+//!
+//! Layers must not flap: a downgrade happens as soon as the estimate cannot carry the
+//! current layers (a late downgrade means loss for everyone on that link), an upgrade only
+//! with headroom and when the track's last change is at least [`AllocConfig::dwell`] old.
+//! Pure: the estimate and `now` are inputs.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// One simulcast layer of a video source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layer {
+    pub height: u16,
+    pub bps: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    Chair,
+    Speaker,
+    Pinned,
+    Other,
+}
+
+/// A video source as this subscriber could receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoSource<K> {
+    pub key: K,
+    pub priority: Priority,
+    /// Ascending by bitrate; the layers the publisher currently sends.
+    pub layers: Vec<Layer>,
+    /// The tile's height on the subscriber's screen; 0 = not shown (hidden tab, off-page).
+    pub max_height: u16,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AllocConfig {
+    /// Reserved per audio stream (Opus at ~32 kbit/s with FEC, plus RED when sent).
+    pub audio_bps: u32,
+    /// An upgrade needs the estimate to cover the new total times this.
+    pub headroom: f64,
+    pub dwell: Duration,
+    /// Thumbnails beyond this many `Other` sources are not sent.
+    pub last_n: usize,
+}
+
+impl Default for AllocConfig {
+    fn default() -> Self {
+        Self {
+            audio_bps: 40_000,
+            headroom: 1.25,
+            dwell: Duration::from_secs(4),
+            last_n: 6,
+        }
+    }
+}
+
+/// What a subscriber gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation<K> {
+    /// Per video source, the layer index to forward, or `None` for no video.
+    pub layers: Vec<(K, Option<usize>)>,
+    /// The estimate is below audio plus the smallest video: audio only.
+    pub audio_only: bool,
+    /// What the chosen layers and the audio add up to.
+    pub total_bps: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TrackState {
+    layer: Option<usize>,
+    changed_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Allocator<K> {
+    cfg: AllocConfig,
+    tracks: HashMap<K, TrackState>,
+    audio_only_since: Option<Instant>,
+}
+
+impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
+    pub fn new(cfg: AllocConfig) -> Self {
+        Self {
+            cfg,
+            tracks: HashMap::new(),
+            audio_only_since: None,
+        }
+    }
+
+    /// Share `estimate_bps` among `audio_streams` audio streams and `sources`.
+    pub fn allocate(
+        &mut self,
+        now: Instant,
+        estimate_bps: u32,
+        audio_streams: usize,
+        sources: &[VideoSource<K>],
+    ) -> Allocation<K> {
+        let audio = u64::from(self.cfg.audio_bps) * audio_streams as u64;
+        let estimate = u64::from(estimate_bps);
+        // Shown sources in priority order; the thumbnails past last-N are not sent.
+        let mut shown: Vec<&VideoSource<K>> = sources
+            .iter()
+            .filter(|s| s.max_height > 0 && !s.layers.is_empty())
+            .collect();
+        shown.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.key.cmp(&b.key)));
+        let mut others = 0;
+        shown.retain(|s| {
+            if s.priority != Priority::Other {
+                return true;
+            }
+            others += 1;
+            others <= self.cfg.last_n
+        });
+        let smallest = shown
+            .first()
+            .and_then(|s| s.layers.first())
+            .map_or(0, |l| u64::from(l.bps));
+        // Audio only below the floor; back to video only with headroom and after a dwell.
+        let floor = audio + smallest;
+        let audio_only = match self.audio_only_since {
+            None => !shown.is_empty() && estimate < floor,
+            Some(since) => {
+                !(estimate as f64 >= floor as f64 * self.cfg.headroom
+                    && now.saturating_duration_since(since) >= self.cfg.dwell)
+            }
+        };
+        if audio_only && self.audio_only_since.is_none() {
+            self.audio_only_since = Some(now);
+        } else if !audio_only {
+            self.audio_only_since = None;
+        }
+
+        let video_budget = if audio_only {
+            0
+        } else {
+            estimate.saturating_sub(audio)
+        };
+        // The headroom applies to the whole estimate: its noise moves audio's share too.
+        let cautious = if audio_only {
+            0
+        } else {
+            ((estimate as f64 / self.cfg.headroom) as u64).saturating_sub(audio)
+        };
+        let cost = |chosen: &[Option<usize>]| -> u64 {
+            chosen
+                .iter()
+                .zip(&shown)
+                .map(|(c, s)| c.map_or(0, |j| u64::from(s.layers[j].bps)))
+                .sum()
+        };
+        // Start from what each source has now, within its tile (thumbnails at the lowest
+        // layer); a source new to this subscriber has nothing yet.
+        let mut chosen: Vec<Option<usize>> = shown
+            .iter()
+            .map(|s| {
+                let cap = if s.priority == Priority::Other {
+                    max_layer_for(s).map(|_| 0)
+                } else {
+                    max_layer_for(s)
+                };
+                match (self.tracks.get(&s.key).and_then(|t| t.layer), cap) {
+                    (Some(cur), Some(cap)) => Some(cur.min(cap)),
+                    _ => None,
+                }
+            })
+            .collect();
+        // Downgrades first and at once: shed from the lowest priority up until it fits.
+        let mut i = chosen.len();
+        while cost(&chosen) > video_budget && i > 0 {
+            i -= 1;
+            while cost(&chosen) > video_budget && chosen[i].is_some() {
+                chosen[i] = chosen[i].and_then(|j| j.checked_sub(1));
+            }
+        }
+        // Then, in priority order, each source may rise as far as the cautious budget
+        // allows without pushing anyone else down; a source that changed less than a
+        // dwell ago waits. A source never sent before starts at its lowest layer as soon
+        // as that fits the budget itself.
+        for (i, s) in shown.iter().enumerate() {
+            let state = self.tracks.get(&s.key).copied();
+            let dwelt =
+                state.is_none_or(|t| now.saturating_duration_since(t.changed_at) >= self.cfg.dwell);
+            let Some(cap) = max_layer_for(s) else {
+                continue;
+            };
+            let cap = if s.priority == Priority::Other {
+                0
+            } else {
+                cap
+            };
+            if state.is_none() && chosen[i].is_none() {
+                chosen[i] = Some(0);
+                if cost(&chosen) > video_budget {
+                    chosen[i] = None;
+                    continue;
+                }
+            }
+            if !dwelt && state.is_some() {
+                continue;
+            }
+            let from = chosen[i];
+            for j in (from.map_or(0, |f| f + 1)..=cap).rev() {
+                let keep = chosen[i];
+                chosen[i] = Some(j);
+                if cost(&chosen) <= cautious {
+                    break;
+                }
+                chosen[i] = keep;
+            }
+        }
+        // Remember changes; forget sources that are gone.
+        let mut layers = Vec::with_capacity(sources.len());
+        let mut seen = Vec::with_capacity(shown.len());
+        for (s, c) in shown.iter().zip(&chosen) {
+            let e = self.tracks.entry(s.key).or_insert(TrackState {
+                layer: *c,
+                changed_at: now,
+            });
+            if e.layer != *c {
+                e.layer = *c;
+                e.changed_at = now;
+            }
+            layers.push((s.key, *c));
+            seen.push(s.key);
+        }
+        for s in sources {
+            if !seen.contains(&s.key) {
+                layers.push((s.key, None));
+            }
+        }
+        self.tracks.retain(|k, _| seen.contains(k));
+        layers.sort_by_key(|a| a.0);
+        let total = (audio + cost(&chosen)).min(u64::from(u32::MAX)) as u32;
+        Allocation {
+            layers,
+            audio_only,
+            total_bps: total,
+        }
+    }
+}
+
+/// The tallest layer a source's tile can use (the lowest always qualifies).
+fn max_layer_for<K>(s: &VideoSource<K>) -> Option<usize> {
+    if s.max_height == 0 || s.layers.is_empty() {
+        return None;
+    }
+    Some(
+        (0..s.layers.len())
+            .rev()
+            .find(|&j| j == 0 || s.layers[j].height <= s.max_height)
+            .unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn three_layers() -> Vec<Layer> {
+        vec![
+            Layer {
+                height: 180,
+                bps: 150_000,
+            },
+            Layer {
+                height: 360,
+                bps: 500_000,
+            },
+            Layer {
+                height: 720,
+                bps: 1_500_000,
+            },
+        ]
+    }
+
+    fn src(key: u32, priority: Priority, max_height: u16) -> VideoSource<u32> {
+        VideoSource {
+            key,
+            priority,
+            layers: three_layers(),
+            max_height,
+        }
+    }
+
+    fn layer_of(a: &Allocation<u32>, key: u32) -> Option<usize> {
+        a.layers
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, l)| *l)
+    }
+
+    #[test]
+    fn fibre_gets_the_top_layer_of_the_chair_and_thumbnails_of_the_rest() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let now = Instant::now();
+        let sources = [
+            src(1, Priority::Chair, 720),
+            src(2, Priority::Speaker, 360),
+            src(3, Priority::Other, 180),
+            src(4, Priority::Other, 180),
+        ];
+        let r = a.allocate(now, 10_000_000, 4, &sources);
+        assert!(!r.audio_only);
+        assert_eq!(layer_of(&r, 1), Some(2), "chair at 720p");
+        assert_eq!(
+            layer_of(&r, 2),
+            Some(1),
+            "speaker capped by its 360 px tile"
+        );
+        assert_eq!(layer_of(&r, 3), Some(0));
+        assert_eq!(layer_of(&r, 4), Some(0));
+    }
+
+    #[test]
+    fn a_3g_commune_gets_audio_then_the_chair_then_the_speaker_at_the_low_layer() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let now = Instant::now();
+        let sources = [
+            src(1, Priority::Chair, 720),
+            src(2, Priority::Speaker, 720),
+            src(3, Priority::Other, 180),
+        ];
+        // 384 kbit/s: 3 × 40 audio = 120, then 180p chair (150), 180p speaker needs 150:
+        // 264 left after audio -> chair 150, speaker does not fit (114 left).
+        let r = a.allocate(now, 384_000, 3, &sources);
+        assert_eq!(layer_of(&r, 1), Some(0));
+        assert_eq!(layer_of(&r, 2), None);
+        assert_eq!(layer_of(&r, 3), None);
+        assert!(r.total_bps <= 384_000);
+        // 100 kbit/s: below audio + smallest video: audio only.
+        let r = a.allocate(now + Duration::from_secs(1), 100_000, 3, &sources);
+        assert!(r.audio_only);
+        assert!(r.layers.iter().all(|(_, l)| l.is_none()));
+    }
+
+    #[test]
+    fn video_comes_back_after_the_link_recovers_but_not_at_once() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let t0 = Instant::now();
+        let sources = [src(1, Priority::Chair, 720)];
+        assert!(a.allocate(t0, 100_000, 1, &sources).audio_only);
+        let s = |t: u64| t0 + Duration::from_secs(t);
+        // Recovered, but within the dwell: still audio only.
+        assert!(a.allocate(s(2), 2_000_000, 1, &sources).audio_only);
+        let r = a.allocate(s(5), 2_000_000, 1, &sources);
+        assert!(!r.audio_only);
+        assert_eq!(layer_of(&r, 1), Some(2));
+    }
+
+    #[test]
+    fn a_drop_downgrades_at_once_and_an_upgrade_waits_for_the_dwell() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let t0 = Instant::now();
+        let s = |ms: u64| t0 + Duration::from_millis(ms);
+        let sources = [src(1, Priority::Chair, 720)];
+        assert_eq!(
+            layer_of(&a.allocate(s(0), 2_000_000, 1, &sources), 1),
+            Some(2)
+        );
+        let r = a.allocate(s(100), 600_000, 1, &sources);
+        assert_eq!(layer_of(&r, 1), Some(1), "down immediately");
+        assert!(r.total_bps <= 600_000);
+        assert_eq!(
+            layer_of(&a.allocate(s(1000), 2_000_000, 1, &sources), 1),
+            Some(1)
+        );
+        assert_eq!(
+            layer_of(&a.allocate(s(4200), 2_000_000, 1, &sources), 1),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn hidden_tiles_and_last_n() {
+        let cfg = AllocConfig {
+            last_n: 2,
+            ..AllocConfig::default()
+        };
+        let mut a = Allocator::new(cfg);
+        let sources = [
+            src(1, Priority::Chair, 0),
+            src(2, Priority::Other, 180),
+            src(3, Priority::Other, 180),
+            src(4, Priority::Other, 180),
+        ];
+        let r = a.allocate(Instant::now(), 10_000_000, 4, &sources);
+        assert_eq!(layer_of(&r, 1), None, "hidden tab: no video");
+        assert_eq!(
+            r.layers.iter().filter(|(_, l)| l.is_some()).count(),
+            2,
+            "{r:?}"
+        );
+    }
+
+    proptest! {
+        /// Over any estimate trace: never more than the estimate (once above the audio
+        /// floor), and no upgrade within a dwell of the track's last change.
+        #[test]
+        fn never_over_budget_and_upgrades_respect_the_dwell(
+            trace in proptest::collection::vec(50_000u32..4_000_000, 50..300),
+        ) {
+            let cfg = AllocConfig::default();
+            let mut a = Allocator::new(cfg);
+            let t0 = Instant::now();
+            let sources = [
+                src(1, Priority::Chair, 720),
+                src(2, Priority::Speaker, 360),
+                src(3, Priority::Other, 180),
+            ];
+            let mut last: HashMap<u32, (Option<usize>, Instant)> = HashMap::new();
+            for (i, est) in trace.iter().enumerate() {
+                let now = t0 + Duration::from_millis(200 * i as u64);
+                let r = a.allocate(now, *est, 3, &sources);
+                if !r.audio_only {
+                    prop_assert!(r.total_bps <= *est, "{} > {est}", r.total_bps);
+                }
+                for (k, l) in &r.layers {
+                    if let Some((prev, at)) = last.get(k).copied() {
+                        if l.is_some() && (prev.is_none() || *l > prev) && prev != *l {
+                            prop_assert!(
+                                now.duration_since(at) >= cfg.dwell || prev.is_none() && l == &Some(0),
+                                "track {k} up {prev:?}->{l:?} after {:?}", now.duration_since(at)
+                            );
+                        }
+                        if prev != *l {
+                            last.insert(*k, (*l, now));
+                        }
+                    } else {
+                        last.insert(*k, (*l, now));
+                    }
+                }
+            }
+        }
+
+        /// A steady link with ±10 % noise in the estimate: at most one
+        /// layer change per track per dwell period.
+        #[test]
+        fn a_noisy_steady_estimate_does_not_flap(
+            mean in 300_000u32..3_000_000,
+            noise in proptest::collection::vec(-0.10f64..0.10, 200),
+        ) {
+            let cfg = AllocConfig::default();
+            let mut a = Allocator::new(cfg);
+            let t0 = Instant::now();
+            let sources = [src(1, Priority::Chair, 720), src(2, Priority::Speaker, 720)];
+            let mut changes: Vec<(u32, Instant)> = Vec::new();
+            let mut prev: HashMap<u32, Option<usize>> = HashMap::new();
+            for (i, n) in noise.iter().enumerate() {
+                let now = t0 + Duration::from_millis(100 * i as u64);
+                let est = (f64::from(mean) * (1.0 + n)) as u32;
+                let r = a.allocate(now, est, 2, &sources);
+                for (k, l) in r.layers {
+                    if i > 0 && prev.get(&k).copied().flatten() != l {
+                        changes.push((k, now));
+                    }
+                    prev.insert(k, l);
+                }
+            }
+            for k in [1u32, 2] {
+                let times: Vec<Instant> =
+                    changes.iter().filter(|c| c.0 == k).map(|c| c.1).collect();
+                for w in times.windows(2) {
+                    prop_assert!(
+                        w[1].duration_since(w[0]) >= cfg.dwell,
+                        "track {k} changed twice within {:?}", w[1].duration_since(w[0])
+                    );
+                }
+            }
+        }
+    }
+}
