@@ -76,6 +76,8 @@ pub struct PeerStats {
     pub loss_down: Option<f32>,
     /// Loss fraction the SFU measures on what the participant sends (0..1).
     pub loss_up: Option<f32>,
+    /// The bandwidth estimate towards this participant (TWCC; REMB from old clients).
+    pub bwe_kbps: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
@@ -117,6 +118,9 @@ pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
         .enable_vp8(true)
         .enable_h264(true)
         .set_stats_interval(Some(std::time::Duration::from_secs(1)))
+        // TWCC-based estimate of what each subscriber's link carries, starting low: a
+        // commune on 3G must not be flooded while the estimate finds its level.
+        .enable_bwe(Some(Bitrate::kbps(300)))
         .build(now);
     for addr in candidates {
         match Candidate::host(*addr, "udp") {
@@ -257,6 +261,11 @@ impl Peer {
             Event::Connected => {
                 info!(participant = %self.id, room = %self.room, "media connected");
                 self.stats.connected = true;
+                // Probe towards what the best layers would need; padding fills in while
+                // media sends less, capped by the estimate itself.
+                self.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::kbps(50), Bitrate::kbps(2500));
                 let _ = self.events.send(SfuEvent::Connected);
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected)
@@ -275,6 +284,15 @@ impl Peer {
                     info!(participant = %self.id, "media path back after {:.1} s", gap.as_secs_f64());
                     self.stats.connected = true;
                     let _ = self.events.send(SfuEvent::Resumed { after: gap });
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
+            }
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                // Old clients: their own estimate, used when there is no TWCC one.
+                if self.stats.bwe_kbps.is_none() {
+                    self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
                 }
             }
             Event::MediaAdded(m) => {
