@@ -289,11 +289,11 @@ impl Peer {
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
             }
-            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
-                // Old clients: their own estimate, used when there is no TWCC one.
-                if self.stats.bwe_kbps.is_none() {
-                    self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
-                }
+            // Old clients: their own estimate, used when there is no TWCC one.
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. })
+                if self.stats.bwe_kbps.is_none() =>
+            {
+                self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
             }
             Event::MediaAdded(m) => {
                 if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
