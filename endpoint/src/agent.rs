@@ -61,6 +61,8 @@ impl AgentConfig {
 pub struct AgentStatus {
     pub state: &'static str,
     pub meeting: Option<i64>,
+    /// Our participant id in the current (or last) meeting session.
+    pub participant: Option<String>,
     /// Times the bridge refused the key (wrong or revoked); each is followed by a backoff.
     pub key_refusals: u32,
     pub waits: Vec<Duration>,
@@ -180,7 +182,8 @@ pub async fn run(
                         set(&status, |s| s.state = "joining");
                         match join(&client.ws_url(), client.key(), id, &cfg.media).await {
                             Ok(s) => {
-                                info!(meeting = id, participant = %s.view.borrow().participant, "joined the meeting");
+                                let participant = s.view.borrow().participant.clone();
+                                info!(meeting = id, %participant, "joined the meeting");
                                 session = Some(s);
                                 if lost.take().is_some() {
                                     set(&status, |st| st.rejoins += 1);
@@ -189,6 +192,7 @@ pub async fn run(
                                 set(&status, |st| {
                                     st.state = "connecting";
                                     st.meeting = Some(id);
+                                    st.participant = Some(participant);
                                 });
                                 wait = Duration::from_millis(500);
                             }

@@ -10,6 +10,7 @@ pub mod check;
 pub mod follower;
 pub mod ivf;
 pub mod media;
+pub mod mixer;
 pub mod session;
 pub mod settings;
 pub mod tone;

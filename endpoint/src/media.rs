@@ -40,6 +40,7 @@ use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSampl
 use webrtc::util::Marshal;
 
 use crate::ivf::Ivf;
+use crate::mixer::Mixer;
 use crate::tone::Tone;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +67,7 @@ pub enum AudioIn {
 pub struct MediaConfig {
     pub video_in: VideoIn,
     pub audio_in: AudioIn,
-    /// Where received audio RTP goes (every participant's Opus, each with its own SSRC).
+    /// Where received audio goes: every far site mixed into one Opus RTP stream.
     pub audio_out: Option<SocketAddr>,
     /// Where received video RTP goes (VP8).
     pub video_out: Option<SocketAddr>,
@@ -323,6 +324,9 @@ impl MediaSession {
         }
 
         let out = Arc::new(OutPorts::bind(cfg).await?);
+        if let Some(mix) = out.mix_loop() {
+            tasks.push(tokio::spawn(mix));
+        }
         let c = counters.clone();
         pc.on_track(Box::new(move |track, _, _| {
             let (c, out) = (c.clone(), out.clone());
@@ -448,26 +452,57 @@ async fn bind_input(port: u16) -> anyhow::Result<UdpSocket> {
 }
 
 struct OutPorts {
-    socket: Option<UdpSocket>,
+    socket: Option<Arc<UdpSocket>>,
     audio: Option<SocketAddr>,
     video: Option<SocketAddr>,
+    /// Every far site's audio mixed into one stream for the room's player.
+    mixer: Option<Arc<std::sync::Mutex<Mixer>>>,
 }
 
 impl OutPorts {
     async fn bind(cfg: &MediaConfig) -> anyhow::Result<Self> {
         let socket = if cfg.audio_out.is_some() || cfg.video_out.is_some() {
-            Some(UdpSocket::bind("127.0.0.1:0").await?)
+            Some(Arc::new(UdpSocket::bind("127.0.0.1:0").await?))
         } else {
             None
+        };
+        let mixer = match cfg.audio_out {
+            Some(_) => Some(Arc::new(std::sync::Mutex::new(
+                Mixer::new(rand::random()).map_err(|e| anyhow::anyhow!("opus: {e}"))?,
+            ))),
+            None => None,
         };
         Ok(Self {
             socket,
             audio: cfg.audio_out,
             video: cfg.video_out,
+            mixer,
+        })
+    }
+
+    /// Send the mix every 20 ms (runs for the session's life).
+    fn mix_loop(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let (mixer, sock, to) = (self.mixer.clone()?, self.socket.clone()?, self.audio?);
+        Some(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                let pkt = mixer.lock().ok().and_then(|mut m| m.tick());
+                if let Some(p) = pkt {
+                    let _ = sock.send_to(&p, to).await;
+                }
+            }
         })
     }
 
     async fn send(&self, video: bool, pkt: &webrtc::rtp::packet::Packet, buf: &mut Vec<u8>) {
+        if !video && let Some(m) = &self.mixer {
+            if let Ok(mut m) = m.lock() {
+                m.push(pkt.header.ssrc, &pkt.payload);
+            }
+            return;
+        }
         let (Some(sock), Some(to)) = (&self.socket, if video { self.video } else { self.audio })
         else {
             return;

@@ -60,6 +60,12 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
             name: "Phòng họp 2".into(),
         })
         .await?;
+    let third_room = store
+        .create_endpoint(&NewEndpoint {
+            site_id: p.id,
+            name: "Phòng họp 3".into(),
+        })
+        .await?;
     let start = Instant(Instant::now().0 + 3);
     let m = store
         .create_meeting(
@@ -76,26 +82,14 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
         )
         .await?;
 
-    // The agent plays what it receives to local ports, as it would to a player.
-    let audio_out = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    let video_out = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    // The agent plays what it receives to local ports, as it would to a player. A second
+    // agent in another room sends real Opus and VP8, so the mix is of decodable audio.
     let mut cfg = fast(&bridge, &room.key);
-    cfg.media.audio_out = Some(audio_out.local_addr()?);
-    cfg.media.video_out = Some(video_out.local_addr()?);
-    let played = Arc::new(Mutex::new((0u32, 0u32)));
-    for (sock, video) in [(audio_out, false), (video_out, true)] {
-        let played = played.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            while let Ok(n) = sock.recv(&mut buf).await {
-                // RTP version 2 with a payload.
-                if n > 12 && buf[0] >> 6 == 2 {
-                    let mut p = played.lock().unwrap_or_else(|e| e.into_inner());
-                    if video { p.1 += 1 } else { p.0 += 1 }
-                }
-            }
-        });
-    }
+    let played = player(&mut cfg).await?;
+    let mut cfg3 = fast(&bridge, &third_room.key);
+    let played3 = player(&mut cfg3).await?;
+    let (tx3, rx3) = tokio::sync::watch::channel(false);
+    let agent3 = tokio::spawn(run(cfg3, Arc::new(Mutex::new(AgentStatus::default())), rx3));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let status = Arc::new(Mutex::new(AgentStatus::default()));
     let agent = tokio::spawn(run(cfg, status.clone(), rx));
@@ -149,20 +143,28 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
     let left_at = left_at.ok_or_else(|| anyhow::anyhow!("the agent did not leave at the end"))?;
     // What the agent published reached the other room: Opus, and VP8 from a keyframe on.
     let other = other.ok_or_else(|| anyhow::anyhow!("second room never joined"))?;
-    let got = other
-        .shared
-        .received
+    let me = status
         .lock()
-        .map(|r| r.values().cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    assert_eq!(got.len(), 1, "one publisher (the agent) seen");
-    let (a, v) = (&got[0].audio, &got[0].video);
+        .ok()
+        .and_then(|s| s.participant.clone())
+        .ok_or_else(|| anyhow::anyhow!("the agent has no participant id"))?;
+    let got = other.from(&me);
+    let (a, v) = (&got.audio, &got.video);
     println!(
         "the other room got {} audio and {} video packets from the agent; the agent played {:?} (audio, video) packets",
         a.len(),
         v.len(),
-        played.lock().map(|p| *p).unwrap_or_default()
+        played.lock().map(|p| (p.0, p.1)).unwrap_or_default()
     );
+    // The other agent decoded and mixed this one's Opus for its loudspeaker.
+    let (pa3, _, _) = played3
+        .lock()
+        .map(|p| (p.0, p.1, p.2.len()))
+        .unwrap_or_default();
+    println!("the second agent played {pa3} mixed audio packets");
+    assert!(pa3 >= 50, "the second agent's mix: {pa3}");
+    let _ = tx3.send(true);
+    let _ = agent3.await;
     assert!(a.len() >= 50, "audio from the agent: {}", a.len());
     assert!(v.len() >= 20, "video from the agent: {}", v.len());
     // The first VP8 packet forwarded starts a keyframe (descriptor S bit, then P bit 0).
@@ -171,8 +173,12 @@ async fn agent_follows_its_schedule_and_backs_off_on_a_revoked_key() -> anyhow::
         first[0] & 0x10 != 0 && first[vp8_descriptor_len(first)] & 1 == 0,
         "starts on a keyframe"
     );
-    let (pa, pv) = played.lock().map(|p| *p).unwrap_or_default();
+    let (pa, pv, ssrcs) = played
+        .lock()
+        .map(|p| (p.0, p.1, p.2.len()))
+        .unwrap_or_default();
     assert!(pa >= 50 && pv >= 50, "played audio {pa}, video {pv}");
+    assert_eq!(ssrcs, 1, "the room's speaker gets one mixed stream");
     println!(
         "agent joined {:.1} s after the lobby opened, left {:.1} s after the start",
         joined_at.saturating_duration_since(lobby).as_secs_f64(),
@@ -253,4 +259,36 @@ fn vp8_descriptor_len(b: &[u8]) -> usize {
         i += 1;
     }
     i
+}
+
+type Played = Arc<Mutex<(u32, u32, std::collections::HashSet<u32>)>>;
+
+/// Local "player" ports for an agent: counts the RTP it plays, audio SSRCs apart.
+async fn player(cfg: &mut AgentConfig) -> anyhow::Result<Played> {
+    let audio_out = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let video_out = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    cfg.media.audio_out = Some(audio_out.local_addr()?);
+    cfg.media.video_out = Some(video_out.local_addr()?);
+    let played: Played = Arc::new(Mutex::new((0, 0, std::collections::HashSet::new())));
+    for (sock, video) in [(audio_out, false), (video_out, true)] {
+        let played = played.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = sock.recv(&mut buf).await {
+                // RTP version 2 with a payload.
+                if n > 12 && buf[0] >> 6 == 2 {
+                    let mut p = played.lock().unwrap_or_else(|e| e.into_inner());
+                    if video {
+                        p.1 += 1
+                    } else {
+                        p.0 += 1;
+                        // The mix: one stream, Opus payload type.
+                        p.2.insert(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+                        assert_eq!(buf[1] & 0x7f, 111);
+                    }
+                }
+            }
+        });
+    }
+    Ok(played)
 }
