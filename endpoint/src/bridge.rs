@@ -105,47 +105,39 @@ impl BridgeClient {
         }
     }
 
-    pub async fn schedule(&self) -> Result<Vec<Meeting>, BridgeError> {
-        let r = self
-            .http
-            .get(format!("{}/api/v1/device/schedule", self.base))
+    /// A device-API request with this room's key, checked for status.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, BridgeError> {
+        let r = req
             .header("authorization", format!("Device {}", self.key))
             .send()
             .await
             .map_err(|e| BridgeError::Network(e.to_string()))?;
-        Self::check(r)
-            .await?
-            .json()
+        Self::check(r).await
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T, BridgeError> {
+        r.json()
             .await
             .map_err(|e| BridgeError::Decode(e.to_string()))
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/device/{path}", self.base)
+    }
+
+    pub async fn schedule(&self) -> Result<Vec<Meeting>, BridgeError> {
+        Self::json(self.send(self.http.get(self.url("schedule"))).await?).await
+    }
+
     pub async fn health(&self, report: &serde_json::Value) -> Result<(), BridgeError> {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/device/health", self.base))
-            .header("authorization", format!("Device {}", self.key))
-            .json(report)
-            .send()
+        self.send(self.http.post(self.url("health")).json(report))
             .await
-            .map_err(|e| BridgeError::Network(e.to_string()))?;
-        Self::check(r).await.map(|_| ())
+            .map(|_| ())
     }
 
     /// A link-check ticket: a token the media port accepts for a minute.
     pub async fn link_check_ticket(&self) -> Result<Ticket, BridgeError> {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/device/link-check", self.base))
-            .header("authorization", format!("Device {}", self.key))
-            .send()
-            .await
-            .map_err(|e| BridgeError::Network(e.to_string()))?;
-        Self::check(r)
-            .await?
-            .json()
-            .await
-            .map_err(|e| BridgeError::Decode(e.to_string()))
+        Self::json(self.send(self.http.post(self.url("link-check"))).await?).await
     }
 }
 

@@ -229,18 +229,8 @@ impl MediaSession {
                 Some(t)
             }
             AudioIn::Rtp(port) => {
-                let t = Arc::new(TrackLocalStaticRTP::new(
-                    opus(),
-                    "audio".into(),
-                    stream_id.into(),
-                ));
-                let sock = bind_input(*port).await?;
-                tasks.push(tokio::spawn(rtp_in(
-                    sock,
-                    t.clone(),
-                    counters.clone(),
-                    false,
-                )));
+                let (t, task) = rtp_input(opus(), "audio", stream_id, *port, &counters).await?;
+                tasks.push(task);
                 Some(t)
             }
         };
@@ -269,18 +259,8 @@ impl MediaSession {
                 Some(t)
             }
             VideoIn::Rtp(port) => {
-                let t = Arc::new(TrackLocalStaticRTP::new(
-                    vp8(),
-                    "video".into(),
-                    stream_id.into(),
-                ));
-                let sock = bind_input(*port).await?;
-                tasks.push(tokio::spawn(rtp_in(
-                    sock,
-                    t.clone(),
-                    counters.clone(),
-                    true,
-                )));
+                let (t, task) = rtp_input(vp8(), "video", stream_id, *port, &counters).await?;
+                tasks.push(task);
                 Some(t)
             }
         };
@@ -583,6 +563,25 @@ async fn ivf_loop(
             .await;
         i = (i + 1) % ivf.frames.len();
     }
+}
+
+/// A track fed by RTP from a local capture pipeline on `port`, and the task feeding it.
+async fn rtp_input(
+    codec: RTCRtpCodecCapability,
+    kind: &str,
+    stream_id: &str,
+    port: u16,
+    counters: &Arc<MediaCounters>,
+) -> anyhow::Result<(Arc<TrackLocalStaticRTP>, tokio::task::JoinHandle<()>)> {
+    let video = kind == "video";
+    let t = Arc::new(TrackLocalStaticRTP::new(
+        codec,
+        kind.into(),
+        stream_id.into(),
+    ));
+    let sock = bind_input(port).await?;
+    let task = tokio::spawn(rtp_in(sock, t.clone(), counters.clone(), video));
+    Ok((t, task))
 }
 
 /// Forward RTP from a local capture pipeline; the track rewrites SSRC and payload type.

@@ -159,6 +159,15 @@ async fn send(sink: &mut Sink, msg: &ClientMsg) -> Result<(), End> {
         .map_err(|e| End::Lost(format!("WebSocket: {e}")))
 }
 
+/// Offer new ICE credentials to the bridge, over the still-open signaling socket.
+async fn restart_ice(pc: &MediaSession, sink: &mut Sink) -> Result<(), End> {
+    let sdp = pc
+        .offer(true)
+        .await
+        .map_err(|e| End::Lost(format!("ICE restart offer: {e:#}")))?;
+    send(sink, &ClientMsg::Offer { sdp }).await
+}
+
 async fn run(
     meeting: i64,
     pc: MediaSession,
@@ -212,15 +221,10 @@ async fn run(
                         // The path failed while our first offer was out: restart now.
                         if restart_owed {
                             restart_owed = false;
-                            match pc.offer(true).await {
-                                Ok(sdp) => {
-                                    offer_outstanding = true;
-                                    if let Err(e) = send(&mut sink, &ClientMsg::Offer { sdp }).await {
-                                        return e;
-                                    }
-                                }
-                                Err(e) => return End::Lost(format!("ICE restart offer: {e:#}")),
+                            if let Err(e) = restart_ice(&pc, &mut sink).await {
+                                return e;
                             }
+                            offer_outstanding = true;
                         }
                     }
                     ServerMsg::Offer { sdp } => {
@@ -289,15 +293,10 @@ async fn run(
                         if offer_outstanding {
                             restart_owed = true;
                         } else {
-                            match pc.offer(true).await {
-                                Ok(sdp) => {
-                                    offer_outstanding = true;
-                                    if let Err(e) = send(&mut sink, &ClientMsg::Offer { sdp }).await {
-                                        return e;
-                                    }
-                                }
-                                Err(e) => return End::Lost(format!("ICE restart offer: {e:#}")),
+                            if let Err(e) = restart_ice(&pc, &mut sink).await {
+                                return e;
                             }
+                            offer_outstanding = true;
                         }
                     }
                     Pc::Closed => return End::Lost("media connection closed".into()),
