@@ -8,6 +8,10 @@
   var session = null, stream = null, audioMuted = false, videoMuted = false, screenTrack = null;
   var participants = {}; // id -> {name, site}
   var state = '', role = '', token = params.get('t') || '';
+  // The user's data switches, remembered per browser: a commune PC keeps "low data".
+  var audioOnly = localStorage.getItem('cauhop.audioOnly') === '1';
+  var lowData = localStorage.getItem('cauhop.lowData') === '1';
+  var starved = null; // the bridge's audio-only notice, while it holds
   window.cauhop = { stats: function () { return session && session.pc ? session.pc.getStats() : null; },
     state: function () { return state; } };
 
@@ -83,7 +87,9 @@
       v.autoplay = true; v.playsInline = true;
       var l = document.createElement('div');
       l.className = 'label';
-      el.appendChild(v); el.appendChild(l);
+      var q = document.createElement('span');
+      q.className = 'q'; q.title = t('good');
+      el.appendChild(v); el.appendChild(l); el.appendChild(q);
       if (role === 'chair' && id !== 'me') {
         var b = document.createElement('div');
         b.className = 'chair';
@@ -157,6 +163,18 @@
         audioMuted = true; session.setMuted(audioMuted, videoMuted); updateButtons();
         status(t('mutedByChair'));
         break;
+      case 'bandwidth':
+        starved = data.audio_only ? data : null;
+        status(starved ? t('bandwidthLow').replace('{k}', data.kbps) : '');
+        break;
+      case 'speaker':
+        document.querySelectorAll('.tile').forEach(function (el) { el.classList.toggle('speaking', el.id === 'tile-' + data.participant); });
+        break;
+      case 'link_quality':
+        var qt = $('tile-' + data.participant);
+        var dot = qt && qt.querySelector('.q');
+        if (dot) { dot.className = 'q ' + data.quality; dot.title = t(data.quality); }
+        break;
       case 'floor':
         document.querySelectorAll('.tile').forEach(function (el) { el.classList.toggle('floor', el.id === 'tile-' + data.participant); });
         var who = participants[data.participant];
@@ -176,7 +194,23 @@
     $('camBtn').textContent = videoMuted ? t('camOn') : t('camOff');
     $('camBtn').classList.toggle('off', videoMuted);
     $('shareBtn').textContent = screenTrack ? t('stopShare') : t('share');
+    $('audioOnlyBtn').setAttribute('aria-pressed', String(audioOnly));
+    $('lowDataBtn').setAttribute('aria-pressed', String(lowData));
   }
+
+  /** What this page shows, for the bridge: tile heights in device pixels, hidden tab, switches. */
+  function sendView() {
+    if (!session) return;
+    var tiles = [];
+    document.querySelectorAll('.tile').forEach(function (el) {
+      var id = el.id.slice(5);
+      if (id === 'me' || !el.offsetParent) return;
+      tiles.push({ participant: id, height: Math.round(el.clientHeight * (window.devicePixelRatio || 1)) });
+    });
+    session.setView({ audio_only: audioOnly, low_data: lowData, hidden: document.hidden, tiles: tiles, pinned: null });
+  }
+  document.addEventListener('visibilitychange', sendView);
+  window.addEventListener('resize', sendView);
 
   $('join').addEventListener('submit', function (ev) {
     ev.preventDefault();
@@ -204,6 +238,12 @@
     } catch (e) { status(String(e)); }
     updateButtons();
   };
+  $('audioOnlyBtn').onclick = function () {
+    audioOnly = !audioOnly; localStorage.setItem('cauhop.audioOnly', audioOnly ? '1' : '0'); updateButtons(); sendView();
+  };
+  $('lowDataBtn').onclick = function () {
+    lowData = !lowData; localStorage.setItem('cauhop.lowData', lowData ? '1' : '0'); updateButtons(); sendView();
+  };
   $('endBtn').onclick = function () { if (confirm(t('endMeeting') + '?')) session.chair({ type: 'end_meeting' }); };
   $('extendBtn').onclick = function () { session.chair({ type: 'extend', minutes: 15 }); };
   $('leaveBtn').onclick = function () { session.leave(); status(t('left')); showJoin(); };
@@ -211,15 +251,9 @@
   $('camera').onchange = preview;
   $('mic').onchange = preview;
 
-  setInterval(function () {
-    if (!session) return;
-    var loud = session.loudest();
-    document.querySelectorAll('.tile').forEach(function (el) {
-      var v = el.querySelector('video');
-      var s = v && v.srcObject;
-      el.classList.toggle('speaking', !!(loud && s && s.getAudioTracks && s.getAudioTracks().some(function (a) { return a.id === loud; })));
-    });
-  }, 500);
+  // Tiles appear and change size as people join and leave; the view follows each second
+  // (sent only when it changed). The speaker highlight comes from the bridge.
+  setInterval(sendView, 1000);
 
   applyLang();
   preview().then(listDevices).then(function () {

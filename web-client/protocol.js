@@ -66,6 +66,7 @@ CauhopSession.prototype.teardown = function () {
   if (this.pc) { try { this.pc.close(); } catch (e) { /* already closed */ } }
   this.pc = null;
   this.me = null;
+  this.lastView = null;
   this.transceivers = [];
   this.emit('reset', null);
 };
@@ -149,8 +150,31 @@ CauhopSession.prototype.startMedia = function () {
   var tracks = stream ? stream.getTracks() : [];
   if (tracks.length === 0) { this.send({ type: 'ready' }); return; }
   tracks.forEach(function (t) {
-    self.transceivers.push(pc.addTransceiver(t, { direction: 'sendonly', streams: [stream] }));
+    var init = { direction: 'sendonly', streams: [stream] };
+    // The camera as three simulcast layers: the bridge sends each site the one its link
+    // and its tile can take (a commune on 3G the smallest, the province hall the largest).
+    if (t.kind === 'video') init.sendEncodings = CAUHOP_SIMULCAST;
+    self.transceivers.push(pc.addTransceiver(t, init));
   });
+};
+
+/** 180p / 360p / 720p from a 720p camera; Chrome drops the top layers of smaller ones. */
+var CAUHOP_SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000, maxFramerate: 15 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1200000 }
+];
+
+/**
+ * Tell the bridge what this page shows: {audio_only, low_data, hidden, tiles: [{participant,
+ * height}], pinned}. Sent only when it changed, so calling it every second costs nothing.
+ */
+CauhopSession.prototype.setView = function (view) {
+  var json = JSON.stringify(view);
+  if (json === this.lastView || !this.me) return;
+  this.lastView = json;
+  view.type = 'view';
+  this.send(view);
 };
 
 CauhopSession.prototype.setMuted = function (audioMuted, videoMuted) {
@@ -164,7 +188,10 @@ CauhopSession.prototype.setMuted = function (audioMuted, videoMuted) {
 
 CauhopSession.prototype.shareScreen = function (track) {
   if (!this.pc) return;
-  this.screen = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.opts.stream || new MediaStream()] });
+  // One layer at a low frame rate: text must stay sharp, motion does not matter.
+  track.contentHint = 'text';
+  this.screen = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.opts.stream || new MediaStream()],
+    sendEncodings: [{ maxBitrate: 600000, maxFramerate: 5 }] });
 };
 
 CauhopSession.prototype.stopScreen = function () {
@@ -177,19 +204,6 @@ CauhopSession.prototype.leave = function () {
   this.send({ type: 'leave' });
   if (this.ws) this.ws.close();
   this.teardown();
-};
-
-/** Loudest remote participant (by RTP audio level), or null. */
-CauhopSession.prototype.loudest = function () {
-  if (!this.pc) return null;
-  var best = null, level = 0.02;
-  this.pc.getReceivers().forEach(function (r) {
-    if (!r.track || r.track.kind !== 'audio' || !r.getSynchronizationSources) return;
-    r.getSynchronizationSources().forEach(function (s) {
-      if (s.audioLevel > level) { level = s.audioLevel; best = r; }
-    });
-  });
-  return best ? best.track.id : null;
 };
 
 if (typeof module !== 'undefined') module.exports = { CauhopSession: CauhopSession };

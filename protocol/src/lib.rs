@@ -54,6 +54,33 @@ pub enum ClientMsg {
     Extend { minutes: u32 },
     /// Chair only: end the meeting for everyone.
     EndMeeting,
+    /// What this client shows, so the bridge sends no video larger than its tiles and
+    /// none at all when the user chose audio only or the page is hidden. Sent on change.
+    View {
+        /// The user's "audio only" switch.
+        #[serde(default)]
+        audio_only: bool,
+        /// The user's "low data" switch: the smallest picture of everyone.
+        #[serde(default)]
+        low_data: bool,
+        /// The page is not visible (another tab, minimised).
+        #[serde(default)]
+        hidden: bool,
+        /// Each shown participant's tile height in device pixels. Empty: no layout yet.
+        #[serde(default)]
+        tiles: Vec<TileView>,
+        /// The participant the user pinned.
+        #[serde(default)]
+        pinned: Option<String>,
+    },
+}
+
+/// One video tile as the client lays it out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TileView {
+    pub participant: String,
+    pub height: u16,
 }
 
 /// Messages the server sends.
@@ -135,6 +162,22 @@ pub enum ServerMsg {
         reason: String,
     },
     Pong,
+    /// Your link cannot carry video now: you get audio only (`audio_only: true`), until
+    /// it can again (`false`, sent when video resumes by itself). `kbps`: the estimate.
+    Bandwidth {
+        audio_only: bool,
+        kbps: u32,
+    },
+    /// Who is speaking now, from audio levels (`null`: nobody).
+    Speaker {
+        participant: Option<String>,
+    },
+    /// How well a participant's own link reaches the bridge: `good`, `weak` or `bad`
+    /// (loss, round trip and jitter). Sent on change; `good` is assumed until then.
+    LinkQuality {
+        participant: String,
+        quality: String,
+    },
 }
 
 /// One participant as others see them.

@@ -17,13 +17,21 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::handle::{Command, OfferOutcome, SfuHandle, SfuStats};
-use crate::peer::{Peer, Propagated};
+use crate::allocator::{Priority, VideoSource};
+use crate::handle::{Command, OfferOutcome, SfuEvent, SfuHandle, SfuStats, ViewHints};
+use crate::peer::{Peer, Propagated, PublishedLayers, TrackKey};
 use crate::probe::{self, ProbeServer};
+use crate::speaker::{SpeakerConfig, SpeakerDetector};
 use crate::{ParticipantId, SfuConfig, SfuError};
 
 /// Largest datagram we read; WebRTC keeps packets under the 1200-byte MTU target.
 const RECV_BUF: usize = 2048;
+
+/// How often every subscriber's allocation and every room's speaker are re-evaluated. A
+/// capacity drop must be acted on well within half a second.
+const ALLOCATE_EVERY: Duration = Duration::from_millis(100);
+/// How often uplink grades are sampled (str0m's stats interval).
+const QUALITY_EVERY: Duration = Duration::from_secs(1);
 
 struct Datagram {
     socket: usize,
@@ -85,7 +93,10 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
             rooms: HashMap::new(),
             dirty: HashSet::new(),
             by_addr: HashMap::new(),
+            speakers: HashMap::new(),
         },
+        next_allocate: Instant::now(),
+        next_quality: Instant::now(),
         unclaimed: 0,
         send_drops: 0,
         receivers,
@@ -147,6 +158,8 @@ struct Driver {
     send_drops: u64,
     receivers: Vec<tokio::task::JoinHandle<()>>,
     probes: ProbeServer,
+    next_allocate: Instant,
+    next_quality: Instant,
 }
 
 /// Every peer, grouped in rooms, and which of them need polling.
@@ -155,6 +168,8 @@ struct Rooms {
     rooms: HashMap<String, Vec<ParticipantId>>,
     dirty: HashSet<ParticipantId>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
+    /// Per room: who holds the floor, from their audio levels.
+    speakers: HashMap<Arc<str>, SpeakerDetector<ParticipantId>>,
 }
 
 impl Driver {
@@ -170,6 +185,7 @@ impl Driver {
                 .values()
                 .map(|p| p.next_timeout)
                 .chain(self.probes.next_timeout())
+                .chain([self.next_allocate, self.next_quality])
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
@@ -193,6 +209,15 @@ impl Driver {
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
                     self.send_probe_trains(now);
+                    if now >= self.next_allocate {
+                        self.next_allocate = now + ALLOCATE_EVERY;
+                        self.state.tick_speakers(now);
+                        self.state.allocate(now);
+                    }
+                    if now >= self.next_quality {
+                        self.next_quality = now + QUALITY_EVERY;
+                        self.state.sample_quality();
+                    }
                     for p in self.state.peers.values_mut() {
                         if p.next_timeout <= now {
                             p.handle_timeout(now);
@@ -286,6 +311,7 @@ impl Driver {
             Command::Join {
                 room,
                 participant,
+                options,
                 events,
                 reply,
             } => {
@@ -300,6 +326,7 @@ impl Driver {
                     self.candidates.clone(),
                     now,
                 );
+                peer.options = options;
                 let members = self.state.rooms.entry(room.clone()).or_default();
                 for other in members.iter() {
                     if let Some(o) = self.state.peers.get(other) {
@@ -343,7 +370,7 @@ impl Driver {
                     // the publisher's next periodic keyframe seconds later.
                     for key in opened {
                         if let Some(p) = self.state.peers.get_mut(&key.participant) {
-                            p.request_keyframe(key.mid, KeyframeRequestKind::Pli, now);
+                            p.request_keyframe(key.mid, None, KeyframeRequestKind::Pli, now);
                             self.state.dirty.insert(key.participant);
                         }
                     }
@@ -357,6 +384,15 @@ impl Driver {
                 }
             }
             Command::Leave { participant } => self.state.remove_peer(participant),
+            Command::View { participant, hints } => {
+                if let Some(p) = self.state.peers.get_mut(&participant) {
+                    debug!(%participant, ?hints, "view changed");
+                    p.view = hints;
+                }
+                // Applied at once, not at the next tick: a user who chose audio only
+                // should see the video stop now.
+                self.state.allocate(now);
+            }
             Command::Stop => {}
             Command::AllowProbe { token, ttl } => self.probes.allow(token, now + ttl, now),
             Command::Stats { reply } => {
@@ -412,6 +448,9 @@ impl Rooms {
         };
         info!(%participant, room = %peer.room, "left media room");
         self.by_addr.retain(|_, id| *id != participant);
+        if let Some(d) = self.speakers.get_mut(&peer.room) {
+            d.remove(participant);
+        }
         if let Some(members) = self.rooms.get_mut(&*peer.room) {
             members.retain(|m| *m != participant);
             for m in members.iter() {
@@ -422,6 +461,7 @@ impl Rooms {
             }
             if members.is_empty() {
                 self.rooms.remove(&*peer.room);
+                self.speakers.remove(&peer.room);
             }
         }
         self.dirty.remove(&participant);
@@ -439,18 +479,22 @@ impl Rooms {
                 params,
                 packet,
             } => {
-                let mut wants_keyframe = false;
+                let mut wants_keyframe = None;
                 for m in members {
                     if *m == from {
                         continue;
                     }
                     if let Some(p) = self.peers.get_mut(m) {
-                        wants_keyframe |= p.forward(key, &params, &packet, now);
+                        if let Some(layer) = p.forward(key, &params, &packet, now) {
+                            wants_keyframe = Some(layer);
+                        }
                         self.dirty.insert(*m);
                     }
                 }
-                if wants_keyframe && let Some(p) = self.peers.get_mut(&from) {
-                    p.request_keyframe(key.mid, KeyframeRequestKind::Pli, now);
+                if let Some(layer) = wants_keyframe
+                    && let Some(p) = self.peers.get_mut(&from)
+                {
+                    p.request_keyframe(key.mid, Some(layer), KeyframeRequestKind::Pli, now);
                 }
             }
             Propagated::TrackOpened(key, kind) => {
@@ -469,11 +513,17 @@ impl Rooms {
                     }
                 }
             }
-            Propagated::KeyframeRequest(key, kind) => {
+            Propagated::KeyframeRequest(key, layer, kind) => {
                 if let Some(p) = self.peers.get_mut(&key.participant) {
-                    p.request_keyframe(key.mid, kind, now);
+                    p.request_keyframe(key.mid, layer, kind, now);
                     self.dirty.insert(key.participant);
                 }
+            }
+            Propagated::AudioLevel(level) => {
+                self.speakers
+                    .entry(room)
+                    .or_insert_with(|| SpeakerDetector::new(SpeakerConfig::default()))
+                    .on_level(from, level, now);
             }
             Propagated::Dead => {
                 info!(participant = %from, "media session ended");
@@ -481,4 +531,141 @@ impl Rooms {
             }
         }
     }
+}
+
+impl Rooms {
+    /// Re-evaluate every room's speaker; tell the room when the floor changes.
+    fn tick_speakers(&mut self, now: Instant) {
+        for (room, d) in self.speakers.iter_mut() {
+            let before = d.dominant();
+            d.tick(now);
+            let after = d.dominant();
+            if before == after {
+                continue;
+            }
+            debug!(%room, speaker = ?after, "active speaker");
+            for m in self.rooms.get(&**room).map(Vec::as_slice).unwrap_or(&[]) {
+                if let Some(p) = self.peers.get(m) {
+                    p.send_event(SfuEvent::Speaker { participant: after });
+                }
+            }
+        }
+    }
+
+    /// Share every subscriber's link among what it could receive (`allocator.rs`).
+    fn allocate(&mut self, now: Instant) {
+        let mut published = Vec::new();
+        for p in self.peers.values_mut() {
+            p.published_layers(now, &mut published);
+        }
+        let by_key: HashMap<TrackKey, &PublishedLayers> =
+            published.iter().map(|p| (p.key, p)).collect();
+        let chairs: HashSet<ParticipantId> = self
+            .peers
+            .values()
+            .filter(|p| p.options.chair)
+            .map(|p| p.id)
+            .collect();
+        // A site's configured downlink is shared by everyone at the site.
+        let mut at_site: HashMap<&str, u32> = HashMap::new();
+        for p in self.peers.values() {
+            if let Some((site, _)) = &p.options.site {
+                *at_site.entry(site.as_str()).or_default() += 1;
+            }
+        }
+        let shares: HashMap<ParticipantId, u32> = self
+            .peers
+            .values()
+            .filter_map(|p| {
+                let (site, kbps) = p.options.site.as_ref()?;
+                let n = at_site.get(site.as_str()).copied().unwrap_or(1).max(1);
+                Some((p.id, kbps.saturating_mul(1000) / n))
+            })
+            .collect();
+        for p in self.peers.values_mut() {
+            let (audio, video) = p.subscribed();
+            let speaker = self.speakers.get(&p.room).and_then(|d| d.dominant());
+            let mut wanted = audio as u64 * 40_000;
+            let sources: Vec<VideoSource<TrackKey>> = video
+                .iter()
+                .map(|k| {
+                    let mut layers: Vec<_> = by_key
+                        .get(k)
+                        .map(|l| l.layers.iter().map(|x| x.2).collect())
+                        .unwrap_or_default();
+                    if p.view.low_data {
+                        layers.truncate(1);
+                    }
+                    let max_height = tile_height(&p.view, k.participant);
+                    if max_height > 0 {
+                        wanted += layers
+                            .iter()
+                            .rev()
+                            .find(|l| l.height <= max_height)
+                            .or(layers.first())
+                            .map_or(0, |l| u64::from(l.bps));
+                    }
+                    let priority = if chairs.contains(&k.participant) {
+                        Priority::Chair
+                    } else if speaker == Some(k.participant) {
+                        Priority::Speaker
+                    } else if p.view.pinned == Some(k.participant) {
+                        Priority::Pinned
+                    } else {
+                        Priority::Other
+                    };
+                    VideoSource {
+                        key: *k,
+                        priority,
+                        layers,
+                        max_height,
+                    }
+                })
+                .collect();
+            let Some(mut budget) = p.estimate_bps(now) else {
+                continue;
+            };
+            if let Some(share) = shares.get(&p.id) {
+                budget = budget.min(*share);
+            }
+            let wanted = wanted.min(u64::from(u32::MAX)) as u32;
+            p.allocate(now, budget, audio, &sources, &by_key, wanted);
+            self.dirty.insert(p.id);
+        }
+    }
+
+    /// Grade every publisher's uplink; tell its room when a grade changes.
+    fn sample_quality(&mut self) {
+        let mut changed = Vec::new();
+        for p in self.peers.values_mut() {
+            if let Some(g) = p.uplink_quality() {
+                changed.push((p.id, p.room.clone(), g));
+            }
+        }
+        for (who, room, quality) in changed {
+            info!(participant = %who, quality = quality.as_str(), "uplink grade changed");
+            for m in self.rooms.get(&*room).map(Vec::as_slice).unwrap_or(&[]) {
+                if let Some(p) = self.peers.get(m) {
+                    p.send_event(SfuEvent::LinkQuality {
+                        participant: who,
+                        quality,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// How tall a subscriber shows a publisher's video; 0 = not at all.
+fn tile_height(view: &ViewHints, publisher: ParticipantId) -> u16 {
+    if view.audio_only || view.hidden {
+        return 0;
+    }
+    if view.tiles.is_empty() {
+        return u16::MAX;
+    }
+    view.tiles
+        .iter()
+        .find(|(p, _)| *p == publisher)
+        .map_or(0, |(_, h)| *h)
 }

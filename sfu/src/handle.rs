@@ -44,6 +44,46 @@ pub enum SfuEvent {
     /// The media connection is gone (silent past the grace period); the client should
     /// rejoin.
     Disconnected { reason: String },
+    /// This participant's link cannot carry video now (`audio_only`), or can again. Sent
+    /// on change only, with the estimate that decided it.
+    Bandwidth {
+        audio_only: bool,
+        estimate_kbps: u32,
+    },
+    /// The room's active speaker changed (`None`: nobody is speaking).
+    Speaker { participant: Option<ParticipantId> },
+    /// A publisher's uplink, as the SFU receives it, changed grade.
+    LinkQuality {
+        participant: ParticipantId,
+        quality: crate::quality::Grade,
+    },
+}
+
+/// How a participant joins the media room.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    /// The chair's site: its video comes first in every subscriber's allocation.
+    pub chair: bool,
+    /// The site this participant is at and the site's configured downlink: everything
+    /// sent to participants at one site shares it (a room PC and two laptops behind one
+    /// 3G link).
+    pub site: Option<(String, u32)>,
+}
+
+/// What a subscriber shows, from its client: nobody is sent more than it displays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewHints {
+    /// The user chose audio only.
+    pub audio_only: bool,
+    /// The user chose low data: the lowest layer of everything.
+    pub low_data: bool,
+    /// The page is not visible (hidden tab, minimised).
+    pub hidden: bool,
+    /// Tile heights in device pixels by publisher; a publisher not listed is not shown
+    /// when the list is non-empty. Empty: no hint yet, everything may be sent.
+    pub tiles: Vec<(ParticipantId, u16)>,
+    /// A publisher the user pinned: ranked after the chair and the speaker.
+    pub pinned: Option<ParticipantId>,
 }
 
 /// Result of a client offer.
@@ -78,6 +118,31 @@ pub struct PeerStats {
     pub loss_up: Option<f32>,
     /// The bandwidth estimate towards this participant (TWCC; REMB from old clients).
     pub bwe_kbps: Option<u64>,
+    /// str0m's unsmoothed estimate (its event is a 3 s average); the allocator uses the
+    /// lower of the two.
+    pub bwe_raw_kbps: Option<u64>,
+    /// Interarrival jitter of this participant's uplink (largest stream, last report).
+    pub jitter_up_ms: Option<f64>,
+    /// This participant's uplink grade: `good`, `weak` or `bad`.
+    pub uplink: &'static str,
+    /// What the allocator gives this subscriber (audio and chosen layers).
+    pub allocated_kbps: u64,
+    /// The allocator left this subscriber audio only.
+    pub audio_only: bool,
+    /// How often a video track's chosen layer changed.
+    pub layer_changes: u64,
+    /// The layer chosen per publisher whose video this subscriber gets.
+    pub forwarding: Vec<Forwarding>,
+}
+
+/// One video track a subscriber is sent, and which layer of it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Forwarding {
+    pub publisher: String,
+    /// The simulcast layer's rid; `None` for a single-layer publisher.
+    pub rid: Option<String>,
+    /// Frame height of the layer, when known (VP8 keyframes carry it).
+    pub height: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -95,6 +160,7 @@ pub(crate) enum Command {
     Join {
         room: String,
         participant: ParticipantId,
+        options: JoinOptions,
         events: mpsc::UnboundedSender<SfuEvent>,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
@@ -113,6 +179,10 @@ pub(crate) enum Command {
     },
     Leave {
         participant: ParticipantId,
+    },
+    View {
+        participant: ParticipantId,
+        hints: ViewHints,
     },
     Stats {
         reply: oneshot::Sender<SfuStats>,
@@ -142,11 +212,22 @@ impl SfuHandle {
         room: &str,
         participant: ParticipantId,
     ) -> Result<mpsc::UnboundedReceiver<SfuEvent>, SfuError> {
+        self.join_with(room, participant, JoinOptions::default())
+            .await
+    }
+
+    pub async fn join_with(
+        &self,
+        room: &str,
+        participant: ParticipantId,
+        options: JoinOptions,
+    ) -> Result<mpsc::UnboundedReceiver<SfuEvent>, SfuError> {
         let (events, rx) = mpsc::unbounded_channel();
         let (reply, done) = oneshot::channel();
         self.send(Command::Join {
             room: room.to_owned(),
             participant,
+            options,
             events,
             reply,
         })
@@ -184,6 +265,11 @@ impl SfuHandle {
     /// The client publishes nothing yet: the SFU may offer subscriptions right away.
     pub async fn ready(&self, participant: ParticipantId) -> Result<(), SfuError> {
         self.send(Command::Ready { participant }).await
+    }
+
+    /// What the subscriber's client shows; the allocator sends nothing larger.
+    pub async fn view(&self, participant: ParticipantId, hints: ViewHints) -> Result<(), SfuError> {
+        self.send(Command::View { participant, hints }).await
     }
 
     pub async fn leave(&self, participant: ParticipantId) {

@@ -17,13 +17,17 @@ mod handle;
 pub mod keyframe;
 mod peer;
 pub mod probe;
+pub mod quality;
+pub mod rate;
 pub mod rewrite;
 pub mod speaker;
 pub mod throttle;
+pub mod vp8;
 
 pub use config::SfuConfig;
 pub use driver::start;
 pub use error::SfuError;
 pub use handle::{
-    OfferOutcome, ParticipantId, PeerStats, SfuEvent, SfuHandle, SfuStats, TrackKind,
+    Forwarding, JoinOptions, OfferOutcome, ParticipantId, PeerStats, SfuEvent, SfuHandle, SfuStats,
+    TrackKind, ViewHints,
 };

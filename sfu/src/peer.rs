@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -20,14 +20,20 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::handle::{OfferOutcome, PeerStats, SfuEvent, TrackKind};
+use crate::allocator::{AllocConfig, Allocator, Layer};
+use crate::handle::{
+    Forwarding, JoinOptions, OfferOutcome, PeerStats, SfuEvent, TrackKind, ViewHints,
+};
 use crate::keyframe::{VideoCodec, is_keyframe_start};
+use crate::quality::QualityTracker;
+use crate::rate::RateMeter;
 use crate::rewrite::StreamRewriter;
 use crate::throttle::KeyframeThrottle;
+use crate::vp8::{self, Vp8Rewriter};
 use crate::{ParticipantId, SfuError};
 
 /// A publisher's track, named across the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct TrackKey {
     pub(crate) participant: ParticipantId,
     pub(crate) mid: Mid,
@@ -45,16 +51,36 @@ pub(crate) enum Propagated {
         params: PayloadParams,
         packet: RtpPacket,
     },
-    /// A subscriber wants a keyframe of this publisher track.
-    KeyframeRequest(TrackKey, KeyframeRequestKind),
+    /// A subscriber wants a keyframe of this publisher track (of one simulcast layer,
+    /// named by its SSRC, or of all).
+    KeyframeRequest(TrackKey, Option<Ssrc>, KeyframeRequestKind),
+    /// An audio packet's RFC 6464 level (0 = loudest, 127 = silence), for the room's
+    /// speaker detector.
+    AudioLevel(u8),
     /// The media connection died; the driver removes the peer.
     Dead,
+}
+
+/// One incoming encoding of a track: the only one, or one simulcast layer.
+struct LayerIn {
+    ssrc: Ssrc,
+    rid: Option<str0m::media::Rid>,
+    /// From the last VP8 keyframe; H.264 layers are ranked by bitrate alone.
+    height: Option<u16>,
+    meter: RateMeter,
+    throttle: KeyframeThrottle,
 }
 
 struct TrackIn {
     mid: Mid,
     kind: MediaKind,
-    throttle: KeyframeThrottle,
+    layers: Vec<LayerIn>,
+}
+
+/// A publisher track's layers as the allocator sees them, ascending, with their SSRCs.
+pub(crate) struct PublishedLayers {
+    pub(crate) key: TrackKey,
+    pub(crate) layers: Vec<(Ssrc, Option<str0m::media::Rid>, Layer)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +97,12 @@ struct TrackOut {
     kind: MediaKind,
     state: OutState,
     rewriter: StreamRewriter,
-    /// Video is started only on a keyframe: a decoder cannot use what comes before.
-    waiting_keyframe: bool,
+    /// Video: the incoming layer the allocator chose (`None`: send no video).
+    target: Option<Ssrc>,
+    /// Video: the layer being forwarded. A switch to `target` happens only on one of
+    /// its keyframes, since a decoder cannot use what comes before.
+    current: Option<Ssrc>,
+    vp8: Vp8Rewriter,
     /// Publisher PT -> our PT, learnt on the first packet of each codec.
     pt_map: Vec<(u8, u8)>,
 }
@@ -96,7 +126,30 @@ pub(crate) struct Peer {
     /// same session (ICE consent resumes, or the client restarts ICE), so the session is
     /// only ended after [`MEDIA_GRACE`] without media.
     disconnected_at: Option<Instant>,
+    pub(crate) options: JoinOptions,
+    pub(crate) view: ViewHints,
+    allocator: Allocator<TrackKey>,
+    /// The last audio-only state told to the client.
+    audio_only: bool,
+    uplink: QualityTracker,
+    /// Uplink samples since the last stats tick: (loss, jitter ms) of each incoming stream.
+    uplink_sample: Option<(f32, f64)>,
+    connected_at: Option<Instant>,
+    /// str0m's unsmoothed estimate, from its peer stats.
+    raw_estimate: Option<u64>,
 }
+
+const STATS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// str0m's resend cache for video towards subscribers (its defaults are 1024 packets
+/// and 0.15; the age is ours): a resend later than a second misses the receiver's jitter
+/// buffer and only costs the link.
+const RTX_PACKETS: usize = 1024;
+const RTX_MAX_AGE: Duration = Duration::from_millis(1000);
+const RTX_RATIO_CAP: f32 = 0.15;
+
+/// What a subscriber that gives no bandwidth feedback is assumed to carry.
+const UNMEASURED_BPS: u32 = 1_000_000;
 
 /// How long a participant whose media path went silent keeps its session. Browsers and
 /// webrtc-rs declare ICE failed after ~25-30 s; the agent restarts ICE before that.
@@ -107,6 +160,7 @@ pub(crate) const MEDIA_GRACE: std::time::Duration = std::time::Duration::from_se
 struct PayloadParamsCache {
     pt: u8,
     params: Option<PayloadParams>,
+    rid: Option<str0m::media::Rid>,
 }
 
 pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
@@ -117,7 +171,9 @@ pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
         .enable_opus(true, false)
         .enable_vp8(true)
         .enable_h264(true)
-        .set_stats_interval(Some(std::time::Duration::from_secs(1)))
+        // 200 ms: the peer stats carry str0m's raw bandwidth estimate, which sees a
+        // capacity drop long before the 3 s average it emits as an event does.
+        .set_stats_interval(Some(STATS_INTERVAL))
         // TWCC-based estimate of what each subscriber's link carries, starting low: a
         // commune on 3G must not be flooded while the estimate finds its level.
         .enable_bwe(Some(Bitrate::kbps(300)))
@@ -177,11 +233,23 @@ impl Peer {
             stats,
             candidates,
             disconnected_at: None,
+            options: JoinOptions::default(),
+            view: ViewHints::default(),
+            allocator: Allocator::new(AllocConfig::default()),
+            audio_only: false,
+            uplink: QualityTracker::default(),
+            uplink_sample: None,
+            connected_at: None,
+            raw_estimate: None,
         }
     }
 
     pub(crate) fn accepts(&self, input: &Input) -> bool {
         self.rtc.accepts(input)
+    }
+
+    pub(crate) fn send_event(&self, e: SfuEvent) {
+        let _ = self.events.send(e);
     }
 
     pub(crate) fn stats(&self) -> PeerStats {
@@ -261,6 +329,7 @@ impl Peer {
             Event::Connected => {
                 info!(participant = %self.id, room = %self.room, "media connected");
                 self.stats.connected = true;
+                self.connected_at.get_or_insert(now);
                 // Probe towards what the best layers would need; padding fills in while
                 // media sends less, capped by the estimate itself.
                 self.rtc
@@ -311,20 +380,36 @@ impl Peer {
                     self.close_track_in(m.mid, out);
                 }
             }
-            Event::RtpPacket(packet) => self.handle_rtp(packet, out),
+            Event::RtpPacket(packet) => self.handle_rtp(packet, now, out),
             Event::KeyframeRequest(req) => {
                 self.stats.keyframe_requests_received += 1;
                 let source = self
                     .tracks_out
                     .iter()
                     .find(|t| matches!(t.state, OutState::Open(m) if m == req.mid))
-                    .map(|t| t.source);
-                if let Some(source) = source {
-                    out.push((self.id, Propagated::KeyframeRequest(source, req.kind)));
+                    .map(|t| (t.source, t.current));
+                if let Some((source, layer)) = source {
+                    out.push((
+                        self.id,
+                        Propagated::KeyframeRequest(source, layer, req.kind),
+                    ));
                 }
+            }
+            Event::PeerStats(s) => {
+                self.raw_estimate = s.bwe_tx.map(|b| b.as_u64());
+                self.stats.bwe_raw_kbps = self.raw_estimate.map(|b| b / 1000);
             }
             Event::MediaIngressStats(s) => {
                 self.stats.loss_up = s.loss.or(self.stats.loss_up);
+                // Jitter in RTP clock units: 90 kHz for video, 48 kHz for audio.
+                let clock = match self.tracks_in.iter().find(|t| t.mid == s.mid) {
+                    Some(t) if t.kind == MediaKind::Audio => 48.0,
+                    _ => 90.0,
+                };
+                let jitter_ms = f64::from(s.jitter) / clock;
+                let (loss, jitter) = self.uplink_sample.unwrap_or((0.0, 0.0));
+                self.uplink_sample = Some((loss.max(s.loss.unwrap_or(0.0)), jitter.max(jitter_ms)));
+                self.stats.jitter_up_ms = Some(jitter_ms);
                 // str0m reports per-stream cumulative counts; keep the largest seen.
                 self.stats.nacks_sent = self.stats.nacks_sent.max(s.nacks);
             }
@@ -352,7 +437,7 @@ impl Peer {
         self.tracks_in.push(TrackIn {
             mid,
             kind,
-            throttle: KeyframeThrottle::default(),
+            layers: Vec::new(),
         });
         let _ = self.events.send(SfuEvent::Published {
             mid: mid.to_string(),
@@ -384,7 +469,12 @@ impl Peer {
         ));
     }
 
-    fn handle_rtp(&mut self, packet: RtpPacket, out: &mut Vec<(ParticipantId, Propagated)>) {
+    fn handle_rtp(
+        &mut self,
+        packet: RtpPacket,
+        now: Instant,
+        out: &mut Vec<(ParticipantId, Propagated)>,
+    ) {
         self.stats.rtp_in += 1;
         let ssrc = packet.header.ssrc;
         let pt = *packet.header.payload_type;
@@ -406,16 +496,47 @@ impl Peer {
                 {
                     rx.suppress_nack(false);
                 }
+                let rid = rx.rid();
                 let params = self.rtc.codec_config().find(|p| *p.pt() == pt).cloned();
-                let e = (mid, PayloadParamsCache { pt, params });
+                let e = (mid, PayloadParamsCache { pt, params, rid });
                 self.ssrc_mid.insert(ssrc, e);
                 e
             }
         };
         let (mid, cache) = entry;
         let Some(params) = cache.params else { return };
-        if !self.tracks_in.iter().any(|t| t.mid == mid) {
+        let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
+        };
+        let layer = match track.layers.iter().position(|l| l.ssrc == ssrc) {
+            Some(i) => &mut track.layers[i],
+            None => {
+                debug!(participant = %self.id, %mid, rid = ?cache.rid, %ssrc, "new incoming layer");
+                track.layers.push(LayerIn {
+                    ssrc,
+                    rid: cache.rid,
+                    height: None,
+                    meter: RateMeter::default(),
+                    throttle: KeyframeThrottle::default(),
+                });
+                let last = track.layers.len() - 1;
+                &mut track.layers[last]
+            }
+        };
+        // What the layer costs on a subscriber's link: payload, RTP header, SRTP tag, UDP
+        // and IP headers.
+        layer.meter.add(now, packet.payload.len() + 12 + 10 + 28);
+        if track.kind == MediaKind::Video {
+            if video_codec(&params) == VideoCodec::Vp8
+                && let Some((_, h)) = vp8::keyframe_size(&packet.payload)
+            {
+                layer.height = Some(h);
+            }
+        } else if let Some(level) = packet.header.ext_vals.audio_level {
+            out.push((
+                self.id,
+                Propagated::AudioLevel(level.unsigned_abs().min(127)),
+            ));
         }
         let key = TrackKey {
             participant: self.id,
@@ -432,19 +553,177 @@ impl Peer {
     }
 
     /// A subscriber (or the SFU itself) wants a keyframe of one of our tracks.
-    pub(crate) fn request_keyframe(&mut self, mid: Mid, kind: KeyframeRequestKind, now: Instant) {
+    /// `layer`: the SSRC of one simulcast layer; `None` asks every layer.
+    pub(crate) fn request_keyframe(
+        &mut self,
+        mid: Mid,
+        layer: Option<Ssrc>,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
         let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
-        if !track.throttle.allow(now) {
+        let mut api = self.rtc.direct_api();
+        if track.layers.is_empty() {
+            // Nothing received yet: ask the track's main stream, if str0m knows it.
+            if let Some(rx) = api.stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(kind);
+                self.stats.keyframe_requests_sent += 1;
+            }
             return;
         }
-        let mut api = self.rtc.direct_api();
-        let Some(rx) = api.stream_rx_by_mid(mid, None) else {
-            return;
-        };
-        rx.request_keyframe(kind);
-        self.stats.keyframe_requests_sent += 1;
+        for l in &mut track.layers {
+            if layer.is_some_and(|s| s != l.ssrc) || !l.throttle.allow(now) {
+                continue;
+            }
+            if let Some(rx) = api.stream_rx(&l.ssrc) {
+                rx.request_keyframe(kind);
+                self.stats.keyframe_requests_sent += 1;
+            }
+        }
+    }
+
+    /// Every published video track's live layers (sent within the last second),
+    /// ascending: by frame height when every layer's is known, else by bitrate.
+    pub(crate) fn published_layers(&mut self, now: Instant, out: &mut Vec<PublishedLayers>) {
+        for t in &mut self.tracks_in {
+            if t.kind != MediaKind::Video {
+                continue;
+            }
+            let mut layers: Vec<(Ssrc, Option<str0m::media::Rid>, Layer)> = t
+                .layers
+                .iter_mut()
+                .filter_map(|l| {
+                    let bps = l.meter.bps(now);
+                    (bps > 0).then_some((
+                        l.ssrc,
+                        l.rid,
+                        Layer {
+                            height: l.height.unwrap_or(0),
+                            bps,
+                        },
+                    ))
+                })
+                .collect();
+            if layers.iter().all(|l| l.2.height > 0) {
+                layers.sort_by_key(|l| (l.2.height, l.2.bps));
+            } else {
+                layers.sort_by_key(|l| l.2.bps);
+            }
+            out.push(PublishedLayers {
+                key: TrackKey {
+                    participant: self.id,
+                    mid: t.mid,
+                },
+                layers,
+            });
+        }
+    }
+
+    /// Our uplink's grade, from the last second's stats; `Some` when it changed.
+    pub(crate) fn uplink_quality(&mut self) -> Option<crate::quality::Grade> {
+        let (loss, jitter) = self.uplink_sample.take()?;
+        let rtt = self.stats.rtt_ms.unwrap_or(0.0);
+        let g = self.uplink.sample(loss, rtt, jitter);
+        self.stats.uplink = self.uplink.grade().as_str();
+        g
+    }
+
+    /// The video tracks this subscriber receives and how many audio tracks.
+    pub(crate) fn subscribed(&self) -> (usize, Vec<TrackKey>) {
+        let mut audio = 0;
+        let mut video = Vec::new();
+        for t in &self.tracks_out {
+            if !matches!(t.state, OutState::Open(_)) {
+                continue;
+            }
+            match t.kind {
+                MediaKind::Audio => audio += 1,
+                MediaKind::Video => video.push(t.source),
+            }
+        }
+        (audio, video)
+    }
+
+    /// The estimate the allocator shares out: str0m's once its first feedback came. A
+    /// client that sends neither TWCC nor REMB cannot be measured; after a few seconds it
+    /// is assumed to take [`UNMEASURED_BPS`]. `None`: too early to decide anything.
+    pub(crate) fn estimate_bps(&self, now: Instant) -> Option<u32> {
+        if let Some(k) = self.stats.bwe_kbps {
+            // Decreases at once (the raw estimate), increases smoothed (the event's 3 s
+            // average): a late downgrade costs everyone on the link, a late upgrade
+            // costs nothing.
+            let smoothed = k * 1000;
+            let bps = self.raw_estimate.map_or(smoothed, |r| r.min(smoothed));
+            return Some(bps.min(u64::from(u32::MAX)) as u32);
+        }
+        let since = self.connected_at?;
+        (now.saturating_duration_since(since) >= Duration::from_secs(3)).then_some(UNMEASURED_BPS)
+    }
+
+    /// Run the allocator and apply its choice: each video track's layer, audio only, and
+    /// what str0m should probe for.
+    pub(crate) fn allocate(
+        &mut self,
+        now: Instant,
+        budget_bps: u32,
+        audio_streams: usize,
+        sources: &[crate::allocator::VideoSource<TrackKey>],
+        layers: &std::collections::HashMap<TrackKey, &PublishedLayers>,
+        wanted_bps: u32,
+    ) {
+        let a = self
+            .allocator
+            .allocate(now, budget_bps, audio_streams, sources);
+        let forced = a.audio_only && !self.view.audio_only;
+        if forced != self.audio_only {
+            self.audio_only = forced;
+            info!(participant = %self.id, estimate_kbps = budget_bps / 1000, "audio only: {forced}");
+            let _ = self.events.send(SfuEvent::Bandwidth {
+                audio_only: forced,
+                estimate_kbps: budget_bps / 1000,
+            });
+        }
+        self.stats.audio_only = a.audio_only;
+        self.stats.allocated_kbps = u64::from(a.total_bps / 1000);
+        self.stats.forwarding.clear();
+        for (key, choice) in &a.layers {
+            let chosen = choice
+                .and_then(|i| layers.get(key).and_then(|p| p.layers.get(i)))
+                .map(|l| (l.0, l.1, l.2.height));
+            let Some(t) = self.tracks_out.iter_mut().find(|t| t.source == *key) else {
+                continue;
+            };
+            let target = chosen.map(|c| c.0);
+            if t.target != target {
+                self.stats.layer_changes += 1;
+                t.target = target;
+                if target.is_none() {
+                    t.current = None;
+                    // Resends of a paused video only compete with the audio on a link
+                    // that is already too slow: replacing the cache drops them.
+                    if let OutState::Open(mid) = t.state
+                        && let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None)
+                    {
+                        tx.set_rtx_cache(RTX_PACKETS, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
+                    }
+                }
+            }
+            if let Some((_, rid, height)) = chosen {
+                self.stats.forwarding.push(Forwarding {
+                    publisher: key.participant.to_string(),
+                    rid: rid.map(|r| r.to_string()),
+                    height: (height > 0).then_some(height),
+                });
+            }
+        }
+        // Probe towards what the tiles could use plus the upgrade headroom, so an upgrade
+        // has an estimate to go on; no padding beyond that.
+        let desired = (u64::from(wanted_bps) * 3 / 2).max(300_000);
+        self.rtc
+            .bwe()
+            .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
     }
 
     /// Offer to subscribe us to a publisher track (negotiated on the next `negotiate`).
@@ -461,7 +740,9 @@ impl Peer {
             kind,
             state: OutState::ToOpen,
             rewriter: StreamRewriter::new(clock),
-            waiting_keyframe: kind == MediaKind::Video,
+            target: None,
+            current: None,
+            vp8: Vp8Rewriter::default(),
             pt_map: Vec::new(),
         });
     }
@@ -584,6 +865,9 @@ impl Peer {
                 t.state = OutState::Open(m);
                 if t.kind == MediaKind::Video {
                     opened_video.push(t.source);
+                    if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(m, None) {
+                        tx.set_rtx_cache(RTX_PACKETS, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
+                    }
                 }
             }
         }
@@ -604,53 +888,61 @@ impl Peer {
         self.tracks_in.clear();
         for t in &mut self.tracks_out {
             t.state = OutState::ToOpen;
+            t.current = None;
         }
         self.pending = None;
         self.may_offer = false;
         self.ssrc_mid.clear();
     }
 
-    /// Forward one publisher packet to this subscriber. Returns true if the subscriber
-    /// waits for a keyframe of that track (the driver then asks the publisher).
+    /// Forward one publisher packet to this subscriber. Returns the layer (SSRC) this
+    /// subscriber waits for a keyframe of, if any (the driver then asks the publisher).
     pub(crate) fn forward(
         &mut self,
         key: TrackKey,
         params: &PayloadParams,
         packet: &RtpPacket,
         now: Instant,
-    ) -> bool {
-        let Some(t) = self.tracks_out.iter_mut().find(|t| t.source == key) else {
-            return false;
-        };
+    ) -> Option<Ssrc> {
+        let t = self.tracks_out.iter_mut().find(|t| t.source == key)?;
         let OutState::Open(mid) = t.state else {
-            return false;
+            return None;
         };
         let is_video = t.kind == MediaKind::Video;
-        if is_video && t.waiting_keyframe {
-            if !is_keyframe_start(video_codec(params), &packet.payload) {
-                return true;
+        let ssrc = packet.header.ssrc;
+        if is_video {
+            let target = t.target?;
+            if ssrc == target && t.current != Some(target) {
+                if !is_keyframe_start(video_codec(params), &packet.payload) {
+                    return Some(target);
+                }
+                t.current = Some(target);
+            } else if t.current != Some(ssrc) {
+                // Another layer; or the old one, forwarded until the target's keyframe.
+                return None;
             }
-            t.waiting_keyframe = false;
         }
         let in_pt = *params.pt();
         let pt = match t.pt_map.iter().find(|(i, _)| *i == in_pt) {
             Some((_, o)) => *o,
             None => {
-                let Some(local) = self.rtc.codec_config().match_params(*params) else {
-                    return false;
-                };
+                let local = self.rtc.codec_config().match_params(*params)?;
                 let o = *local.pt();
                 t.pt_map.push((in_pt, o));
                 o
             }
         };
         let source_id = (key.participant.0 << 32) ^ u64::from(*packet.header.ssrc);
-        let Some(rw) = t
+        let rw = t
             .rewriter
-            .rewrite(source_id, *packet.seq_no, packet.header.timestamp, now)
-        else {
-            return false;
-        };
+            .rewrite(source_id, *packet.seq_no, packet.header.timestamp, now)?;
+        let mut payload = packet.payload.clone();
+        if is_video
+            && video_codec(params) == VideoCodec::Vp8
+            && let Some(p) = t.vp8.rewrite_shared(source_id, &payload)
+        {
+            payload = p;
+        }
         let ext = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -658,22 +950,20 @@ impl Peer {
             ..Default::default()
         };
         let mut api = self.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-            return false;
-        };
+        let tx = api.stream_tx_by_mid(mid, None)?;
         tx.write_rtp(
             RtpWrite::new(
                 pt.into(),
                 rw.seq.into(),
                 rw.timestamp,
                 packet.timestamp,
-                packet.payload.clone(),
+                payload,
             )
             .marker(packet.header.marker)
             .ext_vals(ext)
             .nackable(is_video),
         );
         self.stats.rtp_forwarded += 1;
-        false
+        None
     }
 }

@@ -39,6 +39,9 @@ pub struct Admitted {
     pub role: MeetingRole,
     pub name: String,
     pub site: String,
+    /// The site's id and configured downlink (kbit/s): the SFU caps what it sends to
+    /// everyone at the site together. `None` in ad-hoc rooms.
+    pub site_link: Option<(String, u32)>,
     pub attendance: Option<NewAttendance>,
     /// The meeting's state, sent right after `welcome`.
     pub state: Option<ServerMsg>,
@@ -143,6 +146,7 @@ impl Access {
             role: MeetingRole::Participant,
             name: req.name.to_owned(),
             site: req.site.to_owned(),
+            site_link: None,
             attendance: None,
             state: None,
         })
@@ -275,6 +279,11 @@ impl Access {
                 display_name: name.clone(),
             }),
             name,
+            // 0 or negative means "not configured": no cap beyond the estimate.
+            site_link: u32::try_from(site.down_kbps)
+                .ok()
+                .filter(|k| *k > 0)
+                .map(|k| (site.id.to_string(), k)),
             site: site.name,
             state: meeting_state(&meeting, &self.schedule, now),
         })

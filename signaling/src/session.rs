@@ -12,7 +12,9 @@ use cauhop_protocol::{
     ClientMsg, ErrorCode, MAX_MESSAGE_BYTES, MediaKind, PROTOCOL_VERSION, ParticipantInfo,
     ServerMsg,
 };
-use cauhop_sfu::{OfferOutcome, ParticipantId, SfuError, SfuEvent, TrackKind};
+use cauhop_sfu::{
+    JoinOptions, OfferOutcome, ParticipantId, SfuError, SfuEvent, TrackKind, ViewHints,
+};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -168,6 +170,30 @@ fn handle_media_event(
         SfuEvent::Resumed { after } => {
             info!(participant = %me, "media path resumed after {:.1} s", after.as_secs_f64())
         }
+        SfuEvent::Bandwidth {
+            audio_only,
+            estimate_kbps,
+        } => {
+            info!(participant = %me, estimate_kbps, "audio only: {audio_only}");
+            let _ = out.send(ServerMsg::Bandwidth {
+                audio_only,
+                kbps: estimate_kbps,
+            });
+        }
+        SfuEvent::Speaker { participant } => {
+            let _ = out.send(ServerMsg::Speaker {
+                participant: participant.map(|p| p.to_string()),
+            });
+        }
+        SfuEvent::LinkQuality {
+            participant,
+            quality,
+        } => {
+            let _ = out.send(ServerMsg::LinkQuality {
+                participant: participant.to_string(),
+                quality: quality.as_str().to_owned(),
+            });
+        }
         SfuEvent::Disconnected { reason } => {
             warn!(participant = %me, %reason, "media connection lost");
             let _ = out.send(ServerMsg::fatal(
@@ -178,6 +204,14 @@ fn handle_media_event(
         }
     }
     Flow::Continue
+}
+
+/// More tiles than any screen shows; a longer list is a client bug.
+const MAX_TILES: usize = 500;
+
+/// `p12` -> participant 12 (the form `ParticipantId` displays as).
+fn parse_participant(s: &str) -> Option<ParticipantId> {
+    s.strip_prefix('p')?.parse().ok().map(ParticipantId)
 }
 
 fn sfu_error(e: &SfuError) -> ErrorCode {
@@ -277,7 +311,11 @@ async fn handle_text(
                 }
             };
             let id = ParticipantId(state.next_participant.fetch_add(1, Ordering::Relaxed));
-            let media = match state.sfu.join(&admitted.room, id).await {
+            let options = JoinOptions {
+                chair: admitted.role == MeetingRole::Chair,
+                site: admitted.site_link.clone(),
+            };
+            let media = match state.sfu.join_with(&admitted.room, id, options).await {
                 Ok(rx) => rx,
                 Err(e) => {
                     reply_err(sfu_error(&e), e.to_string());
@@ -340,6 +378,49 @@ async fn handle_text(
         },
         (ClientMsg::Answer { sdp }, Some(j)) => {
             if let Err(e) = state.sfu.answer(j.id, sdp).await {
+                reply_err(sfu_error(&e), e.to_string());
+            }
+        }
+        (
+            ClientMsg::View {
+                audio_only,
+                low_data,
+                hidden,
+                tiles,
+                pinned,
+            },
+            Some(j),
+        ) => {
+            if tiles.len() > MAX_TILES {
+                reply_err(
+                    ErrorCode::BadMessage,
+                    format!("view lists {} tiles; at most {MAX_TILES}", tiles.len()),
+                );
+                return Flow::Continue;
+            }
+            // Ids of participants who already left are normal (the layout lags a
+            // moment); ids that are not ids at all are the client's mistake.
+            let mut parsed = Vec::with_capacity(tiles.len());
+            for t in &tiles {
+                match parse_participant(&t.participant) {
+                    Some(p) => parsed.push((p, t.height)),
+                    None => {
+                        reply_err(
+                            ErrorCode::BadMessage,
+                            format!("view: \"{}\" is not a participant id", t.participant),
+                        );
+                        return Flow::Continue;
+                    }
+                }
+            }
+            let hints = ViewHints {
+                audio_only,
+                low_data,
+                hidden,
+                tiles: parsed,
+                pinned: pinned.as_deref().and_then(parse_participant),
+            };
+            if let Err(e) = state.sfu.view(j.id, hints).await {
                 reply_err(sfu_error(&e), e.to_string());
             }
         }

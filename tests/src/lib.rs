@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod link;
 pub mod peer;
 pub mod profiles;
+pub mod sim_peer;
 
 /// Wait until `cond` holds, polling every 50 ms; `Err` with `what` after `timeout`.
 pub async fn wait_for(

@@ -1,0 +1,82 @@
+//! The bitrate of one incoming stream over the last second, in 100 ms bins.
+//!
+//! The allocator prices each simulcast layer at what the publisher actually sends on it
+//! (a camera in a dark room sends far less than the nominal rate, a screen share spikes),
+//! and a layer that sent nothing for a second is not offered at all: the publisher's own
+//! estimate has turned it off. Pure: time is passed in.
+
+use std::time::{Duration, Instant};
+
+const BINS: usize = 10;
+const BIN: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct RateMeter {
+    bins: [u32; BINS],
+    /// Start of the bin `current` counts into.
+    bin_start: Option<Instant>,
+    current: usize,
+}
+
+impl Default for RateMeter {
+    fn default() -> Self {
+        Self {
+            bins: [0; BINS],
+            bin_start: None,
+            current: 0,
+        }
+    }
+}
+
+impl RateMeter {
+    fn advance(&mut self, now: Instant) {
+        let Some(start) = self.bin_start else {
+            self.bin_start = Some(now);
+            return;
+        };
+        let elapsed = now.saturating_duration_since(start);
+        let steps = (elapsed.as_millis() / BIN.as_millis()) as usize;
+        if steps == 0 {
+            return;
+        }
+        for _ in 0..steps.min(BINS) {
+            self.current = (self.current + 1) % BINS;
+            self.bins[self.current] = 0;
+        }
+        self.bin_start = Some(start + BIN * steps as u32);
+    }
+
+    pub fn add(&mut self, now: Instant, bytes: usize) {
+        self.advance(now);
+        let b = &mut self.bins[self.current];
+        *b = b.saturating_add(bytes as u32);
+    }
+
+    /// Bits per second over the last second.
+    pub fn bps(&mut self, now: Instant) -> u32 {
+        self.advance(now);
+        let bytes: u64 = self.bins.iter().map(|b| u64::from(*b)).sum();
+        (bytes * 8).min(u64::from(u32::MAX)) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steady_stream_reads_its_rate_and_silence_reads_zero() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::default();
+        // 500 kbit/s: 1250-byte packets every 20 ms, for 3 s.
+        for i in 0..150u32 {
+            m.add(t0 + Duration::from_millis(20) * i, 1250);
+        }
+        let r = m.bps(t0 + Duration::from_secs(3));
+        assert!((450_000..=550_000).contains(&r), "{r}");
+        assert_eq!(m.bps(t0 + Duration::from_millis(4100)), 0);
+        // And it starts again.
+        m.add(t0 + Duration::from_secs(10), 1000);
+        assert_eq!(m.bps(t0 + Duration::from_secs(10)), 8000);
+    }
+}

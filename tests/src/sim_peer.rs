@@ -1,0 +1,711 @@
+//! A test participant on str0m (the same stack as the SFU, on the other side): joins
+//! through the real WebSocket protocol, publishes Opus-shaped audio and **three simulcast
+//! VP8-shaped layers** the way Chrome does (one SSRC per rid, RID header extension,
+//! keyframes on request), and records every packet it receives with its send time.
+//!
+//! Payloads are not decodable, but everything the SFU reads is real: the VP8 payload
+//! descriptor with 15-bit PictureID and TL0PICIDX, the keyframe bit, the keyframe header's
+//! frame size, the RFC 6464 audio level. After the codec headers each packet carries a
+//! marker the subscriber reads: who sent it, which layer, which frame, and when (µs since
+//! a process-wide epoch, so sender and receiver in one process share the clock).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::media::{Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpWrite};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::link::Link;
+
+/// One simulcast layer to publish.
+#[derive(Debug, Clone, Copy)]
+pub struct SimLayer {
+    pub rid: &'static str,
+    pub width: u16,
+    pub height: u16,
+    pub kbps: u32,
+    pub fps: u32,
+}
+
+/// Chrome's three layers for a 720p camera, at the rates it settles on.
+pub const CAMERA_LAYERS: [SimLayer; 3] = [
+    SimLayer {
+        rid: "q",
+        width: 320,
+        height: 180,
+        kbps: 150,
+        fps: 15,
+    },
+    SimLayer {
+        rid: "h",
+        width: 640,
+        height: 360,
+        kbps: 500,
+        fps: 30,
+    },
+    SimLayer {
+        rid: "f",
+        width: 1280,
+        height: 720,
+        kbps: 1200,
+        fps: 30,
+    },
+];
+
+#[derive(Clone)]
+pub struct SimConfig {
+    pub name: String,
+    pub meeting: String,
+    /// Video layers to publish; empty: no video.
+    pub layers: Vec<SimLayer>,
+    pub audio: bool,
+    /// RFC 6464 level of the published audio (0 loudest .. 127 silence).
+    pub audio_level: u8,
+    /// Keyframe interval when nobody asks for one.
+    pub keyframe_every: Duration,
+    pub link: Option<Arc<Link>>,
+}
+
+impl SimConfig {
+    pub fn new(meeting: &str, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            meeting: meeting.into(),
+            layers: CAMERA_LAYERS.to_vec(),
+            audio: true,
+            audio_level: 40,
+            keyframe_every: Duration::from_secs(5),
+            link: None,
+        }
+    }
+
+    /// A subscriber only: publishes nothing, receives everything.
+    pub fn watcher(meeting: &str, name: &str) -> Self {
+        Self {
+            layers: Vec::new(),
+            audio: false,
+            ..Self::new(meeting, name)
+        }
+    }
+}
+
+/// One received audio packet.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioArrival {
+    pub at: Instant,
+    pub seq: u32,
+    pub sent_us: u64,
+}
+
+/// One received video packet.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoArrival {
+    pub at: Instant,
+    pub layer: u8,
+    pub frame: u32,
+    pub part: u8,
+    pub parts: u8,
+    pub key: bool,
+    pub sent_us: u64,
+    pub bytes: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub audio: Vec<AudioArrival>,
+    pub video: Vec<VideoArrival>,
+}
+
+#[derive(Default)]
+pub struct SimShared {
+    /// By sender (participant number from the payload marker).
+    pub received: Mutex<HashMap<u64, Received>>,
+    pub messages: Mutex<Vec<ServerMsg>>,
+    /// Packets and keyframes sent per layer index; audio packets sent.
+    pub video_sent: [AtomicU64; 3],
+    pub keyframes_sent: [AtomicU64; 3],
+    pub audio_sent: AtomicU64,
+    /// Packets received from our own participant number (must stay 0).
+    pub own_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+}
+
+pub struct SimPeer {
+    pub id: String,
+    pub number: u64,
+    pub shared: Arc<SimShared>,
+    ws_tx: mpsc::UnboundedSender<ClientMsg>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SimPeer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The clock every sim peer's send times are measured on.
+pub fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn micros(t: Instant) -> u64 {
+    t.saturating_duration_since(epoch()).as_micros() as u64
+}
+
+const MARK_AUDIO: u8 = b'A';
+const MARK_VIDEO: u8 = b'V';
+
+/// What the signaling task hands the media task.
+enum Sig {
+    Answer(String),
+    Offer(String),
+}
+
+type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+async fn next_msg(ws: &mut WsStream) -> anyhow::Result<ServerMsg> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
+            Some(Ok(Message::Close(_))) | None => bail!("websocket closed"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+impl SimPeer {
+    pub async fn join(ws_url: &str, cfg: SimConfig) -> anyhow::Result<Self> {
+        epoch();
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .context("websocket")?;
+        let (mut ws_sink, mut ws_stream) = ws.split();
+        let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMsg>();
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(async move {
+            while let Some(m) = ws_rx.recv().await {
+                let Ok(text) = serde_json::to_string(&m) else {
+                    continue;
+                };
+                if ws_sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        ws_tx.send(ClientMsg::Join {
+            v: PROTOCOL_VERSION,
+            meeting: cfg.meeting.clone(),
+            name: cfg.name.clone(),
+            site: "sim".into(),
+            token: None,
+            key: None,
+        })?;
+        let id = loop {
+            match next_msg(&mut ws_stream).await? {
+                ServerMsg::Welcome { participant, .. } => break participant,
+                ServerMsg::Error { message, .. } => bail!("join refused: {message}"),
+                _ => {}
+            }
+        };
+        let number: u64 = id
+            .strip_prefix('p')
+            .and_then(|n| n.parse().ok())
+            .context("participant id")?;
+
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = socket.local_addr()?;
+        let mut rtc = RtcConfig::new()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        let mut api = rtc.sdp_api();
+        let audio_mid = cfg
+            .audio
+            .then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        let video_mid = (!cfg.layers.is_empty()).then(|| {
+            let mut sim = Simulcast::new();
+            for l in &cfg.layers {
+                sim.add_send_layer(SimulcastLayer::new(l.rid));
+            }
+            let sim = (cfg.layers.len() > 1).then_some(sim);
+            api.add_media(MediaKind::Video, Direction::SendOnly, None, None, sim)
+        });
+        let pending = if api.has_changes() {
+            let (offer, pending) = api.apply().context("offer")?;
+            ws_tx.send(ClientMsg::Offer {
+                sdp: offer.to_sdp_string(),
+            })?;
+            Some(pending)
+        } else {
+            ws_tx.send(ClientMsg::Ready)?;
+            None
+        };
+
+        let shared = Arc::new(SimShared::default());
+        let (sig_tx, sig_rx) = mpsc::unbounded_channel::<Sig>();
+        let (sh, link) = (shared.clone(), cfg.link.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Ok(msg) = next_msg(&mut ws_stream).await {
+                if let Ok(mut m) = sh.messages.lock() {
+                    m.push(msg.clone());
+                }
+                let rewrite = |s: String| link.as_ref().map_or(s.clone(), |l| l.rewrite_sdp(&s));
+                let _ = match msg {
+                    ServerMsg::Answer { sdp } => sig_tx.send(Sig::Answer(rewrite(sdp))),
+                    ServerMsg::Offer { sdp } => sig_tx.send(Sig::Offer(rewrite(sdp))),
+                    _ => Ok(()),
+                };
+            }
+        }));
+        let media = Media {
+            rtc,
+            socket,
+            local,
+            cfg,
+            number,
+            shared: shared.clone(),
+            pending,
+            audio_mid,
+            video_mid,
+            ws_tx: ws_tx.clone(),
+        };
+        tasks.push(tokio::spawn(media.run(sig_rx)));
+        Ok(Self {
+            id,
+            number,
+            shared,
+            ws_tx,
+            tasks,
+        })
+    }
+
+    /// What this peer received from `publisher` so far.
+    pub fn from(&self, publisher: &SimPeer) -> Received {
+        self.shared
+            .received
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&publisher.number).cloned())
+            .unwrap_or_default()
+    }
+
+    pub fn messages(&self) -> Vec<ServerMsg> {
+        self.shared
+            .messages
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn send(&self, msg: ClientMsg) -> anyhow::Result<()> {
+        self.ws_tx.send(msg)?;
+        Ok(())
+    }
+}
+
+/// Per layer: where the numbering is and whether a keyframe is owed.
+#[derive(Default, Clone, Copy)]
+struct LayerState {
+    seq: u16,
+    picture_id: u16,
+    tl0: u8,
+    frame: u32,
+    next_frame: Option<Instant>,
+    key_wanted: bool,
+    last_key: Option<Instant>,
+}
+
+struct Media {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    cfg: SimConfig,
+    number: u64,
+    shared: Arc<SimShared>,
+    pending: Option<SdpPendingOffer>,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    ws_tx: mpsc::UnboundedSender<ClientMsg>,
+}
+
+impl Media {
+    async fn run(mut self, mut sig: mpsc::UnboundedReceiver<Sig>) {
+        let mut buf = vec![0u8; 2048];
+        let mut layers = vec![LayerState::default(); self.cfg.layers.len()];
+        let (mut aseq, mut audio_n) = (0u16, 0u32);
+        let start = Instant::now();
+        let mut next_audio = start;
+        let mut connected = false;
+        loop {
+            let timeout = match self.drain(&mut layers, &mut connected) {
+                Some(t) => t,
+                None => return,
+            };
+            let mut wake = timeout;
+            if connected {
+                wake = wake.min(next_audio);
+                for l in &layers {
+                    wake = wake.min(l.next_frame.unwrap_or(start));
+                }
+            }
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => {
+                    let Ok((n, source)) = r else { continue };
+                    let Ok(contents) = buf[..n].try_into() else { continue };
+                    let input = Input::Receive(Instant::now(), Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.local,
+                        contents,
+                    });
+                    if self.rtc.accepts(&input) {
+                        let _ = self.rtc.handle_input(input);
+                    }
+                }
+                s = sig.recv() => {
+                    let Some(s) = s else { return };
+                    self.signal(s);
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    let _ = self.rtc.handle_input(Input::Timeout(now));
+                    if connected {
+                        if self.cfg.audio && now >= next_audio {
+                            self.send_audio(aseq, audio_n, now);
+                            aseq = aseq.wrapping_add(1);
+                            audio_n += 1;
+                            next_audio += Duration::from_millis(20);
+                            if next_audio < now {
+                                next_audio = now + Duration::from_millis(20);
+                            }
+                        }
+                        for i in 0..layers.len() {
+                            let due = layers[i].next_frame.unwrap_or(now);
+                            if now >= due {
+                                self.send_frame(i, &mut layers[i], now);
+                                let step = Duration::from_secs(1) / self.cfg.layers[i].fps.max(1);
+                                let mut next = due + step;
+                                if next < now {
+                                    next = now + step;
+                                }
+                                layers[i].next_frame = Some(next);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn signal(&mut self, s: Sig) {
+        match s {
+            Sig::Answer(sdp) => {
+                let (Some(pending), Ok(answer)) =
+                    (self.pending.take(), SdpAnswer::from_sdp_string(&sdp))
+                else {
+                    return;
+                };
+                if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
+                    tracing::warn!("sim peer: answer refused: {e}");
+                }
+            }
+            Sig::Offer(sdp) => {
+                if self.pending.is_some() {
+                    // Glare: the server is impolite; drop ours and offer again later.
+                    self.pending = None;
+                }
+                let Ok(offer) = SdpOffer::from_sdp_string(&sdp) else {
+                    return;
+                };
+                match self.rtc.sdp_api().accept_offer(offer) {
+                    Ok(answer) => {
+                        let _ = self.ws_tx.send(ClientMsg::Answer {
+                            sdp: answer.to_sdp_string(),
+                        });
+                    }
+                    Err(e) => tracing::warn!("sim peer: offer refused: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Drain str0m; `None` when the session is over.
+    fn drain(&mut self, layers: &mut [LayerState], connected: &mut bool) -> Option<Instant> {
+        loop {
+            if !self.rtc.is_alive() {
+                return None;
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => return Some(t),
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => *connected = true,
+                    Event::KeyframeRequest(req) if Some(req.mid) == self.video_mid => {
+                        for (i, l) in self.cfg.layers.iter().enumerate() {
+                            if req.rid.is_none_or(|r| r == Rid::from(l.rid))
+                                && let Some(s) = layers.get_mut(i)
+                            {
+                                s.key_wanted = true;
+                            }
+                        }
+                        let _ = req.kind == KeyframeRequestKind::Fir;
+                    }
+                    Event::RtpPacket(p) => self.record(&p.payload),
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::warn!("sim peer: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn pt(&self, codec: Codec) -> Option<str0m::format::PayloadParams> {
+        self.rtc
+            .codec_config()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .copied()
+    }
+
+    fn send_audio(&mut self, seq: u16, n: u32, now: Instant) {
+        let (Some(mid), Some(params)) = (self.audio_mid, self.pt(Codec::Opus)) else {
+            return;
+        };
+        // ~32 kbit/s Opus: 80 bytes per 20 ms.
+        let mut payload = Vec::with_capacity(80);
+        payload.push(MARK_AUDIO);
+        payload.extend_from_slice(&self.number.to_be_bytes());
+        payload.extend_from_slice(&n.to_be_bytes());
+        payload.extend_from_slice(&micros(now).to_be_bytes());
+        payload.resize(80, 0xaa);
+        let level = self.cfg.audio_level;
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return;
+        };
+        let ext = ExtensionValues {
+            audio_level: Some(-(level.min(127) as i8)),
+            voice_activity: Some(level < 60),
+            ..Default::default()
+        };
+        tx.write_rtp(
+            RtpWrite::new(
+                params.pt(),
+                u64::from(seq).into(),
+                n.wrapping_mul(960),
+                now,
+                payload,
+            )
+            .ext_vals(ext),
+        );
+        self.shared.audio_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn send_frame(&mut self, i: usize, st: &mut LayerState, now: Instant) {
+        let (Some(mid), Some(params)) = (self.video_mid, self.pt(Codec::Vp8)) else {
+            return;
+        };
+        let layer = self.cfg.layers[i];
+        let key = st.key_wanted
+            || st
+                .last_key
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.keyframe_every);
+        if key {
+            st.key_wanted = false;
+            st.last_key = Some(now);
+            if let Some(c) = self.shared.keyframes_sent.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut bytes = (layer.kbps as usize * 1000 / 8) / layer.fps.max(1) as usize;
+        if key {
+            // Keyframes are several times a delta frame; the encoder's rate control pays
+            // for them over the following frames, which the average keeps.
+            bytes *= 4;
+        }
+        let parts = bytes.div_ceil(1100).clamp(1, 60);
+        let per = bytes / parts;
+        let rid = (self.cfg.layers.len() > 1).then(|| Rid::from(layer.rid));
+        let ts = st.frame.wrapping_mul(90_000 / layer.fps.max(1));
+        st.tl0 = st.tl0.wrapping_add(1);
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
+            return;
+        };
+        for part in 0..parts {
+            let start = part == 0;
+            let mut p = Vec::with_capacity(per + 32);
+            // VP8 descriptor: X, S on the first packet, PictureID (15 bit), TL0PICIDX.
+            p.push(0x80 | if start { 0x10 } else { 0 });
+            p.push(0xc0);
+            p.push(0x80 | (st.picture_id >> 8) as u8 & 0x7f);
+            p.push(st.picture_id as u8);
+            p.push(st.tl0);
+            if start {
+                if key {
+                    p.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+                    p.extend_from_slice(&layer.width.to_le_bytes());
+                    p.extend_from_slice(&layer.height.to_le_bytes());
+                } else {
+                    p.extend_from_slice(&[0x11, 0x02, 0x00]);
+                }
+            }
+            p.push(MARK_VIDEO);
+            p.extend_from_slice(&self.number.to_be_bytes());
+            p.push(i as u8);
+            p.extend_from_slice(&st.frame.to_be_bytes());
+            p.push(part as u8);
+            p.push(parts as u8);
+            p.push(u8::from(key));
+            p.extend_from_slice(&micros(now).to_be_bytes());
+            p.resize(per.max(p.len()), 0x55);
+            tx.write_rtp(
+                RtpWrite::new(params.pt(), u64::from(st.seq).into(), ts, now, p)
+                    .marker(part + 1 == parts)
+                    .nackable(true),
+            );
+            st.seq = st.seq.wrapping_add(1);
+            if let Some(c) = self.shared.video_sent.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        st.picture_id = (st.picture_id + 1) & 0x7fff;
+        st.frame += 1;
+    }
+
+    fn record(&self, payload: &[u8]) {
+        let now = Instant::now();
+        self.shared
+            .bytes_received
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let Some(m) = parse_marker(payload) else {
+            return;
+        };
+        if m.sender() == self.number {
+            self.shared.own_received.fetch_add(1, Ordering::Relaxed);
+        }
+        let Ok(mut r) = self.shared.received.lock() else {
+            return;
+        };
+        match m {
+            Marker::Audio { sender, n, sent_us } => {
+                r.entry(sender).or_default().audio.push(AudioArrival {
+                    at: now,
+                    seq: n,
+                    sent_us,
+                });
+            }
+            Marker::Video {
+                sender,
+                layer,
+                frame,
+                part,
+                parts,
+                key,
+                sent_us,
+            } => r.entry(sender).or_default().video.push(VideoArrival {
+                at: now,
+                layer,
+                frame,
+                part,
+                parts,
+                key,
+                sent_us,
+                bytes: payload.len(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Marker {
+    Audio {
+        sender: u64,
+        n: u32,
+        sent_us: u64,
+    },
+    Video {
+        sender: u64,
+        layer: u8,
+        frame: u32,
+        part: u8,
+        parts: u8,
+        key: bool,
+        sent_us: u64,
+    },
+}
+
+impl Marker {
+    fn sender(&self) -> u64 {
+        match self {
+            Marker::Audio { sender, .. } | Marker::Video { sender, .. } => *sender,
+        }
+    }
+}
+
+fn be_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+fn be_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+}
+
+fn parse_marker(p: &[u8]) -> Option<Marker> {
+    if p.first() == Some(&MARK_AUDIO) {
+        return Some(Marker::Audio {
+            sender: be_u64(&p[1..])?,
+            n: be_u32(p.get(9..)?)?,
+            sent_us: be_u64(p.get(13..)?)?,
+        });
+    }
+    // VP8: our descriptor is 5 bytes; a frame start adds the 3-byte tag, a keyframe
+    // start 7 more.
+    let b0 = *p.first()?;
+    let mut i = 5;
+    if b0 & 0x10 != 0 {
+        let tag = *p.get(5)?;
+        i += if tag & 0x01 == 0 { 10 } else { 3 };
+    }
+    let m = p.get(i..)?;
+    if m.first() != Some(&MARK_VIDEO) {
+        return None;
+    }
+    Some(Marker::Video {
+        sender: be_u64(&m[1..])?,
+        layer: *m.get(9)?,
+        frame: be_u32(m.get(10..)?)?,
+        part: *m.get(14)?,
+        parts: *m.get(15)?,
+        key: *m.get(16)? == 1,
+        sent_us: be_u64(m.get(17..)?)?,
+    })
+}
