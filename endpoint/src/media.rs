@@ -30,7 +30,9 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::stats::StatsReportType;
 use webrtc::track::track_local::TrackLocal;
@@ -142,6 +144,23 @@ impl Drop for MediaSession {
 async fn new_pc(cfg: &MediaConfig) -> anyhow::Result<Arc<RTCPeerConnection>> {
     let mut m = MediaEngine::default();
     m.register_default_codecs()?;
+    // RTX for VP8. Without it the bridge NACKs nothing from the room, and pads its
+    // bandwidth probes on SSRC 0, which webrtc-rs drops before its TWCC feedback sees
+    // them: the bridge then reads the probes as lost and estimates the room's link at a
+    // fraction of what it carries (video paused on a LAN).
+    m.register_codec(
+        RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: "video/rtx".to_owned(),
+                clock_rate: 90000,
+                sdp_fmtp_line: "apt=96".to_owned(),
+                ..Default::default()
+            },
+            payload_type: 97,
+            ..Default::default()
+        },
+        RTPCodecType::Video,
+    )?;
     let registry = register_default_interceptors(Registry::new(), &mut m)?;
     let mut s = SettingEngine::default();
     s.set_ice_timeouts(

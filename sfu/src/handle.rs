@@ -121,6 +121,9 @@ pub struct PeerStats {
     /// str0m's unsmoothed estimate (its event is a 3 s average); the allocator uses the
     /// lower of the two.
     pub bwe_raw_kbps: Option<u64>,
+    /// The path towards this participant shows congestion (queueing delay or heavy loss
+    /// in TWCC feedback): the raw estimate is in force.
+    pub congested: bool,
     /// Interarrival jitter of this participant's uplink (largest stream, last report).
     pub jitter_up_ms: Option<f64>,
     /// This participant's uplink grade: `good`, `weak` or `bad`.

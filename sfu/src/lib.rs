@@ -11,6 +11,7 @@
 
 pub mod allocator;
 mod config;
+pub mod congestion;
 mod driver;
 mod error;
 mod handle;

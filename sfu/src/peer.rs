@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::allocator::{AllocConfig, Allocator, Layer};
+use crate::congestion::CongestionDetector;
 use crate::handle::{
     Forwarding, JoinOptions, OfferOutcome, PeerStats, SfuEvent, TrackKind, ViewHints,
 };
@@ -137,6 +138,7 @@ pub(crate) struct Peer {
     connected_at: Option<Instant>,
     /// str0m's unsmoothed estimate, from its peer stats.
     raw_estimate: Option<u64>,
+    congestion: CongestionDetector,
 }
 
 const STATS_INTERVAL: Duration = Duration::from_millis(200);
@@ -241,6 +243,7 @@ impl Peer {
             uplink_sample: None,
             connected_at: None,
             raw_estimate: None,
+            congestion: CongestionDetector::default(),
         }
     }
 
@@ -398,6 +401,17 @@ impl Peer {
             Event::PeerStats(s) => {
                 self.raw_estimate = s.bwe_tx.map(|b| b.as_u64());
                 self.stats.bwe_raw_kbps = self.raw_estimate.map(|b| b / 1000);
+                let was = self.stats.congested;
+                self.stats.congested = self.congestion.sample(now, s.rtt, s.egress_loss_fraction);
+                if was != self.stats.congested {
+                    debug!(
+                        participant = %self.id,
+                        rtt = ?s.rtt,
+                        loss = ?s.egress_loss_fraction,
+                        raw_kbps = ?self.stats.bwe_raw_kbps,
+                        "path congested: {}", self.stats.congested
+                    );
+                }
             }
             Event::MediaIngressStats(s) => {
                 self.stats.loss_up = s.loss.or(self.stats.loss_up);
@@ -650,12 +664,17 @@ impl Peer {
     /// client that sends neither TWCC nor REMB cannot be measured; after a few seconds it
     /// is assumed to take [`UNMEASURED_BPS`]. `None`: too early to decide anything.
     pub(crate) fn estimate_bps(&self, now: Instant) -> Option<u32> {
-        if let Some(k) = self.stats.bwe_kbps {
-            // Decreases at once (the raw estimate), increases smoothed (the event's 3 s
-            // average): a late downgrade costs everyone on the link, a late upgrade
-            // costs nothing.
-            let smoothed = k * 1000;
-            let bps = self.raw_estimate.map_or(smoothed, |r| r.min(smoothed));
+        let smoothed = self.stats.bwe_kbps.map(|k| k * 1000);
+        // On a congested path the lower of the raw estimate and the event's 3 s average,
+        // because a late downgrade costs everyone on the link; otherwise the higher, so a
+        // dip of the raw estimate on noise moves nothing and a rise is seen at once (an
+        // upgrade still waits its dwell and needs headroom).
+        let bps = match (self.raw_estimate, smoothed) {
+            (Some(r), Some(s)) if self.congestion.congested() => Some(r.min(s)),
+            (Some(r), Some(s)) => Some(r.max(s)),
+            (r, s) => r.or(s),
+        };
+        if let Some(bps) = bps {
             return Some(bps.min(u64::from(u32::MAX)) as u32);
         }
         let since = self.connected_at?;
@@ -679,7 +698,14 @@ impl Peer {
         let forced = a.audio_only && !self.view.audio_only;
         if forced != self.audio_only {
             self.audio_only = forced;
-            info!(participant = %self.id, estimate_kbps = budget_bps / 1000, "audio only: {forced}");
+            info!(
+                participant = %self.id,
+                budget_kbps = budget_bps / 1000,
+                smoothed_kbps = ?self.stats.bwe_kbps,
+                raw_kbps = ?self.stats.bwe_raw_kbps,
+                loss = ?self.stats.loss_down,
+                "audio only: {forced}"
+            );
             let _ = self.events.send(SfuEvent::Bandwidth {
                 audio_only: forced,
                 estimate_kbps: budget_bps / 1000,
@@ -720,7 +746,7 @@ impl Peer {
         }
         // Probe towards what the tiles could use plus the upgrade headroom, so an upgrade
         // has an estimate to go on; no padding beyond that.
-        let desired = (u64::from(wanted_bps) * 3 / 2).max(300_000);
+        let desired = (u64::from(wanted_bps) * 2).max(1_000_000);
         self.rtc
             .bwe()
             .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));

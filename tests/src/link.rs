@@ -37,6 +37,9 @@ pub struct LinkStats {
     pub down_dropped: AtomicU64,
     /// RTP packets towards the peer by payload type (the header is not encrypted by SRTP).
     pub down_rtp_by_pt: Mutex<HashMap<u8, u64>>,
+    /// Bytes the SFU sent towards the peer, before the link dropped any: what the SFU
+    /// thinks the link carries.
+    pub down_bytes_offered: AtomicU64,
 }
 
 impl LinkStats {
@@ -141,6 +144,7 @@ impl Link {
                     r = far.recv_from(&mut b) => {
                         let Ok((n, _)) = r else { continue };
                         if peer.is_none() { continue }
+                        st.down_bytes_offered.fetch_add(n as u64, Ordering::Relaxed);
                         match down.offer(start.elapsed(), n) {
                             Ok(at) => {
                                 st.down_passed.fetch_add(1, Ordering::Relaxed);

@@ -141,6 +141,8 @@ pub struct SimShared {
     pub audio_sent: AtomicU64,
     /// Packets received from our own participant number (must stay 0).
     pub own_received: AtomicU64,
+    /// The bridge's audio-only notices as they arrived: (when, audio only).
+    pub bandwidth: Mutex<Vec<(Instant, bool)>>,
     pub bytes_received: AtomicU64,
 }
 
@@ -272,6 +274,11 @@ impl SimPeer {
             while let Ok(msg) = next_msg(&mut ws_stream).await {
                 if let Ok(mut m) = sh.messages.lock() {
                     m.push(msg.clone());
+                }
+                if let ServerMsg::Bandwidth { audio_only, .. } = &msg
+                    && let Ok(mut b) = sh.bandwidth.lock()
+                {
+                    b.push((Instant::now(), *audio_only));
                 }
                 let rewrite = |s: String| link.as_ref().map_or(s.clone(), |l| l.rewrite_sdp(&s));
                 let _ = match msg {

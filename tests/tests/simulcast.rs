@@ -96,10 +96,11 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
                 let Ok(st) = sfu.stats().await else { break };
                 if let Some(p) = st.peers.iter().find(|p| p.participant == who) {
                     rows.push(format!(
-                        "{:5.1} s  estimate {:>5} (raw {:>5}) kbit/s  allocated {:>4} kbit/s  {}",
+                        "{:5.1} s  estimate {:>5} (raw {:>5}{}) kbit/s  allocated {:>4} kbit/s  {}",
                         t0.elapsed().as_secs_f64(),
                         p.bwe_kbps.unwrap_or(0),
                         p.bwe_raw_kbps.unwrap_or(0),
+                        if p.congested { ", congested" } else { "" },
                         p.allocated_kbps,
                         if p.audio_only {
                             "audio only".to_string()

@@ -1,0 +1,206 @@
+//! Weak-link benchmark (issue 4): three publishers (each Opus-shaped audio and three
+//! simulcast layers; the first one speaks, so it is the active speaker and gets the big
+//! tile), one subscriber behind the link emulator with each profile in turn, and one
+//! subscriber on fibre in the same room at the same time, whose figures must not move.
+//!
+//! Printed per profile: audio frames on time (within 200 ms of the path's lowest delay),
+//! concealment (ms of audio made up per minute), video freezes per minute (gaps over
+//! max(3 × frame interval, interval + 150 ms), not counting announced audio-only periods),
+//! time spent audio only, layer changes per minute, and for the step profile the time
+//! from the capacity drop until the SFU sends under the new capacity and from the
+//! recovery until it uses ≥ 85 % of what it used before the drop.
+//!
+//! `cargo bench -p cauhop-tests --bench weaklink` runs every profile for 30 s;
+//! `-- PROFILE...` picks some; without `--bench` (under `cargo test`) a 10 s smoke run of
+//! 3g-commune. Figures are printed, never asserted: they depend on the machine.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cauhop_tests::bridge::Bridge;
+use cauhop_tests::link::Link;
+use cauhop_tests::profiles::profile;
+use cauhop_tests::reception::{
+    AudioFigures, VideoFigures, audio_figures, paused_periods, video_figures,
+};
+use cauhop_tests::sim_peer::{CAMERA_LAYERS, SimConfig, SimPeer};
+
+/// Figures of one subscriber over the measured window.
+#[derive(Default)]
+struct Row {
+    audio: AudioFigures,
+    video: VideoFigures,
+    minutes: f64,
+    audio_only: Duration,
+    kbps: f64,
+}
+
+struct Step {
+    drop_to_under: Option<Duration>,
+    recover_to_85: Option<Duration>,
+}
+
+/// Warm-up excluded from the figures: joining, ICE, the estimate's first ramp.
+const WARMUP: Duration = Duration::from_secs(5);
+const AUDIO_BUDGET: Duration = Duration::from_millis(200);
+
+fn figures(sub: &SimPeer, pubs: &[SimPeer], from: Instant, to: Instant) -> Row {
+    let fps: Vec<u32> = CAMERA_LAYERS.iter().map(|l| l.fps).collect();
+    let notices = sub
+        .shared
+        .bandwidth
+        .lock()
+        .map(|n| n.clone())
+        .unwrap_or_default();
+    let paused = paused_periods(&notices, to);
+    let mut row = Row {
+        minutes: to.duration_since(from).as_secs_f64() / 60.0,
+        ..Default::default()
+    };
+    for (s, e) in &paused {
+        let (s, e) = ((*s).max(from), (*e).min(to));
+        if e > s {
+            row.audio_only += e - s;
+        }
+    }
+    for p in pubs {
+        let r = sub.from(p);
+        row.audio
+            .add(audio_figures(&r.audio, from, to, AUDIO_BUDGET));
+        row.video
+            .add(video_figures(&r.video, from, to, &fps, &paused));
+    }
+    row
+}
+
+/// Mean rate (kbit/s) of `samples` (time, cumulative bytes) over `[from, to)`.
+fn rate(samples: &[(Instant, u64)], from: Instant, to: Instant) -> Option<f64> {
+    let a = samples.iter().find(|s| s.0 >= from)?;
+    let b = samples.iter().rev().find(|s| s.0 <= to)?;
+    let secs = b.0.checked_duration_since(a.0)?.as_secs_f64();
+    (secs > 0.0).then(|| (b.1 - a.1) as f64 * 8.0 / secs / 1000.0)
+}
+
+/// For a profile whose downlink steps down and back up: how fast the SFU followed.
+fn step_figures(samples: &[(Instant, u64)], start: Instant, name: &str) -> Option<Step> {
+    let p = profile(name).ok()?;
+    let steps = &p.down.steps;
+    if steps.len() < 3 {
+        return None;
+    }
+    let (drop_at, low) = (start + steps[1].0, f64::from(steps[1].1.rate_kbps));
+    let back_at = start + steps[2].0;
+    let window = Duration::from_millis(500);
+    let before = rate(samples, drop_at - Duration::from_secs(4), drop_at)?;
+    let first_after = |from: Instant, ok: &dyn Fn(f64) -> bool| {
+        samples
+            .iter()
+            .filter(|s| s.0 >= from + window)
+            .find(|s| rate(samples, s.0 - window, s.0).is_some_and(ok))
+            .map(|s| s.0 - window - from)
+    };
+    Some(Step {
+        drop_to_under: first_after(drop_at, &|r| r <= low),
+        recover_to_85: first_after(back_at, &|r| r >= 0.85 * before),
+    })
+}
+
+async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u64)> {
+    let bridge = Bridge::start().await?;
+    let url = bridge.ws_url();
+    let room = format!("weak-{name}");
+    let mut pubs = Vec::new();
+    for (i, who) in ["Tỉnh", "Huyện A", "Huyện B"].iter().enumerate() {
+        let mut cfg = SimConfig::new(&room, who);
+        // The province speaks; the districts listen (silent, but sending audio).
+        cfg.audio_level = if i == 0 { 30 } else { 127 };
+        pubs.push(SimPeer::join(&url, cfg).await?);
+    }
+    let weak = Arc::new(Link::start_profile(bridge.media_addr(), &profile(name)?, 7).await?);
+    let start = Instant::now();
+    let fibre = Arc::new(Link::start_profile(bridge.media_addr(), &profile("fibre")?, 8).await?);
+    let mut cfg = SimConfig::watcher(&room, "Xã");
+    cfg.link = Some(weak.clone());
+    let commune = SimPeer::join(&url, cfg).await?;
+    let mut cfg = SimConfig::watcher(&room, "Sở");
+    cfg.link = Some(fibre.clone());
+    let hall = SimPeer::join(&url, cfg).await?;
+
+    let mut samples = Vec::new();
+    let end = start + Duration::from_secs(secs);
+    while Instant::now() < end {
+        samples.push((
+            Instant::now(),
+            weak.stats.down_bytes_offered.load(Ordering::Relaxed),
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let from = start + WARMUP;
+    let to = Instant::now() - Duration::from_secs(1);
+    let mut weak_row = figures(&commune, &pubs, from, to);
+    weak_row.kbps = rate(&samples, from, to).unwrap_or(0.0);
+    let hall_row = figures(&hall, &pubs, from, to);
+    let step = step_figures(&samples, start, name);
+    let own = commune.shared.own_received.load(Ordering::Relaxed)
+        + hall.shared.own_received.load(Ordering::Relaxed);
+    Ok((weak_row, hall_row, step, own))
+}
+
+fn fmt_opt(d: Option<Duration>) -> String {
+    d.map_or("—".into(), |d| format!("{:.2} s", d.as_secs_f64()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let mut names: Vec<String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .cloned()
+        .collect();
+    let secs = if full { 30 } else { 10 };
+    if names.is_empty() {
+        names = if full {
+            ["fibre", "adsl", "4g", "3g-commune", "3g-bad", "step"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            vec!["3g-commune".into()]
+        };
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    println!(
+        "| profile | subscriber | audio on time | concealed ms/min | freezes/min | audio only | layer changes/min | kbit/s sent | drop → under | recovery → 85 % |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for name in &names {
+        let (weak, hall, step, own) = rt.block_on(run(name, secs))?;
+        for (who, r) in [(name.as_str(), &weak), ("fibre, same run", &hall)] {
+            let (drop, rec) = match (&step, who == name.as_str()) {
+                (Some(s), true) => (fmt_opt(s.drop_to_under), fmt_opt(s.recover_to_85)),
+                _ => ("".into(), "".into()),
+            };
+            println!(
+                "| {name} | {who} | {:.2} % | {:.0} | {:.2} | {:.1} s | {:.2} | {} | {drop} | {rec} |",
+                r.audio.on_time_pct(),
+                r.audio.concealed_ms_per_min(),
+                r.video.freezes as f64 / r.minutes,
+                r.audio_only.as_secs_f64(),
+                r.video.layer_changes as f64 / r.minutes,
+                if r.kbps > 0.0 {
+                    format!("{:.0}", r.kbps)
+                } else {
+                    "".into()
+                },
+            );
+        }
+        if own > 0 {
+            println!("!! {own} packets of a subscriber's own media came back to it");
+        }
+    }
+    Ok(())
+}
