@@ -5,7 +5,8 @@
 //! Chrome gathers no ICE candidates on loopback, so the bridge and the browser run in a
 //! network namespace of their own with a veth pair (10.77.0.1 on one end): an address that
 //! exists only inside the test. Needs root, `ip`, `chromium`, `node` and
-//! `tests/browser/node_modules` (`.ci/run` installs them). Outside CI the test reports
+//! `tests/browser/node_modules` (`.ci/run` installs them), and for the simulcast scenario
+//! the `cauhop-link` emulator program, run inside the namespace. Outside CI the test reports
 //! what is missing and passes; under `CI=true` missing tools fail it.
 
 use std::path::Path;
@@ -29,7 +30,16 @@ fn missing_tools(dir: &Path) -> Vec<String> {
     if !dir.join("node_modules/playwright-core").exists() {
         missing.push("tests/browser/node_modules (npm install)".into());
     }
+    if !link_program().exists() {
+        missing.push("cauhop-link (cargo build -p cauhop-tests)".into());
+    }
     missing
+}
+
+/// The link emulator program of the `cauhop-tests` package, built beside `cauhop` by
+/// `cargo test --workspace` (another package's binary has no `CARGO_BIN_EXE_` here).
+fn link_program() -> std::path::PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_cauhop")).with_file_name("cauhop-link")
 }
 
 fn run(cmd: &str) -> anyhow::Result<()> {
@@ -145,8 +155,51 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     run_script(&ns, &dir, "two_tabs.mjs", &[&base, "browser-test"])?;
     run_script(&ns, &dir, "scheduled.mjs", &[&base, admin[0], admin[1]])?;
     run_script(&ns, &dir, "kiosk.mjs", &[&base, admin[0], admin[1]])?;
+    // Simulcast and the allocator, with the subscriber behind the link emulator.
+    let (relay, _link, started) = start_link(&ns, "browser-step")?;
+    run_script(
+        &ns,
+        &dir,
+        "simulcast.mjs",
+        &[
+            &base,
+            "simulcast-test",
+            &format!("{NS_ADDR}:50000"),
+            &relay,
+            &started.to_string(),
+        ],
+    )?;
     drop(bridge);
     Ok(())
+}
+
+/// Start `cauhop-link` in the namespace between a browser and the bridge's media port;
+/// returns its address, the process, and when it started (Unix ms, as the scenario's
+/// `Date.now()` counts).
+fn start_link(ns: &Netns, profile: &str) -> anyhow::Result<(String, Child, u128)> {
+    use std::io::BufRead;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(link_program())
+        .args(["--ip", NS_ADDR, "--target", &format!("{NS_ADDR}:50000")])
+        .args(["--profile", profile])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take();
+    let child = Child(child);
+    let mut line = String::new();
+    if let Some(out) = out {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let relay = line
+        .trim()
+        .strip_prefix("relay ")
+        .ok_or_else(|| anyhow::anyhow!("cauhop-link did not start: {line:?}"))?
+        .to_owned();
+    Ok((relay, child, started))
 }
 
 /// Run one Playwright scenario inside the namespace; it prints one JSON line and exits

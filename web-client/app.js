@@ -65,8 +65,9 @@
     var cam = $('camera').value, mic = $('mic').value;
     var c = {
       audio: mic === 'none' ? false : { deviceId: mic ? { exact: mic } : undefined, echoCancellation: true, noiseSuppression: true },
-      // 360p by default: watchable on a TV, affordable on a commune's 3G uplink.
-      video: cam === 'none' ? false : { deviceId: cam ? { exact: cam } : undefined, width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { max: 24 } }
+      // 720p where the camera has it: sent as 180p/360p/720p simulcast, and Chrome turns
+      // the upper layers off by itself when its uplink (a commune's 3G) cannot carry them.
+      video: cam === 'none' ? false : { deviceId: cam ? { exact: cam } : undefined, width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { max: 24 } }
     };
     if (!c.audio && !c.video) return null;
     return navigator.mediaDevices.getUserMedia(c);

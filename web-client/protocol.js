@@ -132,7 +132,12 @@ CauhopSession.prototype.startMedia = function () {
     var pid = ev.streams && ev.streams[0] ? ev.streams[0].id : 'unknown';
     self.emit('track', { participant: pid, track: ev.track, stream: ev.streams[0] });
   };
-  pc.onconnectionstatechange = function () { self.emit('media', pc.connectionState); };
+  pc.onconnectionstatechange = function () {
+    self.emit('media', pc.connectionState);
+    // A handshake a lossy 3G link defeated, or a path that never came back: start over
+    // (the socket's close handler rejoins with backoff), rather than sit without media.
+    if (pc.connectionState === 'failed' && self.pc === pc && self.ws) self.ws.close();
+  };
   pc.onnegotiationneeded = async function () {
     try {
       self.makingOffer = true;

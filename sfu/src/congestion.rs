@@ -77,7 +77,7 @@ mod tests {
             );
         }
         // The capacity drops: the queue fills.
-        assert!(d.sample(t0 + ms(10_200), Some(ms(450)), Some(0.03)));
+        assert!(d.sample(t0 + ms(10_200), Some(ms(550)), Some(0.03)));
         // Heavy loss alone.
         assert!(d.sample(t0 + ms(10_400), Some(ms(310)), Some(0.2)));
         assert!(!d.sample(t0 + ms(10_600), Some(ms(310)), Some(0.02)));
@@ -89,9 +89,9 @@ mod tests {
         let mut d = CongestionDetector::default();
         d.sample(t0, Some(ms(20)), None);
         // The route changed to a longer one: congested at first, then the new normal.
-        assert!(d.sample(t0 + ms(1000), Some(ms(200)), None));
+        assert!(d.sample(t0 + ms(1000), Some(ms(300)), None));
         for i in 0..60u64 {
-            d.sample(t0 + ms(2000 + 200 * i), Some(ms(200)), None);
+            d.sample(t0 + ms(2000 + 200 * i), Some(ms(300)), None);
         }
         assert!(!d.congested());
     }

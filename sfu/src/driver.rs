@@ -94,6 +94,8 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
             dirty: HashSet::new(),
             by_addr: HashMap::new(),
             speakers: HashMap::new(),
+            silent: HashSet::new(),
+            audio_epoch: HashMap::new(),
         },
         next_allocate: Instant::now(),
         next_quality: Instant::now(),
@@ -170,6 +172,11 @@ struct Rooms {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     /// Per room: who holds the floor, from their audio levels.
     speakers: HashMap<Arc<str>, SpeakerDetector<ParticipantId>>,
+    /// Publishers whose audio is silent now and not forwarded (`SpeakerDetector::audible`).
+    silent: HashSet<ParticipantId>,
+    /// Per publisher, how often its audio resumed: each resumption is a new source to the
+    /// subscribers' rewriters, so their sequence numbers run on without a gap.
+    audio_epoch: HashMap<ParticipantId, u64>,
 }
 
 impl Driver {
@@ -451,6 +458,8 @@ impl Rooms {
         if let Some(d) = self.speakers.get_mut(&peer.room) {
             d.remove(participant);
         }
+        self.silent.remove(&participant);
+        self.audio_epoch.remove(&participant);
         if let Some(members) = self.rooms.get_mut(&*peer.room) {
             members.retain(|m| *m != participant);
             for m in members.iter() {
@@ -479,13 +488,19 @@ impl Rooms {
                 params,
                 packet,
             } => {
+                // Silent voices are not forwarded: on a 3G link, fifty muted sites'
+                // comfort noise would cost more than the speaker's video.
+                if params.spec().codec.is_audio() && self.silent.contains(&from) {
+                    return;
+                }
+                let epoch = self.audio_epoch.get(&from).copied().unwrap_or(0);
                 let mut wants_keyframe = None;
                 for m in members {
                     if *m == from {
                         continue;
                     }
                     if let Some(p) = self.peers.get_mut(m) {
-                        if let Some(layer) = p.forward(key, &params, &packet, now) {
+                        if let Some(layer) = p.forward(key, &params, &packet, epoch, now) {
                             wants_keyframe = Some(layer);
                         }
                         self.dirty.insert(*m);
@@ -539,6 +554,15 @@ impl Rooms {
         for (room, d) in self.speakers.iter_mut() {
             let before = d.dominant();
             d.tick(now);
+            let audible = d.audible(now);
+            for m in self.rooms.get(&**room).map(Vec::as_slice).unwrap_or(&[]) {
+                let silent = d.knows(*m) && !audible.contains(m);
+                if silent {
+                    self.silent.insert(*m);
+                } else if self.silent.remove(m) {
+                    *self.audio_epoch.entry(*m).or_default() += 1;
+                }
+            }
             let after = d.dominant();
             if before == after {
                 continue;
@@ -584,6 +608,10 @@ impl Rooms {
             .collect();
         for p in self.peers.values_mut() {
             let (audio, video) = p.subscribed();
+            let audio = audio
+                .iter()
+                .filter(|k| !self.silent.contains(&k.participant))
+                .count();
             let speaker = self.speakers.get(&p.room).and_then(|d| d.dominant());
             let mut wanted = audio as u64 * 40_000;
             let sources: Vec<VideoSource<TrackKey>> = video

@@ -124,6 +124,8 @@ pub struct PeerStats {
     /// The path towards this participant shows congestion (queueing delay or heavy loss
     /// in TWCC feedback): the raw estimate is in force.
     pub congested: bool,
+    /// This subscriber's audio is sent with RED (its link loses packets).
+    pub red: bool,
     /// Interarrival jitter of this participant's uplink (largest stream, last report).
     pub jitter_up_ms: Option<f64>,
     /// This participant's uplink grade: `good`, `weak` or `bad`.

@@ -20,6 +20,7 @@ mod peer;
 pub mod probe;
 pub mod quality;
 pub mod rate;
+pub mod red;
 pub mod rewrite;
 pub mod speaker;
 pub mod throttle;

@@ -28,6 +28,7 @@ use crate::handle::{
 use crate::keyframe::{VideoCodec, is_keyframe_start};
 use crate::quality::QualityTracker;
 use crate::rate::RateMeter;
+use crate::red::{self, RedSwitch};
 use crate::rewrite::StreamRewriter;
 use crate::throttle::KeyframeThrottle;
 use crate::vp8::{self, Vp8Rewriter};
@@ -106,6 +107,10 @@ struct TrackOut {
     vp8: Vp8Rewriter,
     /// Publisher PT -> our PT, learnt on the first packet of each codec.
     pt_map: Vec<(u8, u8)>,
+    /// Audio: the RED payload type this subscriber accepted on this track (learnt on the
+    /// first packet), and the previous frame (input timestamp, payload) to repeat.
+    red_pt: Option<Option<u8>>,
+    last_audio: Option<(u32, std::sync::Arc<[u8]>)>,
 }
 
 pub(crate) struct Peer {
@@ -139,6 +144,8 @@ pub(crate) struct Peer {
     /// str0m's unsmoothed estimate, from its peer stats.
     raw_estimate: Option<u64>,
     congestion: CongestionDetector,
+    /// Whether this subscriber's audio goes out with RED (`red.rs`).
+    red: RedSwitch,
 }
 
 const STATS_INTERVAL: Duration = Duration::from_millis(200);
@@ -163,6 +170,8 @@ struct PayloadParamsCache {
     pt: u8,
     params: Option<PayloadParams>,
     rid: Option<str0m::media::Rid>,
+    /// The packets are RED-wrapped (`params` is the codec inside).
+    red: bool,
 }
 
 pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
@@ -170,7 +179,7 @@ pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .clear_codecs()
-        .enable_opus(true, false)
+        .enable_opus(true, true)
         .enable_vp8(true)
         .enable_h264(true)
         // 200 ms: the peer stats carry str0m's raw bandwidth estimate, which sees a
@@ -244,6 +253,7 @@ impl Peer {
             connected_at: None,
             raw_estimate: None,
             congestion: CongestionDetector::default(),
+            red: RedSwitch::default(),
         }
     }
 
@@ -403,6 +413,10 @@ impl Peer {
                 self.stats.bwe_raw_kbps = self.raw_estimate.map(|b| b / 1000);
                 let was = self.stats.congested;
                 self.stats.congested = self.congestion.sample(now, s.rtt, s.egress_loss_fraction);
+                if let Some(on) = self.red.sample(now, s.egress_loss_fraction) {
+                    info!(participant = %self.id, loss = ?s.egress_loss_fraction, "audio redundancy (RED): {on}");
+                    self.stats.red = on;
+                }
                 if was != self.stats.congested {
                     debug!(
                         participant = %self.id,
@@ -485,7 +499,7 @@ impl Peer {
 
     fn handle_rtp(
         &mut self,
-        packet: RtpPacket,
+        mut packet: RtpPacket,
         now: Instant,
         out: &mut Vec<(ParticipantId, Propagated)>,
     ) {
@@ -511,14 +525,37 @@ impl Peer {
                     rx.suppress_nack(false);
                 }
                 let rid = rx.rid();
-                let params = self.rtc.codec_config().find(|p| *p.pt() == pt).cloned();
-                let e = (mid, PayloadParamsCache { pt, params, rid });
+                // RED (RFC 2198) is folded into its codec's params in str0m.
+                let red_pt = str0m::media::Pt::from(pt);
+                let found = self
+                    .rtc
+                    .codec_config()
+                    .find(|p| *p.pt() == pt || p.red() == Some(red_pt))
+                    .cloned();
+                let red = found.is_some_and(|p| *p.pt() != pt);
+                let e = (
+                    mid,
+                    PayloadParamsCache {
+                        pt,
+                        params: found,
+                        rid,
+                        red,
+                    },
+                );
                 self.ssrc_mid.insert(ssrc, e);
                 e
             }
         };
         let (mid, cache) = entry;
         let Some(params) = cache.params else { return };
+        if cache.red {
+            // Subscribers get plain Opus, or the SFU's own RED if their link needs it.
+            let Some(primary) = red::primary(&packet.payload) else {
+                return;
+            };
+            packet.payload = primary;
+            packet.header.payload_type = params.pt();
+        }
         let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
@@ -644,16 +681,16 @@ impl Peer {
         g
     }
 
-    /// The video tracks this subscriber receives and how many audio tracks.
-    pub(crate) fn subscribed(&self) -> (usize, Vec<TrackKey>) {
-        let mut audio = 0;
+    /// The audio and the video tracks this subscriber receives.
+    pub(crate) fn subscribed(&self) -> (Vec<TrackKey>, Vec<TrackKey>) {
+        let mut audio = Vec::new();
         let mut video = Vec::new();
         for t in &self.tracks_out {
             if !matches!(t.state, OutState::Open(_)) {
                 continue;
             }
             match t.kind {
-                MediaKind::Audio => audio += 1,
+                MediaKind::Audio => audio.push(t.source),
                 MediaKind::Video => video.push(t.source),
             }
         }
@@ -770,6 +807,8 @@ impl Peer {
             current: None,
             vp8: Vp8Rewriter::default(),
             pt_map: Vec::new(),
+            red_pt: None,
+            last_audio: None,
         });
     }
 
@@ -928,6 +967,7 @@ impl Peer {
         key: TrackKey,
         params: &PayloadParams,
         packet: &RtpPacket,
+        epoch: u64,
         now: Instant,
     ) -> Option<Ssrc> {
         let t = self.tracks_out.iter_mut().find(|t| t.source == key)?;
@@ -958,16 +998,44 @@ impl Peer {
                 o
             }
         };
-        let source_id = (key.participant.0 << 32) ^ u64::from(*packet.header.ssrc);
+        // A new epoch (the publisher's audio resumed after silence) is a new source: the
+        // rewriter continues the sequence numbers after the gap instead of leaving one.
+        let source_id =
+            ((key.participant.0 << 32) ^ u64::from(*packet.header.ssrc)).wrapping_add(epoch << 48);
         let rw = t
             .rewriter
             .rewrite(source_id, *packet.seq_no, packet.header.timestamp, now)?;
         let mut payload = packet.payload.clone();
-        if is_video
-            && video_codec(params) == VideoCodec::Vp8
-            && let Some(p) = t.vp8.rewrite_shared(source_id, &payload)
-        {
-            payload = p;
+        let mut pt = pt;
+        if is_video {
+            if video_codec(params) == VideoCodec::Vp8
+                && let Some(p) = t.vp8.rewrite_shared(source_id, &payload)
+            {
+                payload = p;
+            }
+        } else {
+            let red_pt = *t.red_pt.get_or_insert_with(|| {
+                let local = self.rtc.codec_config().match_params(*params)?.red()?;
+                let accepted = self.rtc.media(mid)?.remote_pts().contains(&local);
+                accepted.then_some(*local)
+            });
+            let ts = packet.header.timestamp;
+            if self.red.on()
+                && let Some(red_pt) = red_pt
+            {
+                // The previous frame only if it is the one just before (no gap, no
+                // source switch): a stale block would be played in the wrong place.
+                let prev = t
+                    .last_audio
+                    .as_ref()
+                    .filter(|(prev_ts, _)| ts.wrapping_sub(*prev_ts) <= 2 * 960);
+                let red = red::encode(pt, &packet.payload, ts, prev);
+                t.last_audio = Some((ts, payload));
+                payload = red;
+                pt = red_pt;
+            } else {
+                t.last_audio = Some((ts, payload.clone()));
+            }
         }
         let ext = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,

@@ -24,6 +24,12 @@ pub struct SpeakerConfig {
     pub silence_after: Duration,
     /// A participant whose audio stopped arriving (muted, DTX) counts as silent after this.
     pub stale_after: Duration,
+    /// A voice stays audible this long after it last spoke (pauses between sentences).
+    pub hangover: Duration,
+    /// At most this many voices are audible at once: a 300-site meeting must not send
+    /// 300 audio streams to a commune's 3G link, and more than three people talking at
+    /// once is not intelligible anyway.
+    pub max_audible: usize,
 }
 
 impl Default for SpeakerConfig {
@@ -35,6 +41,8 @@ impl Default for SpeakerConfig {
             switch_after: Duration::from_millis(800),
             silence_after: Duration::from_millis(1500),
             stale_after: Duration::from_millis(500),
+            hangover: Duration::from_millis(1500),
+            max_audible: 3,
         }
     }
 }
@@ -48,6 +56,8 @@ struct Voice {
     /// quiet).
     challenging_since: Option<Instant>,
     quiet_since: Option<Instant>,
+    /// When it was last above the speech threshold.
+    spoke: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,12 +94,44 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
             last: now,
             challenging_since: None,
             quiet_since: Some(now),
+            spoke: None,
         });
         let dt = now.saturating_duration_since(v.last).as_secs_f32();
         let a = 1.0 - (-dt / tau).exp();
         // The first packet after a gap has dt large: it takes the new level almost fully.
         v.loudness += a.max(0.05) * (loud - v.loudness);
         v.last = now;
+    }
+
+    /// Whether `who` sends audio levels at all. A participant that does not (an old
+    /// client, a room system) cannot be judged silent and is always audible.
+    pub fn knows(&self, who: K) -> bool {
+        self.voices.contains_key(&who)
+    }
+
+    /// The voices worth forwarding now (as of the last [`tick`](Self::tick)): the
+    /// dominant speaker and whoever spoke within the hangover, loudest first, at most
+    /// [`SpeakerConfig::max_audible`].
+    pub fn audible(&self, now: Instant) -> Vec<K> {
+        let mut v: Vec<(K, f32)> = self
+            .voices
+            .iter()
+            .filter(|(k, v)| {
+                self.dominant == Some(**k)
+                    || v.spoke
+                        .is_some_and(|t| now.saturating_duration_since(t) <= self.cfg.hangover)
+            })
+            .map(|(k, v)| (*k, v.loudness))
+            .collect();
+        v.sort_by(|a, b| {
+            let dom = |k: &K| self.dominant != Some(*k);
+            dom(&a.0)
+                .cmp(&dom(&b.0))
+                .then(b.1.total_cmp(&a.1))
+                .then(a.0.cmp(&b.0))
+        });
+        v.truncate(self.cfg.max_audible);
+        v.into_iter().map(|(k, _)| k).collect()
     }
 
     pub fn remove(&mut self, who: K) {
@@ -112,6 +154,7 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
                 v.quiet_since.get_or_insert(now);
             } else {
                 v.quiet_since = None;
+                v.spoke = Some(now);
             }
         }
         let dom = self
@@ -168,6 +211,38 @@ impl<K: Copy + Eq + Hash + Ord> SpeakerDetector<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn silent_voices_are_not_audible_and_at_most_three_are() {
+        let t0 = Instant::now();
+        let mut d = SpeakerDetector::new(SpeakerConfig::default());
+        let ms = |v: u64| t0 + Duration::from_millis(v);
+        // Participant 9 is silent (level 127); 1..=4 speak, 4 loudest.
+        for i in 0..50u64 {
+            let t = ms(i * 20);
+            d.on_level(9, 127, t);
+            for who in 1..=4u32 {
+                d.on_level(who, 40 - who as u8 * 5, t);
+            }
+            d.tick(t);
+        }
+        let a = d.audible(ms(1000));
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0], d.dominant().expect("someone dominant"));
+        assert!(!a.contains(&9) && d.knows(9) && !d.knows(77));
+        // Speakers stay audible through a pause shorter than the hangover ...
+        for i in 50..100u64 {
+            d.on_level(9, 127, ms(i * 20));
+            d.tick(ms(i * 20));
+        }
+        assert_eq!(d.audible(ms(2000)).len(), 3);
+        // ... and not after it (the dominant one keeps its place).
+        for i in 100..200u64 {
+            d.on_level(9, 127, ms(i * 20));
+            d.tick(ms(i * 20));
+        }
+        assert!(d.audible(ms(4000)).len() <= 1);
+    }
 
     /// Feed 50 packets/s for `ms` from each (participant, level) and tick every 100 ms;
     /// return the dominant speaker changes with their times (ms from `t0`).

@@ -34,6 +34,10 @@ struct Row {
     minutes: f64,
     audio_only: Duration,
     kbps: f64,
+    /// Which join attempt got media through (the DTLS handshake can lose to 3g-bad).
+    attempts: u64,
+    /// RED packets received (the SFU adds redundancy on lossy links).
+    red: u64,
 }
 
 struct Step {
@@ -144,6 +148,8 @@ async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u
     let step = step_figures(&samples, start, name);
     let own = commune.shared.own_received.load(Ordering::Relaxed)
         + hall.shared.own_received.load(Ordering::Relaxed);
+    weak_row.attempts = commune.shared.attempts.load(Ordering::Relaxed);
+    weak_row.red = commune.shared.red_received.load(Ordering::Relaxed);
     Ok((weak_row, hall_row, step, own))
 }
 
@@ -169,6 +175,7 @@ fn main() -> anyhow::Result<()> {
             vec!["3g-commune".into()]
         };
     }
+    cauhop_tests::init_log();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -177,6 +184,7 @@ fn main() -> anyhow::Result<()> {
         "| profile | subscriber | audio on time | concealed ms/min | freezes/min | audio only | layer changes/min | kbit/s sent | drop → under | recovery → 85 % |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut notes = Vec::new();
     for name in &names {
         let (weak, hall, step, own) = rt.block_on(run(name, secs))?;
         for (who, r) in [(name.as_str(), &weak), ("fibre, same run", &hall)] {
@@ -201,6 +209,14 @@ fn main() -> anyhow::Result<()> {
         if own > 0 {
             println!("!! {own} packets of a subscriber's own media came back to it");
         }
+        notes.push(format!(
+            "{name}: joined on attempt {}; {} audio packets with RED; {:.0} kbit/s sent towards the {name} subscriber",
+            weak.attempts, weak.red, weak.kbps
+        ));
+    }
+    println!();
+    for n in notes {
+        println!("{n}");
     }
     Ok(())
 }

@@ -104,8 +104,18 @@ impl Link {
         profile: &Profile,
         seed: u64,
     ) -> anyhow::Result<Self> {
-        let near = UdpSocket::bind("127.0.0.1:0").await?;
-        let far = UdpSocket::bind("127.0.0.1:0").await?;
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into(), target, profile, seed).await
+    }
+
+    /// The same, with the relay's sockets on `ip` (a test network namespace's address).
+    pub async fn start_on(
+        ip: std::net::IpAddr,
+        target: SocketAddr,
+        profile: &Profile,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let near = UdpSocket::bind((ip, 0)).await?;
+        let far = UdpSocket::bind((ip, 0)).await?;
         let addr = near.local_addr()?;
         let stats = Arc::new(LinkStats::default());
         let st = stats.clone();

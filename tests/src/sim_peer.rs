@@ -23,7 +23,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::media::{Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpWrite};
+use str0m::rtp::{ExtensionValues, RedDecoder, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -141,6 +141,12 @@ pub struct SimShared {
     pub audio_sent: AtomicU64,
     /// Packets received from our own participant number (must stay 0).
     pub own_received: AtomicU64,
+    /// RED-wrapped audio packets received.
+    pub red_received: AtomicU64,
+    /// ICE and DTLS are up.
+    pub connected: std::sync::atomic::AtomicBool,
+    /// Which join attempt connected (1 = the first).
+    pub attempts: AtomicU64,
     /// The bridge's audio-only notices as they arrived: (when, audio only).
     pub bandwidth: Mutex<Vec<(Instant, bool)>>,
     pub bytes_received: AtomicU64,
@@ -173,6 +179,9 @@ fn micros(t: Instant) -> u64 {
 }
 
 const MARK_AUDIO: u8 = b'A';
+const ICE_RETRY: Duration = Duration::from_secs(6);
+const JOIN_ATTEMPTS: u64 = 4;
+const CONNECT_WITHIN: Duration = Duration::from_secs(12);
 const MARK_VIDEO: u8 = b'V';
 
 /// What the signaling task hands the media task.
@@ -197,7 +206,35 @@ async fn next_msg(ws: &mut WsStream) -> anyhow::Result<ServerMsg> {
 }
 
 impl SimPeer {
+    /// Join and wait until the media is connected. A DTLS handshake that a lossy link
+    /// defeated (the flights are retried a few times, then the session is dead) is
+    /// joined afresh, as the web client does when its connection fails; up to
+    /// [`JOIN_ATTEMPTS`] times.
     pub async fn join(ws_url: &str, cfg: SimConfig) -> anyhow::Result<Self> {
+        let mut last = None;
+        for attempt in 1..=JOIN_ATTEMPTS {
+            let peer = Self::join_once(ws_url, cfg.clone()).await?;
+            let shared = peer.shared.clone();
+            let up = crate::wait_for("media connected", CONNECT_WITHIN, || {
+                shared.connected.load(Ordering::Relaxed)
+            })
+            .await;
+            match up {
+                Ok(()) => {
+                    peer.shared.attempts.store(attempt, Ordering::Relaxed);
+                    return Ok(peer);
+                }
+                Err(e) => {
+                    tracing::warn!("sim peer {}: attempt {attempt}: {e}", cfg.name);
+                    let _ = peer.ws_tx.send(ClientMsg::Leave);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
+    }
+
+    async fn join_once(ws_url: &str, cfg: SimConfig) -> anyhow::Result<Self> {
         epoch();
         let (ws, _) = tokio_tungstenite::connect_async(ws_url)
             .await
@@ -240,9 +277,15 @@ impl SimPeer {
         let mut rtc = RtcConfig::new()
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
+            // RED accepted, as Chrome does: the SFU sends it when this link loses packets.
+            .enable_opus(true, true)
             .enable_vp8(true)
             .build(Instant::now());
+        let red_pt = rtc
+            .codec_config()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .and_then(|p| p.red());
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let mut api = rtc.sdp_api();
         let audio_mid = cfg
@@ -298,6 +341,7 @@ impl SimPeer {
             pending,
             audio_mid,
             video_mid,
+            red_pt,
             ws_tx: ws_tx.clone(),
         };
         tasks.push(tokio::spawn(media.run(sig_rx)));
@@ -356,6 +400,7 @@ struct Media {
     pending: Option<SdpPendingOffer>,
     audio_mid: Option<Mid>,
     video_mid: Option<Mid>,
+    red_pt: Option<str0m::media::Pt>,
     ws_tx: mpsc::UnboundedSender<ClientMsg>,
 }
 
@@ -367,12 +412,22 @@ impl Media {
         let start = Instant::now();
         let mut next_audio = start;
         let mut connected = false;
+        // A handshake whose packets a lossy link ate is not retried by ICE itself; like
+        // the web client, restart ICE while the media never came up.
+        let mut next_restart = start + ICE_RETRY;
         loop {
+            if !connected && Instant::now() >= next_restart {
+                next_restart = Instant::now() + ICE_RETRY;
+                self.restart_ice();
+            }
             let timeout = match self.drain(&mut layers, &mut connected) {
                 Some(t) => t,
                 None => return,
             };
             let mut wake = timeout;
+            if !connected {
+                wake = wake.min(next_restart);
+            }
             if connected {
                 wake = wake.min(next_audio);
                 for l in &layers {
@@ -428,6 +483,20 @@ impl Media {
         }
     }
 
+    fn restart_ice(&mut self) {
+        // An offer the bridge set aside (glare) gets no answer: start over.
+        self.pending = None;
+        let mut api = self.rtc.sdp_api();
+        api.ice_restart(true);
+        if let Some((offer, pending)) = api.apply() {
+            tracing::info!("sim peer: no media yet; restarting ICE");
+            self.pending = Some(pending);
+            let _ = self.ws_tx.send(ClientMsg::Offer {
+                sdp: offer.to_sdp_string(),
+            });
+        }
+    }
+
     fn signal(&mut self, s: Sig) {
         match s {
             Sig::Answer(sdp) => {
@@ -472,7 +541,10 @@ impl Media {
                     let _ = self.socket.try_send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Event(e)) => match e {
-                    Event::Connected => *connected = true,
+                    Event::Connected => {
+                        *connected = true;
+                        self.shared.connected.store(true, Ordering::Relaxed);
+                    }
                     Event::KeyframeRequest(req) if Some(req.mid) == self.video_mid => {
                         for (i, l) in self.cfg.layers.iter().enumerate() {
                             if req.rid.is_none_or(|r| r == Rid::from(l.rid))
@@ -482,6 +554,16 @@ impl Media {
                             }
                         }
                         let _ = req.kind == KeyframeRequestKind::Fir;
+                    }
+                    Event::RtpPacket(p) if Some(p.header.payload_type) == self.red_pt => {
+                        // A RED packet: the previous frame again, then this one. A frame
+                        // whose own packet was lost is recovered here.
+                        if let Ok(blocks) = RedDecoder::decode(&p.payload) {
+                            self.shared.red_received.fetch_add(1, Ordering::Relaxed);
+                            for b in blocks {
+                                self.record(b.payload);
+                            }
+                        }
                     }
                     Event::RtpPacket(p) => self.record(&p.payload),
                     _ => {}

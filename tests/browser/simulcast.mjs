@@ -1,0 +1,71 @@
+// Issue 4's browser scenario: a Chromium publisher (fake 720p camera, three simulcast
+// layers from the web client) and a Chromium subscriber whose media goes through the link
+// emulator (`cauhop-link`, profile browser-step: 3 Mbit/s, 250 kbit/s from 20 s, 3 Mbit/s
+// from 40 s). The subscriber's getStats() must show the received frame height fall with
+// the link and rise again after it.
+// Usage: node simulcast.mjs BASE_URL MEETING MEDIA_ADDR RELAY_ADDR LINK_STARTED_MS
+// (prints one JSON line, exit 1 on failure)
+import { launch } from './launch.mjs';
+
+const [base, meeting, media, relay, linkStarted] = process.argv.slice(2);
+const t0 = Number(linkStarted);
+const since = () => (Date.now() - t0) / 1000;
+const [mediaIp, mediaPort] = media.split(':');
+const [relayIp, relayPort] = relay.split(':');
+
+const browser = await launch(base);
+
+async function videoIn(page) {
+  return page.evaluate(async () => {
+    const s = window.cauhop && window.cauhop.stats();
+    if (!s) return null;
+    let best = null;
+    (await s).forEach((x) => {
+      if (x.type === 'inbound-rtp' && (x.kind || x.mediaType) === 'video' && (x.framesDecoded || 0) > 0) {
+        if (!best || x.framesDecoded > best.frames) best = { frames: x.framesDecoded, height: x.frameHeight || 0 };
+      }
+    });
+    return best;
+  });
+}
+
+const result = { ok: false, timeline: [] };
+try {
+  const pub = await (await browser.newContext()).newPage();
+  await pub.goto(`${base}/m/${meeting}?name=Tinh&site=test&autojoin=1`);
+  const subCtx = await browser.newContext();
+  // The subscriber reaches the bridge only through the relay: the bridge's candidate in
+  // every SDP the page receives is replaced by the relay's address.
+  await subCtx.addInitScript(([from, to]) => {
+    const orig = RTCPeerConnection.prototype.setRemoteDescription;
+    RTCPeerConnection.prototype.setRemoteDescription = function (d) {
+      if (d && d.sdp) d = { type: d.type, sdp: d.sdp.split(from).join(to) };
+      return orig.call(this, d);
+    };
+  }, [` ${mediaIp} ${mediaPort} typ`, ` ${relayIp} ${relayPort} typ`]);
+  const sub = await subCtx.newPage();
+  sub.on('console', (m) => { if (m.type() === 'error') console.error(`[sub] ${m.text()}`); });
+  // The subscriber shows the publisher large, as a chair's tile would be.
+  await sub.setViewportSize({ width: 1600, height: 900 });
+  await sub.goto(`${base}/m/${meeting}?name=Xa&site=test&autojoin=1`);
+  while (since() < 60) {
+    const v = await videoIn(sub);
+    result.timeline.push([Math.round(since() * 10) / 10, v ? v.height : 0, v ? v.frames : 0]);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const at = (from, to) => result.timeline.filter((r) => r[0] >= from && r[0] < to).map((r) => r[1]);
+  const before = Math.max(...at(10, 20));
+  const during = at(30, 40);
+  const after = Math.max(...at(48, 60));
+  result.before = before;
+  result.during = Math.max(...during);
+  result.after = after;
+  // Down with the link, up again after it.
+  result.ok = before >= 360 && result.during < before && after >= 360;
+} catch (e) {
+  result.error = String(e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);
