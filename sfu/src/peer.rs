@@ -261,6 +261,10 @@ impl Peer {
         self.rtc.accepts(input)
     }
 
+    pub(crate) fn red_on(&self) -> bool {
+        self.red.on()
+    }
+
     pub(crate) fn send_event(&self, e: SfuEvent) {
         let _ = self.events.send(e);
     }
@@ -1014,10 +1018,10 @@ impl Peer {
                 payload = p;
             }
         } else {
+            // str0m keeps RED on a codec's params only if the remote accepted it.
             let red_pt = *t.red_pt.get_or_insert_with(|| {
-                let local = self.rtc.codec_config().match_params(*params)?.red()?;
-                let accepted = self.rtc.media(mid)?.remote_pts().contains(&local);
-                accepted.then_some(*local)
+                let red = self.rtc.codec_config().match_params(*params)?.red()?;
+                Some(*red)
             });
             let ts = packet.header.timestamp;
             if self.red.on()

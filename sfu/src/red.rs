@@ -94,9 +94,16 @@ mod tests {
         // 1 % loss neither turns it off nor counts as clean.
         assert_eq!(r.sample(t0 + Duration::from_secs(5), Some(0.01)), None);
         for s in 6..15 {
-            assert_eq!(r.sample(t0 + Duration::from_secs(s), Some(0.0)), None, "{s}");
+            assert_eq!(
+                r.sample(t0 + Duration::from_secs(s), Some(0.0)),
+                None,
+                "{s}"
+            );
         }
-        assert_eq!(r.sample(t0 + Duration::from_secs(16), Some(0.0)), Some(false));
+        assert_eq!(
+            r.sample(t0 + Duration::from_secs(16), Some(0.0)),
+            Some(false)
+        );
         assert!(!r.on());
     }
 
@@ -110,7 +117,10 @@ mod tests {
         assert_eq!(blocks[0].payload, &[1, 2, 3]);
         assert_eq!(&*primary(&red).expect("primary"), &[4, 5]);
         // Without a previous frame: a RED packet with the primary only.
-        assert_eq!(&*primary(&encode(111, &[9], 0, None)).expect("primary"), &[9]);
+        assert_eq!(
+            &*primary(&encode(111, &[9], 0, None)).expect("primary"),
+            &[9]
+        );
         assert!(primary(&[0x80]).is_none(), "truncated header");
     }
 }

@@ -165,7 +165,10 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
         c.len()
     );
     assert!(c.iter().all(|l| *l == 0), "the commune got a larger layer");
-    assert!(on_low >= 100, "the commune's video stalled: {on_low} packets");
+    assert!(
+        on_low >= 100,
+        "the commune's video stalled: {on_low} packets"
+    );
     assert!(layers_since(&hall).iter().rev().take(100).all(|l| *l == 2));
     assert!(recent_audio(&commune, &publisher, Duration::from_secs(1)) >= 40);
     println!("fibre reached 720p at {:.1} s", fibre_at.as_secs_f64());
@@ -201,7 +204,10 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
     );
     let audio = recent_audio(&commune, &publisher, Duration::from_secs(2));
     assert!(audio >= 85, "{audio} audio packets in 2 s on 100 kbit/s");
-    let red = commune.shared.red_received.load(std::sync::atomic::Ordering::Relaxed);
+    let red = commune
+        .shared
+        .red_received
+        .load(std::sync::atomic::Ordering::Relaxed);
     println!("RED packets to the commune so far: {red}");
     // The hall did not notice.
     assert_eq!(recent_layer(&hall, &publisher, window), Some(2));

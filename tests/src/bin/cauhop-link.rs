@@ -25,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .context("--target")?;
     let profile = profile(&arg(&args, "--profile").context(usage)?)?;
-    let seed = arg(&args, "--seed").map_or(Ok(1), |s| s.parse()).context("--seed")?;
+    let seed = arg(&args, "--seed")
+        .map_or(Ok(1), |s| s.parse())
+        .context("--seed")?;
     let link = Link::start_on(ip, target, &profile, seed).await?;
     println!("relay {}", link.addr);
     std::future::pending::<()>().await;
