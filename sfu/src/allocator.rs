@@ -54,6 +54,11 @@ pub struct AllocConfig {
     /// read low, and the chair's small picture is worth a fuller queue; a real capacity
     /// drop goes well below it.
     pub floor_tolerance: f64,
+    /// Video resumes after audio only when the estimate is this many times what audio and
+    /// the first picture need (and a dwell has passed). Together with the tolerance the
+    /// band is 0.8-1.1: wide enough that a noisy estimate does not toggle it, narrow
+    /// enough that a 3G link whose estimate reads low still gets its picture back.
+    pub resume_factor: f64,
 }
 
 impl Default for AllocConfig {
@@ -64,6 +69,7 @@ impl Default for AllocConfig {
             dwell: Duration::from_secs(4),
             last_n: 6,
             floor_tolerance: 0.8,
+            resume_factor: 1.1,
         }
     }
 }
@@ -136,10 +142,11 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
                 !shown.is_empty() && (estimate as f64) < floor as f64 * self.cfg.floor_tolerance
             }
             Some(since) => {
-                !(estimate as f64 >= floor as f64 * self.cfg.headroom
+                !(estimate as f64 >= floor as f64 * self.cfg.resume_factor
                     && now.saturating_duration_since(since) >= self.cfg.dwell)
             }
         };
+        let resumed = !audio_only && self.audio_only_since.is_some();
         if audio_only && self.audio_only_since.is_none() {
             self.audio_only_since = Some(now);
         } else if !audio_only {
@@ -187,6 +194,11 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             while cost(&chosen) > video_budget && chosen[i].is_some() {
                 chosen[i] = chosen[i].and_then(|j| j.checked_sub(1));
             }
+        }
+        // Leaving audio only means the first picture comes back (its lowest layer), even
+        // below the upgrade headroom: that is what the resume threshold was for.
+        if resumed && let Some(first) = chosen.first_mut() {
+            first.get_or_insert(0);
         }
         // Then, in priority order, each source may rise as far as the cautious budget
         // allows without pushing anyone else down; a source that changed less than a
@@ -383,6 +395,28 @@ mod tests {
             layer_of(&a.allocate(s(4200), 2_000_000, 1, &sources), 1),
             Some(2)
         );
+    }
+
+    #[test]
+    fn the_first_picture_is_kept_a_little_below_its_cost_then_audio_only() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let t0 = Instant::now();
+        let sources = [src(1, Priority::Chair, 720)];
+        // Audio 40k + 180p 150k = 190k needed; a low-reading 3G estimate of 170k keeps
+        // the chair's small picture (over by one layer, within the tolerance) ...
+        let r = a.allocate(t0, 400_000, 1, &sources);
+        assert_eq!(layer_of(&r, 1), Some(0));
+        let r = a.allocate(t0 + Duration::from_millis(100), 170_000, 1, &sources);
+        assert_eq!(layer_of(&r, 1), Some(0));
+        assert!(!r.audio_only);
+        // ... a real drop (below 0.8 x 190k) does not.
+        let r = a.allocate(t0 + Duration::from_millis(200), 140_000, 1, &sources);
+        assert!(r.audio_only);
+        assert_eq!(layer_of(&r, 1), None);
+        // Back at 1.1 x what it needs, after the dwell: the picture returns.
+        let r = a.allocate(t0 + Duration::from_secs(5), 215_000, 1, &sources);
+        assert!(!r.audio_only);
+        assert_eq!(layer_of(&r, 1), Some(0));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Queueing delay above the path's floor that means the queue is filling.
-pub const QUEUE_DELAY: Duration = Duration::from_millis(200);
+pub const QUEUE_DELAY: Duration = Duration::from_millis(150);
 /// TWCC-reported loss over the last second that means congestion, not random loss.
 pub const LOSS: f32 = 0.10;
 /// How long the round-trip floor is remembered (a route change resets it after this).

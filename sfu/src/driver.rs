@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::allocator::{Priority, VideoSource};
+use crate::budget::site_shares;
 use crate::handle::{Command, OfferOutcome, SfuEvent, SfuHandle, SfuStats, ViewHints};
 use crate::peer::{Peer, Propagated, PublishedLayers, TrackKey};
 use crate::probe::{self, ProbeServer};
@@ -590,22 +591,12 @@ impl Rooms {
             .filter(|p| p.options.chair)
             .map(|p| p.id)
             .collect();
-        // A site's configured downlink is shared by everyone at the site.
-        let mut at_site: HashMap<&str, u32> = HashMap::new();
-        for p in self.peers.values() {
-            if let Some((site, _)) = &p.options.site {
-                *at_site.entry(site.as_str()).or_default() += 1;
-            }
-        }
-        let shares: HashMap<ParticipantId, u32> = self
-            .peers
-            .values()
-            .filter_map(|p| {
-                let (site, kbps) = p.options.site.as_ref()?;
-                let n = at_site.get(site.as_str()).copied().unwrap_or(1).max(1);
-                Some((p.id, kbps.saturating_mul(1000) / n))
-            })
-            .collect();
+        // A site's configured downlink is shared by everyone at the site (`budget.rs`).
+        let shares = site_shares(
+            self.peers
+                .values()
+                .filter_map(|p| Some((p.id, p.options.site.as_ref()?))),
+        );
         for p in self.peers.values_mut() {
             let (audio, video) = p.subscribed();
             let audio = audio

@@ -10,6 +10,7 @@
 //! only RTP header fields are rewritten per subscriber.
 
 pub mod allocator;
+pub mod budget;
 mod config;
 pub mod congestion;
 mod driver;

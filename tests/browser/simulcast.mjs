@@ -57,6 +57,8 @@ try {
   const before = Math.max(...at(10, 20));
   const during = at(30, 40);
   const after = Math.max(...at(48, 60));
+  // Where the received height changed, for the log: [seconds since the link started, height].
+  result.changes = result.timeline.filter((r, i, a) => i === 0 || r[1] !== a[i - 1][1]).map((r) => [r[0], r[1]]);
   result.before = before;
   result.during = Math.max(...during);
   result.after = after;
@@ -67,5 +69,6 @@ try {
 } finally {
   await browser.close();
 }
+delete result.timeline;
 console.log(JSON.stringify(result));
 process.exit(result.ok ? 0 : 1);
