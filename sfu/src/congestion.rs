@@ -18,6 +18,10 @@ pub const QUEUE_DELAY: Duration = Duration::from_millis(150);
 pub const LOSS: f32 = 0.10;
 /// How long the round-trip floor is remembered (a route change resets it after this).
 const FLOOR_WINDOW: Duration = Duration::from_secs(10);
+/// A path stays "congested" this long after its last sign: on a link at the edge of its
+/// capacity the signs come and go, and each gap would otherwise let the averaged (higher)
+/// estimate bring the video back into a queue that is still full.
+pub const HOLD: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Default)]
 pub struct CongestionDetector {
@@ -25,6 +29,7 @@ pub struct CongestionDetector {
     /// the minimum over the window.
     floor: VecDeque<(Instant, Duration)>,
     congested: bool,
+    last_sign: Option<Instant>,
 }
 
 impl CongestionDetector {
@@ -47,7 +52,12 @@ impl CongestionDetector {
             (Some(r), Some((_, min))) => r.saturating_sub(*min) >= QUEUE_DELAY,
             _ => false,
         };
-        self.congested = queueing || loss.is_some_and(|l| l >= LOSS);
+        if queueing || loss.is_some_and(|l| l >= LOSS) {
+            self.last_sign = Some(now);
+        }
+        self.congested = self
+            .last_sign
+            .is_some_and(|t| now.saturating_duration_since(t) < HOLD);
         self.congested
     }
 
@@ -80,7 +90,9 @@ mod tests {
         assert!(d.sample(t0 + ms(10_200), Some(ms(550)), Some(0.03)));
         // Heavy loss alone.
         assert!(d.sample(t0 + ms(10_400), Some(ms(310)), Some(0.2)));
-        assert!(!d.sample(t0 + ms(10_600), Some(ms(310)), Some(0.02)));
+        // Held for a while after the last sign, then clear.
+        assert!(d.sample(t0 + ms(10_600), Some(ms(310)), Some(0.02)));
+        assert!(!d.sample(t0 + ms(14_600), Some(ms(310)), Some(0.02)));
     }
 
     #[test]
@@ -90,7 +102,7 @@ mod tests {
         d.sample(t0, Some(ms(20)), None);
         // The route changed to a longer one: congested at first, then the new normal.
         assert!(d.sample(t0 + ms(1000), Some(ms(300)), None));
-        for i in 0..60u64 {
+        for i in 0..80u64 {
             d.sample(t0 + ms(2000 + 200 * i), Some(ms(300)), None);
         }
         assert!(!d.congested());

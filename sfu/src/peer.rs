@@ -157,8 +157,10 @@ const RTX_PACKETS: usize = 1024;
 const RTX_MAX_AGE: Duration = Duration::from_millis(1000);
 const RTX_RATIO_CAP: f32 = 0.15;
 
-/// What a subscriber that gives no bandwidth feedback is assumed to carry.
-const UNMEASURED_BPS: u32 = 1_000_000;
+/// What a subscriber that gives no bandwidth feedback at all (no TWCC, no REMB) is
+/// assumed to carry after [`UNMEASURED_AFTER`]: audio and one small picture.
+const UNMEASURED_BPS: u32 = 300_000;
+const UNMEASURED_AFTER: Duration = Duration::from_secs(10);
 
 /// How long a participant whose media path went silent keeps its session. Browsers and
 /// webrtc-rs declare ICE failed after ~25-30 s; the agent restarts ICE before that.
@@ -714,13 +716,16 @@ impl Peer {
         let bps = match (self.raw_estimate, smoothed) {
             (Some(r), Some(s)) if self.congestion.congested() => Some(r.min(s)),
             (_, Some(s)) => Some(s),
-            (r, None) => r,
+            // Before the first estimate the raw value is only str0m's starting guess: on a
+            // 200 kbit/s link whose feedback is slow to come through it sent video into
+            // a full queue for 8 s (measured). No video until the link has been measured.
+            (_, None) => None,
         };
         if let Some(bps) = bps {
             return Some(bps.min(u64::from(u32::MAX)) as u32);
         }
         let since = self.connected_at?;
-        (now.saturating_duration_since(since) >= Duration::from_secs(3)).then_some(UNMEASURED_BPS)
+        (now.saturating_duration_since(since) >= UNMEASURED_AFTER).then_some(UNMEASURED_BPS)
     }
 
     /// Run the allocator and apply its choice: each video track's layer, audio only, and

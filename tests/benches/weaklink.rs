@@ -132,13 +132,36 @@ async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u
     let hall = SimPeer::join(&url, cfg).await?;
 
     let mut samples = Vec::new();
+    let mut sfu_view = Vec::new();
     let end = start + Duration::from_secs(secs);
+    let mut next_view = Instant::now();
     while Instant::now() < end {
         samples.push((
             Instant::now(),
             weak.stats.down_bytes_offered.load(Ordering::Relaxed),
         ));
+        if Instant::now() >= next_view {
+            next_view += Duration::from_secs(2);
+            // What the SFU thought of the weak subscriber, every 2 s.
+            if let Ok(st) = bridge.sfu.stats().await
+                && let Some(p) = st.peers.iter().find(|p| p.participant == commune.id)
+            {
+                sfu_view.push(format!(
+                    "{:.0}s est {}/{} kbit/s{}{} alloc {}{}",
+                    start.elapsed().as_secs_f64(),
+                    p.bwe_kbps.map_or("-".into(), |v| v.to_string()),
+                    p.bwe_raw_kbps.map_or("-".into(), |v| v.to_string()),
+                    if p.congested { " congested" } else { "" },
+                    if p.red { " red" } else { "" },
+                    p.allocated_kbps,
+                    if p.audio_only { " audio-only" } else { "" },
+                ));
+            }
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if std::env::var_os("CAUHOP_BENCH_VERBOSE").is_some() {
+        println!("{name}: {}", sfu_view.join(" | "));
     }
     let from = start + WARMUP;
     let to = Instant::now() - Duration::from_secs(1);
