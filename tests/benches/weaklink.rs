@@ -162,6 +162,33 @@ async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u
     }
     if std::env::var_os("CAUHOP_BENCH_VERBOSE").is_some() {
         println!("{name}: {}", sfu_view.join(" | "));
+        // One-way audio delay from the speaker, after warm-up: where late frames come from.
+        let r = commune.from(&pubs[0]);
+        let mut d: Vec<u64> = r
+            .audio
+            .iter()
+            .filter(|a| a.at >= start + WARMUP)
+            .map(|a| {
+                a.at.saturating_duration_since(cauhop_tests::sim_peer::epoch())
+                    .as_millis() as u64
+                    - a.sent_us / 1000
+            })
+            .collect();
+        d.sort_unstable();
+        let q = |f: f64| {
+            d.get(((d.len() as f64 - 1.0) * f) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        println!(
+            "{name}: speaker audio delay ms p0 {} p50 {} p90 {} p99 {} max {} ({} frames)",
+            q(0.0),
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(1.0),
+            d.len()
+        );
     }
     let from = start + WARMUP;
     let to = Instant::now() - Duration::from_secs(1);
