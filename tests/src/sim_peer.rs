@@ -465,16 +465,16 @@ impl Media {
                                 next_audio = now + Duration::from_millis(20);
                             }
                         }
-                        for i in 0..layers.len() {
-                            let due = layers[i].next_frame.unwrap_or(now);
+                        for (i, st) in layers.iter_mut().enumerate() {
+                            let due = st.next_frame.unwrap_or(now);
                             if now >= due {
-                                self.send_frame(i, &mut layers[i], now);
+                                self.send_frame(i, st, now);
                                 let step = Duration::from_secs(1) / self.cfg.layers[i].fps.max(1);
                                 let mut next = due + step;
                                 if next < now {
                                     next = now + step;
                                 }
-                                layers[i].next_frame = Some(next);
+                                st.next_frame = Some(next);
                             }
                         }
                     }
