@@ -9,6 +9,7 @@ pub mod link;
 pub mod peer;
 pub mod profiles;
 pub mod reception;
+pub mod signal;
 pub mod sim_peer;
 
 /// Wait until `cond` holds, polling every 50 ms; `Err` with `what` after `timeout`.

@@ -11,11 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use webrtc::api::APIBuilder;
 use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
@@ -35,6 +33,7 @@ use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 
 use crate::link::Link;
+use crate::signal;
 
 /// What one subscriber got from one publisher.
 #[derive(Debug, Default, Clone)]
@@ -140,37 +139,20 @@ impl TestPeer {
             Credentials::Token(t) => (Some(t), None),
             Credentials::DeviceKey(k) => (None, Some(k)),
         };
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
-            .await
-            .context("websocket")?;
-        let (mut ws_sink, mut ws_stream) = ws.split();
-        let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMsg>();
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(async move {
-            while let Some(m) = ws_rx.recv().await {
-                let Ok(text) = serde_json::to_string(&m) else {
-                    continue;
-                };
-                if ws_sink.send(Message::Text(text.into())).await.is_err() {
-                    break;
-                }
-            }
-        }));
-        ws_tx.send(ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            meeting: meeting.into(),
-            name: name.into(),
-            site: "test".into(),
-            token,
-            key,
-        })?;
-        let id = loop {
-            match next_msg(&mut ws_stream).await? {
-                ServerMsg::Welcome { participant, .. } => break participant,
-                ServerMsg::Error { message, .. } => bail!("join refused: {message}"),
-                _ => {}
-            }
-        };
+        let joined = signal::join(
+            ws_url,
+            ClientMsg::Join {
+                v: PROTOCOL_VERSION,
+                meeting: meeting.into(),
+                name: name.into(),
+                site: "test".into(),
+                token,
+                key,
+            },
+        )
+        .await?;
+        let (id, ws_tx, mut ws_stream) = (joined.participant, joined.tx, joined.rx);
+        let mut tasks = vec![joined.writer];
 
         let pc = new_pc().await?;
         let shared = Arc::new(Shared::default());
@@ -255,7 +237,7 @@ impl TestPeer {
         let (pc2, sh, tx2) = (pc.clone(), shared.clone(), ws_tx.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let Ok(msg) = next_msg(&mut ws_stream).await else {
+                let Ok(msg) = signal::next_msg(&mut ws_stream).await else {
                     break;
                 };
                 if let Ok(mut m) = sh.messages.lock() {
@@ -351,21 +333,6 @@ async fn answer_offer(
     let local = pc.local_description().await.context("no local answer")?;
     tx.send(ClientMsg::Answer { sdp: local.sdp })?;
     Ok(())
-}
-
-type WsStream = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
->;
-
-async fn next_msg(ws: &mut WsStream) -> anyhow::Result<ServerMsg> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
-            Some(Ok(Message::Close(_))) | None => bail!("websocket closed"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-        }
-    }
 }
 
 /// 50 audio packets and 30 two-packet video frames per second; a keyframe every 2 s or

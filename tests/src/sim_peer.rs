@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
-use futures_util::{SinkExt, StreamExt};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
@@ -27,9 +26,9 @@ use str0m::rtp::{ExtensionValues, RedDecoder, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::link::Link;
+use crate::signal;
 
 /// One simulcast layer to publish.
 #[derive(Debug, Clone, Copy)]
@@ -190,21 +189,6 @@ enum Sig {
     Offer(String),
 }
 
-type WsStream = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
->;
-
-async fn next_msg(ws: &mut WsStream) -> anyhow::Result<ServerMsg> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
-            Some(Ok(Message::Close(_))) | None => bail!("websocket closed"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-        }
-    }
-}
-
 impl SimPeer {
     /// Join and wait until the media is connected. A DTLS handshake that a lossy link
     /// defeated (the flights are retried a few times, then the session is dead) is
@@ -236,37 +220,20 @@ impl SimPeer {
 
     async fn join_once(ws_url: &str, cfg: SimConfig) -> anyhow::Result<Self> {
         epoch();
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
-            .await
-            .context("websocket")?;
-        let (mut ws_sink, mut ws_stream) = ws.split();
-        let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMsg>();
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(async move {
-            while let Some(m) = ws_rx.recv().await {
-                let Ok(text) = serde_json::to_string(&m) else {
-                    continue;
-                };
-                if ws_sink.send(Message::Text(text.into())).await.is_err() {
-                    break;
-                }
-            }
-        }));
-        ws_tx.send(ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            meeting: cfg.meeting.clone(),
-            name: cfg.name.clone(),
-            site: "sim".into(),
-            token: None,
-            key: None,
-        })?;
-        let id = loop {
-            match next_msg(&mut ws_stream).await? {
-                ServerMsg::Welcome { participant, .. } => break participant,
-                ServerMsg::Error { message, .. } => bail!("join refused: {message}"),
-                _ => {}
-            }
-        };
+        let joined = signal::join(
+            ws_url,
+            ClientMsg::Join {
+                v: PROTOCOL_VERSION,
+                meeting: cfg.meeting.clone(),
+                name: cfg.name.clone(),
+                site: "sim".into(),
+                token: None,
+                key: None,
+            },
+        )
+        .await?;
+        let (id, ws_tx, mut ws_stream) = (joined.participant, joined.tx, joined.rx);
+        let mut tasks = vec![joined.writer];
         let number: u64 = id
             .strip_prefix('p')
             .and_then(|n| n.parse().ok())
@@ -314,7 +281,7 @@ impl SimPeer {
         let (sig_tx, sig_rx) = mpsc::unbounded_channel::<Sig>();
         let (sh, link) = (shared.clone(), cfg.link.clone());
         tasks.push(tokio::spawn(async move {
-            while let Ok(msg) = next_msg(&mut ws_stream).await {
+            while let Ok(msg) = signal::next_msg(&mut ws_stream).await {
                 if let Ok(mut m) = sh.messages.lock() {
                     m.push(msg.clone());
                 }
@@ -362,6 +329,30 @@ impl SimPeer {
             .ok()
             .and_then(|r| r.get(&publisher.number).cloned())
             .unwrap_or_default()
+    }
+
+    /// The largest layer of `publisher`'s video that arrived within `within` (None: no
+    /// video lately).
+    pub fn recent_layer(&self, publisher: &SimPeer, within: Duration) -> Option<u8> {
+        let now = Instant::now();
+        self.from(publisher)
+            .video
+            .iter()
+            .rev()
+            .take_while(|v| now.duration_since(v.at) < within)
+            .map(|v| v.layer)
+            .max()
+    }
+
+    /// Audio packets from `publisher` that arrived within `within`.
+    pub fn recent_audio(&self, publisher: &SimPeer, within: Duration) -> usize {
+        let now = Instant::now();
+        self.from(publisher)
+            .audio
+            .iter()
+            .rev()
+            .take_while(|a| now.duration_since(a.at) < within)
+            .count()
     }
 
     pub fn messages(&self) -> Vec<ServerMsg> {

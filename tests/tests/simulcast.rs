@@ -16,28 +16,6 @@ use cauhop_tests::profiles::{Profile, profile};
 use cauhop_tests::sim_peer::{SimConfig, SimPeer};
 use cauhop_tests::wait_for;
 
-/// The layer index of the newest video packets from `from` (None: no video lately).
-fn recent_layer(sub: &SimPeer, from: &SimPeer, within: Duration) -> Option<u8> {
-    let now = Instant::now();
-    sub.from(from)
-        .video
-        .iter()
-        .rev()
-        .take_while(|v| now.duration_since(v.at) < within)
-        .map(|v| v.layer)
-        .max()
-}
-
-fn recent_audio(sub: &SimPeer, from: &SimPeer, within: Duration) -> usize {
-    let now = Instant::now();
-    sub.from(from)
-        .audio
-        .iter()
-        .rev()
-        .take_while(|a| now.duration_since(a.at) < within)
-        .count()
-}
-
 fn bandwidth_notices(sub: &SimPeer) -> Vec<bool> {
     sub.messages()
         .into_iter()
@@ -119,12 +97,12 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
     let window = Duration::from_millis(1500);
     // Both settle before the commune's link drops.
     wait_for("fibre on the 720p layer", drop_at, || {
-        recent_layer(&hall, &publisher, window) == Some(2)
+        hall.recent_layer(&publisher, window) == Some(2)
     })
     .await?;
     let fibre_at = t0.elapsed();
     wait_for("the commune on the 180p layer", drop_at, || {
-        recent_layer(&commune, &publisher, window) == Some(0)
+        commune.recent_layer(&publisher, window) == Some(0)
     })
     .await?;
     let stats = bridge.sfu.stats().await?;
@@ -170,7 +148,7 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
         "the commune's video stalled: {on_low} packets"
     );
     assert!(layers_since(&hall).iter().rev().take(100).all(|l| *l == 2));
-    assert!(recent_audio(&commune, &publisher, Duration::from_secs(1)) >= 40);
+    assert!(commune.recent_audio(&publisher, Duration::from_secs(1)) >= 40);
     println!("fibre reached 720p at {:.1} s", fibre_at.as_secs_f64());
 
     // 100 kbit/s: audio only, said so, and the audio goes on.
@@ -183,7 +161,9 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
     // What was already queued (the link's 500 ms buffer, str0m's pacer now pacing at
     // the lowered estimate, resends asked for before the switch) drains in ~2 s.
     let drained = wait_for("the video to stop", Duration::from_secs(6), || {
-        recent_layer(&commune, &publisher, Duration::from_secs(1)).is_none()
+        commune
+            .recent_layer(&publisher, Duration::from_secs(1))
+            .is_none()
     })
     .await;
     let now_us = cauhop_tests::sim_peer::epoch().elapsed().as_micros() as u64;
@@ -202,7 +182,7 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
         "video stopped {:.1} s after the audio-only notice",
         (t0.elapsed() - audio_only_at).as_secs_f64() - 1.0
     );
-    let audio = recent_audio(&commune, &publisher, Duration::from_secs(2));
+    let audio = commune.recent_audio(&publisher, Duration::from_secs(2));
     assert!(audio >= 85, "{audio} audio packets in 2 s on 100 kbit/s");
     let red = commune
         .shared
@@ -210,7 +190,7 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
         .load(std::sync::atomic::Ordering::Relaxed);
     println!("RED packets to the commune so far: {red}");
     // The hall did not notice.
-    assert_eq!(recent_layer(&hall, &publisher, window), Some(2));
+    assert_eq!(hall.recent_layer(&publisher, window), Some(2));
 
     // Back to 384 kbit/s: video returns by itself.
     wait_for(
@@ -218,7 +198,7 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
         Duration::from_secs(25),
         || {
             bandwidth_notices(&commune).last() == Some(&false)
-                && recent_layer(&commune, &publisher, window) == Some(0)
+                && commune.recent_layer(&publisher, window) == Some(0)
         },
     )
     .await?;

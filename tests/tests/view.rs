@@ -3,24 +3,13 @@
 //! and a publisher's lossy uplink is graded for everyone's tile.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cauhop_protocol::{ClientMsg, ServerMsg, TileView};
 use cauhop_tests::bridge::Bridge;
 use cauhop_tests::link::{Link, LinkProfile};
 use cauhop_tests::sim_peer::{SimConfig, SimPeer};
 use cauhop_tests::wait_for;
-
-fn recent_layer(sub: &SimPeer, from: &SimPeer, within: Duration) -> Option<u8> {
-    let now = Instant::now();
-    sub.from(from)
-        .video
-        .iter()
-        .rev()
-        .take_while(|v| now.duration_since(v.at) < within)
-        .map(|v| v.layer)
-        .max()
-}
 
 fn view(tiles: Vec<(String, u16)>, audio_only: bool, hidden: bool) -> ClientMsg {
     ClientMsg::View {
@@ -69,7 +58,7 @@ async fn the_view_speaker_and_uplink_grade_reach_the_right_places() -> anyhow::R
 
     // No view yet: the speaker's largest layer on loopback.
     wait_for("the 720p layer", Duration::from_secs(15), || {
-        recent_layer(&watcher, &speaker, window) == Some(2)
+        watcher.recent_layer(&speaker, window) == Some(2)
     })
     .await?;
     // Who speaks is announced.
@@ -89,13 +78,13 @@ async fn the_view_speaker_and_uplink_grade_reach_the_right_places() -> anyhow::R
         false,
     ))?;
     wait_for("180p for a small tile", Duration::from_secs(5), || {
-        recent_layer(&watcher, &speaker, window) == Some(0)
+        watcher.recent_layer(&speaker, window) == Some(0)
     })
     .await?;
     // Audio only by choice: no video, and no "your link is weak" notice for it.
     watcher.send(view(vec![], true, false))?;
     wait_for("no video when audio only", Duration::from_secs(5), || {
-        recent_layer(&watcher, &speaker, window).is_none()
+        watcher.recent_layer(&speaker, window).is_none()
     })
     .await?;
     let audio = watcher.from(&speaker).audio.len();
@@ -114,10 +103,10 @@ async fn the_view_speaker_and_uplink_grade_reach_the_right_places() -> anyhow::R
     // A hidden page gets no video either; visible again with a large tile, 720p again.
     watcher.send(view(vec![(speaker.id.clone(), 1080)], false, true))?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(recent_layer(&watcher, &speaker, window).is_none());
+    assert!(watcher.recent_layer(&speaker, window).is_none());
     watcher.send(view(vec![(speaker.id.clone(), 1080)], false, false))?;
     wait_for("720p again", Duration::from_secs(8), || {
-        recent_layer(&watcher, &speaker, window) == Some(2)
+        watcher.recent_layer(&speaker, window) == Some(2)
     })
     .await?;
     // The quiet site is silent: its audio is not forwarded at all.

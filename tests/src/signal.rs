@@ -1,0 +1,69 @@
+//! The WebSocket half of a test participant: connect, send `join`, wait for `welcome`.
+//! Shared by the webrtc-rs peer (`peer.rs`) and the str0m peer (`sim_peer.rs`), which
+//! differ only in their media stack.
+
+use anyhow::{Context, bail};
+use cauhop_protocol::{ClientMsg, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+pub type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// A joined signaling session.
+pub struct Joined {
+    pub participant: String,
+    /// Messages to the server (a task writes them to the socket).
+    pub tx: mpsc::UnboundedSender<ClientMsg>,
+    /// What the server sends after `welcome`.
+    pub rx: WsStream,
+    pub writer: tokio::task::JoinHandle<()>,
+}
+
+/// Connect to `ws_url`, send `join`, and wait for `welcome` (a refusal is an error with
+/// the server's sentence).
+pub async fn join(ws_url: &str, join: ClientMsg) -> anyhow::Result<Joined> {
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .context("websocket")?;
+    let (mut sink, mut rx) = ws.split();
+    let (tx, mut out) = mpsc::unbounded_channel::<ClientMsg>();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out.recv().await {
+            let Ok(text) = serde_json::to_string(&m) else {
+                continue;
+            };
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    tx.send(join)?;
+    let participant = loop {
+        match next_msg(&mut rx).await? {
+            ServerMsg::Welcome { participant, .. } => break participant,
+            ServerMsg::Error { message, .. } => bail!("join refused: {message}"),
+            _ => {}
+        }
+    };
+    Ok(Joined {
+        participant,
+        tx,
+        rx,
+        writer,
+    })
+}
+
+/// The next protocol message; other frames are skipped.
+pub async fn next_msg(ws: &mut WsStream) -> anyhow::Result<ServerMsg> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
+            Some(Ok(Message::Close(_))) | None => bail!("websocket closed"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}
