@@ -1,13 +1,16 @@
-//! The bitrate of one incoming stream over the last second, in 100 ms bins.
+//! The bitrate of one incoming stream over the last two seconds, in 100 ms bins.
 //!
 //! The allocator prices each simulcast layer at what the publisher actually sends on it
 //! (a camera in a dark room sends far less than the nominal rate, a screen share spikes),
-//! and a layer that sent nothing for a second is not offered at all: the publisher's own
-//! estimate has turned it off. Pure: time is passed in.
+//! and a layer that sent nothing for two seconds is not offered at all: the publisher's
+//! own estimate has turned it off. Two seconds, not one: the keyframes every new
+//! subscriber asks for would otherwise price a 150 kbit/s layer at twice that for a moment
+//! (measured: a commune put on audio only at the start of a meeting). Pure: time is
+//! passed in.
 
 use std::time::{Duration, Instant};
 
-const BINS: usize = 10;
+const BINS: usize = 20;
 const BIN: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
@@ -52,11 +55,12 @@ impl RateMeter {
         *b = b.saturating_add(bytes as u32);
     }
 
-    /// Bits per second over the last second.
+    /// Bits per second over the last two seconds.
     pub fn bps(&mut self, now: Instant) -> u32 {
         self.advance(now);
         let bytes: u64 = self.bins.iter().map(|b| u64::from(*b)).sum();
-        (bytes * 8).min(u64::from(u32::MAX)) as u32
+        let window = (BIN * BINS as u32).as_secs_f64();
+        ((bytes * 8) as f64 / window).min(f64::from(u32::MAX)) as u32
     }
 }
 
@@ -74,9 +78,9 @@ mod tests {
         }
         let r = m.bps(t0 + Duration::from_secs(3));
         assert!((450_000..=550_000).contains(&r), "{r}");
-        assert_eq!(m.bps(t0 + Duration::from_millis(4100)), 0);
+        assert_eq!(m.bps(t0 + Duration::from_millis(5100)), 0);
         // And it starts again.
         m.add(t0 + Duration::from_secs(10), 1000);
-        assert_eq!(m.bps(t0 + Duration::from_secs(10)), 8000);
+        assert_eq!(m.bps(t0 + Duration::from_secs(10)), 4000);
     }
 }

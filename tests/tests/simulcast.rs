@@ -105,6 +105,18 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
         commune.recent_layer(&publisher, window) == Some(0)
     })
     .await?;
+    // The commune may spend a moment on audio only while the first keyframes inflate the
+    // layer's price; it must be on 180p before the drop.
+    for _ in 0..40 {
+        let st = bridge.sfu.stats().await?;
+        let on_low = st.peers.iter().any(|p| {
+            p.participant == commune.id && p.forwarding.first().and_then(|f| f.height) == Some(180)
+        });
+        if on_low {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let stats = bridge.sfu.stats().await?;
     for p in &stats.peers {
         println!(
