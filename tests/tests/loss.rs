@@ -44,6 +44,18 @@ async fn video_recovers_through_ten_percent_loss() -> anyhow::Result<()> {
     let a = TestPeer::join(&url, "loss", "A", None).await?;
     let _b = TestPeer::join(&url, "loss", "B", None).await?;
     let lossy = TestPeer::join(&url, "loss", "C (3G)", Some(link.clone())).await?;
+    // A shows only C, large: the allocator then gives A's link to C's video alone, and
+    // what is measured is repair, not how A's estimate shares two cameras.
+    a.send(cauhop_protocol::ClientMsg::View {
+        audio_only: false,
+        low_data: false,
+        hidden: false,
+        tiles: vec![cauhop_protocol::TileView {
+            participant: lossy.id.clone(),
+            height: 720,
+        }],
+        pinned: None,
+    })?;
 
     wait_for(
         "media flowing through the lossy link",
