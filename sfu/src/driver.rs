@@ -492,7 +492,18 @@ impl Rooms {
                 // Silent voices are not forwarded: on a 3G link, fifty muted sites'
                 // comfort noise would cost more than the speaker's video.
                 if params.spec().codec.is_audio() && self.silent.contains(&from) {
-                    return;
+                    // A silent voice that starts speaking is forwarded from this packet
+                    // (if fewer than the cap are speaking), not from the next tick.
+                    let starts = packet.header.ext_vals.audio_level.is_some_and(|l| {
+                        self.speakers
+                            .get(&room)
+                            .is_some_and(|d| d.is_speech(l.unsigned_abs()) && d.room_for(from, now))
+                    });
+                    if !starts {
+                        return;
+                    }
+                    self.silent.remove(&from);
+                    *self.audio_epoch.entry(from).or_default() += 1;
                 }
                 let epoch = self.audio_epoch.get(&from).copied().unwrap_or(0);
                 let mut wants_keyframe = None;
