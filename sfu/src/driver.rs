@@ -89,15 +89,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
     let driver = Driver {
         sockets,
         candidates: media_addrs.clone(),
-        state: Rooms {
-            peers: HashMap::new(),
-            rooms: HashMap::new(),
-            dirty: HashSet::new(),
-            by_addr: HashMap::new(),
-            speakers: HashMap::new(),
-            silent: HashSet::new(),
-            audio_epoch: HashMap::new(),
-        },
+        state: Rooms::default(),
         next_allocate: Instant::now(),
         next_quality: Instant::now(),
         unclaimed: 0,
@@ -165,19 +157,22 @@ struct Driver {
     next_quality: Instant,
 }
 
-/// Every peer, grouped in rooms, and which of them need polling.
-struct Rooms {
-    peers: HashMap<ParticipantId, Peer>,
-    rooms: HashMap<String, Vec<ParticipantId>>,
-    dirty: HashSet<ParticipantId>,
-    by_addr: HashMap<SocketAddr, ParticipantId>,
+/// Every peer, grouped in rooms, and which of them need polling. No sockets and no
+/// clock: the driver (and the forwarding benchmark's in-memory harness) feed it
+/// datagrams and time.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    pub(crate) peers: HashMap<ParticipantId, Peer>,
+    pub(crate) rooms: HashMap<String, Vec<ParticipantId>>,
+    pub(crate) dirty: HashSet<ParticipantId>,
+    pub(crate) by_addr: HashMap<SocketAddr, ParticipantId>,
     /// Per room: who holds the floor, from their audio levels.
-    speakers: HashMap<Arc<str>, SpeakerDetector<ParticipantId>>,
+    pub(crate) speakers: HashMap<Arc<str>, SpeakerDetector<ParticipantId>>,
     /// Publishers whose audio is silent now and not forwarded (`SpeakerDetector::audible`).
-    silent: HashSet<ParticipantId>,
+    pub(crate) silent: HashSet<ParticipantId>,
     /// Per publisher, how often its audio resumed: each resumption is a new source to the
     /// subscribers' rewriters, so their sequence numbers run on without a gap.
-    audio_epoch: HashMap<ParticipantId, u64>,
+    pub(crate) audio_epoch: HashMap<ParticipantId, u64>,
 }
 
 impl Driver {
@@ -189,9 +184,8 @@ impl Driver {
         loop {
             let deadline = self
                 .state
-                .peers
-                .values()
-                .map(|p| p.next_timeout)
+                .next_timeout()
+                .into_iter()
                 .chain(self.probes.next_timeout())
                 .chain([self.next_allocate, self.next_quality])
                 .min()
@@ -226,12 +220,7 @@ impl Driver {
                         self.next_quality = now + QUALITY_EVERY;
                         self.state.sample_quality();
                     }
-                    for p in self.state.peers.values_mut() {
-                        if p.next_timeout <= now {
-                            p.handle_timeout(now);
-                            self.state.dirty.insert(p.id);
-                        }
-                    }
+                    self.state.handle_timeouts(now);
                 }
             }
             self.drain(Instant::now());
@@ -267,51 +256,9 @@ impl Driver {
             }
             return;
         }
-        let Ok(contents) = d.data.as_slice().try_into() else {
-            // Not STUN, DTLS or (S)RTP: someone else's traffic on our port.
+        if !self.state.receive(now, d.source, sock.advertised, &d.data) {
             self.unclaimed += 1;
-            return;
-        };
-        let receive = Receive {
-            proto: Protocol::Udp,
-            source: d.source,
-            destination: sock.advertised,
-            contents,
-        };
-        let input = str0m::Input::Receive(now, receive);
-        // Remember which peer owns a remote address, so the per-packet lookup is one hash
-        // probe instead of asking every peer on the server; `accepts` still confirms it.
-        let cached = self
-            .state
-            .by_addr
-            .get(&d.source)
-            .copied()
-            .filter(|id| self.state.peers.get(id).is_some_and(|p| p.accepts(&input)));
-        let id = match cached {
-            Some(id) => id,
-            None => {
-                let Some(id) = self
-                    .state
-                    .peers
-                    .values()
-                    .find(|p| p.accepts(&input))
-                    .map(|p| p.id)
-                else {
-                    self.unclaimed += 1;
-                    return;
-                };
-                self.state.by_addr.insert(d.source, id);
-                id
-            }
-        };
-        let Some(peer) = self.state.peers.get_mut(&id) else {
-            return;
-        };
-        let str0m::Input::Receive(_, receive) = input else {
-            return;
-        };
-        peer.handle_receive(now, receive);
-        self.state.dirty.insert(peer.id);
+        }
     }
 
     fn handle_command(&mut self, cmd: Command, now: Instant) {
@@ -323,31 +270,15 @@ impl Driver {
                 events,
                 reply,
             } => {
-                if self.state.peers.contains_key(&participant) {
-                    let _ = reply.send(Err(SfuError::AlreadyJoined(participant.to_string())));
-                    return;
-                }
-                let mut peer = Peer::new(
+                let r = self.state.join(
+                    &room,
                     participant,
-                    room.as_str().into(),
+                    options,
                     events,
                     self.candidates.clone(),
                     now,
                 );
-                peer.options = options;
-                let members = self.state.rooms.entry(room.clone()).or_default();
-                for other in members.iter() {
-                    if let Some(o) = self.state.peers.get(other) {
-                        for (key, kind) in o.published() {
-                            peer.add_subscription(key, kind);
-                        }
-                    }
-                }
-                members.push(participant);
-                info!(%participant, %room, "joined media room");
-                self.state.peers.insert(participant, peer);
-                self.state.dirty.insert(participant);
-                let _ = reply.send(Ok(()));
+                let _ = reply.send(r);
             }
             Command::Offer {
                 participant,
@@ -418,11 +349,9 @@ impl Driver {
 
     /// Poll every touched peer until nothing is left to do.
     fn drain(&mut self, now: Instant) {
-        let mut props = Vec::new();
         let sockets = &self.sockets;
         let send_drops = &mut self.send_drops;
-        let state = &mut self.state;
-        let mut transmit = |source: SocketAddr, dest: SocketAddr, data: &[u8]| {
+        self.state.drain(now, |source, dest, data| {
             let sock = sockets
                 .iter()
                 .find(|s| s.advertised == source)
@@ -433,17 +362,125 @@ impl Driver {
                     *send_drops += 1;
                 }
             }
+        });
+    }
+}
+
+impl Rooms {
+    /// A new participant, subscribed to everything its room already publishes.
+    pub(crate) fn join(
+        &mut self,
+        room: &str,
+        participant: ParticipantId,
+        options: crate::JoinOptions,
+        events: mpsc::UnboundedSender<crate::SfuEvent>,
+        candidates: Vec<SocketAddr>,
+        now: Instant,
+    ) -> Result<(), SfuError> {
+        if self.peers.contains_key(&participant) {
+            return Err(SfuError::AlreadyJoined(participant.to_string()));
+        }
+        let mut peer = Peer::new(participant, room.into(), events, candidates, now);
+        peer.options = options;
+        let members = self.rooms.entry(room.to_string()).or_default();
+        for other in members.iter() {
+            if let Some(o) = self.peers.get(other) {
+                for (key, kind) in o.published() {
+                    peer.add_subscription(key, kind);
+                }
+            }
+        }
+        members.push(participant);
+        info!(%participant, %room, "joined media room");
+        self.peers.insert(participant, peer);
+        self.dirty.insert(participant);
+        Ok(())
+    }
+
+    /// Every peer whose timer is due, and every 100 ms the speakers and allocation.
+    pub(crate) fn handle_timeouts(&mut self, now: Instant) {
+        for p in self.peers.values_mut() {
+            if p.next_timeout <= now {
+                p.handle_timeout(now);
+                self.dirty.insert(p.id);
+            }
+        }
+    }
+
+    /// The earliest peer timer.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.peers.values().map(|p| p.next_timeout).min()
+    }
+
+    /// Hand a datagram to the peer it belongs to; `false` if nobody claims it.
+    pub(crate) fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let Ok(contents) = data.try_into() else {
+            // Not STUN, DTLS or (S)RTP: someone else's traffic on our port.
+            return false;
         };
-        while !state.dirty.is_empty() {
-            let batch: Vec<ParticipantId> = state.dirty.drain().collect();
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents,
+        };
+        let input = str0m::Input::Receive(now, receive);
+        // Remember which peer owns a remote address, so the per-packet lookup is one hash
+        // probe instead of asking every peer on the server; `accepts` still confirms it.
+        let cached = self
+            .by_addr
+            .get(&source)
+            .copied()
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let Some(id) = self
+                    .peers
+                    .values()
+                    .find(|p| p.accepts(&input))
+                    .map(|p| p.id)
+                else {
+                    return false;
+                };
+                self.by_addr.insert(source, id);
+                id
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
+        };
+        let str0m::Input::Receive(_, receive) = input else {
+            return false;
+        };
+        peer.handle_receive(now, receive);
+        self.dirty.insert(peer.id);
+        true
+    }
+
+    /// Poll every touched peer until nothing is left to do; datagrams go to `transmit`.
+    pub(crate) fn drain(
+        &mut self,
+        now: Instant,
+        mut transmit: impl FnMut(SocketAddr, SocketAddr, &[u8]),
+    ) {
+        let mut props = Vec::new();
+        while !self.dirty.is_empty() {
+            let batch: Vec<ParticipantId> = self.dirty.drain().collect();
             for id in batch {
-                if let Some(p) = state.peers.get_mut(&id) {
+                if let Some(p) = self.peers.get_mut(&id) {
                     p.negotiate();
                     p.poll(now, &mut transmit, &mut props);
                 }
             }
             for (from, prop) in props.drain(..) {
-                state.propagate(from, prop, now);
+                self.propagate(from, prop, now);
             }
         }
     }
@@ -562,7 +599,7 @@ impl Rooms {
 
 impl Rooms {
     /// Re-evaluate every room's speaker; tell the room when the floor changes.
-    fn tick_speakers(&mut self, now: Instant) {
+    pub(crate) fn tick_speakers(&mut self, now: Instant) {
         for (room, d) in self.speakers.iter_mut() {
             let before = d.dominant();
             d.tick(now);
@@ -589,7 +626,7 @@ impl Rooms {
     }
 
     /// Share every subscriber's link among what it could receive (`allocator.rs`).
-    fn allocate(&mut self, now: Instant) {
+    pub(crate) fn allocate(&mut self, now: Instant) {
         let mut published = Vec::new();
         for p in self.peers.values_mut() {
             p.published_layers(now, &mut published);

@@ -16,6 +16,9 @@ pub mod congestion;
 mod driver;
 mod error;
 mod handle;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod harness;
 pub mod keyframe;
 mod peer;
 pub mod probe;
