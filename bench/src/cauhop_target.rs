@@ -119,7 +119,8 @@ impl CauhopTarget {
         run: Arc<RunShared>,
         ip: IpAddr,
     ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, u64)> {
-        let joined = signal::join(
+        let joined = signal::join_from(
+            Some(ip),
             &self.ws_url,
             ClientMsg::Join {
                 v: PROTOCOL_VERSION,

@@ -339,7 +339,7 @@ impl JanusTarget {
                 None,
             )
             .await?;
-            let offer = loop {
+            let (offer, attached) = loop {
                 let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
                     .await
                     .context("janus: no subscriber offer within 10 s")?
@@ -348,9 +348,28 @@ impl JanusTarget {
                     bail!("janus refused the subscriber: {err}");
                 }
                 if let Some(sdp) = ev["jsep"]["sdp"].as_str() {
-                    break sdp.to_string();
+                    break (sdp.to_string(), ev["plugindata"]["data"]["streams"].clone());
                 }
             };
+            // Thumbnails: the lowest substream of every video not shown large (Janus
+            // numbers substreams by the offer's rid order, highest first, so 2 is the
+            // top layer and its default).
+            let feeds = self.feeds.lock().map(|f| f.clone()).unwrap_or_default();
+            let large: Vec<u64> = role
+                .large
+                .iter()
+                .filter_map(|n| feeds.get(n).copied())
+                .collect();
+            let thumbnails: Vec<Value> = attached
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|s| s["type"] == "video")
+                .filter(|s| s["feed_id"].as_u64().is_some_and(|f| !large.contains(&f)))
+                .filter_map(|s| s["mid"].as_str())
+                .map(|mid| json!({"mid": mid, "substream": 0}))
+                .collect();
             let (out_tx, mut out_rx) = mpsc::unbounded_channel();
             let (in_tx, in_rx) = mpsc::unbounded_channel();
             let receiver = PeerSpec {
@@ -374,6 +393,14 @@ impl JanusTarget {
             )
             .await?;
             self.trickle_done(handle).await?;
+            if !thumbnails.is_empty() {
+                self.message(
+                    handle,
+                    json!({"request": "configure", "streams": thumbnails}),
+                    None,
+                )
+                .await?;
+            }
             tasks.push(tokio::spawn(async move {
                 let _keep = in_tx;
                 while out_rx.recv().await.is_some() {}

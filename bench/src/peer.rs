@@ -75,6 +75,9 @@ pub struct RunShared {
     pub measuring: AtomicBool,
     pub publishing: AtomicBool,
     pub delay: Histogram,
+    /// The same, audio only: str0m paces video at the SFU, never audio, so this is the
+    /// forwarding path without the pacer's queue.
+    pub audio_delay: Histogram,
     pub rx_packets: AtomicU64,
     pub rx_bytes: AtomicU64,
     pub stop: watch::Sender<bool>,
@@ -87,6 +90,7 @@ impl RunShared {
             measuring: AtomicBool::new(false),
             publishing: AtomicBool::new(true),
             delay: Histogram::default(),
+            audio_delay: Histogram::default(),
             rx_packets: AtomicU64::new(0),
             rx_bytes: AtomicU64::new(0),
             stop: watch::channel(false).0,
@@ -114,6 +118,8 @@ pub struct Participant {
     pub last_sent_us: [AtomicU64; 4],
     /// Peer connections up.
     pub connected: AtomicU64,
+    /// Peer connections that died before they were up (a DTLS handshake that timed out).
+    pub never_up: AtomicU64,
     pub failed: AtomicBool,
 }
 
@@ -244,6 +250,9 @@ impl Peer {
         loop {
             let Some(timeout) = self.drain() else {
                 self.me.failed.store(true, Ordering::Relaxed);
+                if !self.connected {
+                    self.me.never_up.fetch_add(1, Ordering::Relaxed);
+                }
                 return;
             };
             let mut wake = timeout;
@@ -391,7 +400,11 @@ impl Peer {
         }
         if self.run.measuring.load(Ordering::Relaxed) {
             let at = self.run.micros(self.rx_at);
-            self.run.delay.record(at.saturating_sub(s.sent_us));
+            let d = at.saturating_sub(s.sent_us);
+            self.run.delay.record(d);
+            if s.stream == AUDIO {
+                self.run.audio_delay.record(d);
+            }
             self.run.rx_packets.fetch_add(1, Ordering::Relaxed);
             self.run
                 .rx_bytes

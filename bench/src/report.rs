@@ -21,6 +21,8 @@ pub struct Report {
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
     pub max_us: u64,
+    /// Audio only (not paced by the SFU): p50, p99, max.
+    pub audio_us: (Option<u64>, Option<u64>, u64),
     /// Packets published over the whole run, all streams.
     pub published: u64,
     /// Over the whole run: the subscribers' ledgers, closed against the publishers.
@@ -137,7 +139,7 @@ impl Report {
             String::new()
         };
         format!(
-            "{} {}: published {} packets; subscribers expected {} (audio {}, video {}), received {}, lost {} ({:.3} %), duplicates {}; own media back {}; setup {:.1} s{}",
+            "{} {}: published {} packets; subscribers expected {} (audio {}, video {}), received {}, lost {} ({:.3} %), duplicates {}; own media back {}; setup {:.1} s; audio delay p50 {} / p99 {} / max {} µs{}",
             self.sfu,
             self.scenario,
             self.published,
@@ -150,6 +152,9 @@ impl Report {
             self.total.duplicates,
             self.own,
             self.setup_secs,
+            self.audio_us.0.map_or("-".into(), |v| v.to_string()),
+            self.audio_us.1.map_or("-".into(), |v| v.to_string()),
+            self.audio_us.2,
             worst,
         )
     }

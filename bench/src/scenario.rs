@@ -48,6 +48,10 @@ pub struct Role {
     /// Publishers it receives (Janus subscribes to feeds by name; cauhop sends what its
     /// allocation chooses from the whole room).
     pub follows: Vec<u32>,
+    /// Publishers it shows large (top layer); the rest as thumbnails (lowest layer).
+    /// cauhop's allocator decides this itself (speaker large, last-N thumbnails); Janus
+    /// clients ask for it, so they are told the same.
+    pub large: Vec<u32>,
 }
 
 impl Role {
@@ -93,6 +97,7 @@ impl Scenario {
                         number: i as u32 + 1,
                         spec: camera(level(i, 1)),
                         follows: all.iter().copied().filter(|&n| n != i as u32 + 1).collect(),
+                        large: vec![1],
                     })
                     .collect()
             }
@@ -104,6 +109,7 @@ impl Scenario {
                         number: i as u32 + 1,
                         spec: camera(level(i, 1)),
                         follows: Vec::new(),
+                        large: Vec::new(),
                     })
                     .collect();
                 roles.extend((0..self.n).map(|i| Role {
@@ -113,6 +119,7 @@ impl Scenario {
                         layers: Vec::new(),
                     },
                     follows: pubs.clone(),
+                    large: pubs.clone(),
                 }));
                 roles
             }
@@ -129,6 +136,7 @@ impl Scenario {
                         // speakers, or every site would receive N-1 streams.
                         // A speaker hears the other speakers; alone, it follows nobody.
                         follows: (1..=s as u32).filter(|&n| n != i as u32 + 1).collect(),
+                        large: Vec::new(),
                     })
                     .collect()
             }
@@ -163,9 +171,13 @@ impl Target {
         }
     }
 
-    /// Where the clients' media sockets bind.
-    fn client_ip(&self, loopback: IpAddr) -> IpAddr {
+    /// Where a client's sockets bind: for cauhop its own loopback address per site (the
+    /// bridge limits joins per address, as it should for 100 communes on 100 links).
+    fn client_ip(&self, loopback: IpAddr, number: u32) -> IpAddr {
         match self {
+            Target::Cauhop(_) if loopback == IpAddr::from([127, 0, 0, 1]) => {
+                IpAddr::from([127, 0, (number / 200) as u8, (number % 200) as u8 + 10])
+            }
             Target::Cauhop(_) => loopback,
             Target::Janus(_) => IpAddr::from(crate::janus::MEDIA_IP),
         }
@@ -179,7 +191,7 @@ impl Target {
         run: Arc<RunShared>,
         ip: IpAddr,
     ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, u64)> {
-        let ip = self.client_ip(ip);
+        let ip = self.client_ip(ip, role.number);
         match self {
             // One peer connection does both: publishers join first, then the others.
             Target::Cauhop(t) => {
@@ -241,6 +253,7 @@ pub async fn run(target: &Target, scenario: &Scenario, opt: &RunOptions) -> anyh
     let started = Instant::now();
     let mut tasks = Vec::new();
     let mut pcs = 0;
+    let mut problems = Vec::new();
     // Publishers first, all of them up before anyone subscribes: Janus subscribers name
     // the feeds they want, and Janus offers a feed only once its media flows.
     for phase in [Phase::Publish, Phase::Subscribe] {
@@ -256,9 +269,20 @@ pub async fn run(target: &Target, scenario: &Scenario, opt: &RunOptions) -> anyh
                 tasks.extend(t);
                 pcs += n;
             }
+            // Each wave's handshakes finish before the next starts, as sites trickle in
+            // before a meeting; 300 DTLS handshakes at once on two cores time out.
+            if let Err(e) = wait_connected(&people, pcs, target.name()).await {
+                problems.push(e.to_string());
+            }
         }
         say(format!("{phase:?}: {joined} joined"));
-        wait_connected(&people, pcs, target.name()).await?;
+    }
+    let up: u64 = people
+        .iter()
+        .map(|p| p.connected.load(Ordering::Relaxed))
+        .sum();
+    if up == 0 {
+        bail!("{}: no peer connection came up", target.name());
     }
     wait_connected(&people, pcs, target.name()).await?;
     let setup = started.elapsed();
@@ -301,8 +325,14 @@ pub async fn run(target: &Target, scenario: &Scenario, opt: &RunOptions) -> anyh
         p50_us: run.delay.quantile(0.5),
         p99_us: run.delay.quantile(0.99),
         max_us: run.delay.max(),
+        audio_us: (
+            run.audio_delay.quantile(0.5),
+            run.audio_delay.quantile(0.99),
+            run.audio_delay.max(),
+        ),
         ..Report::default()
     };
+    report.problems = problems;
     settle_books(&people, &mut report);
     Ok(report)
 }
@@ -315,9 +345,16 @@ async fn wait_connected(people: &[Arc<Participant>], pcs: u64, sfu: &str) -> any
             .map(|p| p.connected.load(Ordering::Relaxed))
             .sum::<u64>()
     };
-    let wait = Duration::from_secs(20) + Duration::from_millis(50 * people.len() as u64);
+    let settled = || {
+        connected()
+            + people
+                .iter()
+                .map(|p| p.never_up.load(Ordering::Relaxed))
+                .sum::<u64>()
+    };
+    let wait = Duration::from_secs(30);
     let until = Instant::now() + wait;
-    while connected() < pcs {
+    while settled() < pcs {
         if Instant::now() > until {
             bail!(
                 "{sfu}: only {} of {pcs} peer connections up after {wait:?}",
@@ -325,6 +362,12 @@ async fn wait_connected(people: &[Arc<Participant>], pcs: u64, sfu: &str) -> any
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if connected() < pcs {
+        bail!(
+            "{sfu}: {} of {pcs} peer connections failed to come up",
+            pcs - connected()
+        );
     }
     Ok(())
 }

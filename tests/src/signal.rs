@@ -25,9 +25,43 @@ pub struct Joined {
 /// Connect to `ws_url`, send `join`, and wait for `welcome` (a refusal is an error with
 /// the server's sentence).
 pub async fn join(ws_url: &str, join: ClientMsg) -> anyhow::Result<Joined> {
-    let (ws, _) = tokio_tungstenite::connect_async(ws_url)
-        .await
-        .context("websocket")?;
+    join_from(None, ws_url, join).await
+}
+
+/// [`join`] from the local address `from` (a load generator gives each site its own
+/// 127.x.y.z, as each commune has its own address; the bridge limits joins per address).
+pub async fn join_from(
+    from: Option<std::net::IpAddr>,
+    ws_url: &str,
+    join: ClientMsg,
+) -> anyhow::Result<Joined> {
+    let ws = match from {
+        None => {
+            tokio_tungstenite::connect_async(ws_url)
+                .await
+                .context("websocket")?
+                .0
+        }
+        Some(ip) => {
+            let server: std::net::SocketAddr = ws_url
+                .strip_prefix("ws://")
+                .and_then(|r| r.split('/').next())
+                .context("ws://HOST:PORT/… expected")?
+                .parse()
+                .context("server address")?;
+            let socket = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(ip, 0))?;
+            let tcp = socket.connect(server).await.context("connect")?;
+            tokio_tungstenite::client_async(ws_url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+                .await
+                .context("websocket")?
+                .0
+        }
+    };
     let (mut sink, mut rx) = ws.split();
     let (tx, mut out) = mpsc::unbounded_channel::<ClientMsg>();
     let writer = tokio::spawn(async move {
