@@ -148,8 +148,6 @@ pub(crate) struct Peer {
     red: RedSwitch,
 }
 
-/// Timeouts already due that `poll` handles in place before returning to the driver.
-const DUE_NOW_ROUNDS: u32 = 4;
 const STATS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// str0m's resend cache for video towards subscribers (its defaults are 1024 packets
@@ -320,10 +318,6 @@ impl Peer {
         transmit: &mut impl FnMut(SocketAddr, SocketAddr, &[u8]),
         out: &mut Vec<(ParticipantId, Propagated)>,
     ) {
-        // str0m asks for a timeout at once after media is queued (its pacer releases
-        // the packet there). Sleeping for it would round up to tokio's next millisecond
-        // tick: up to 1 ms of forwarding delay on every packet.
-        let mut due_now = 0;
         loop {
             if !self.rtc.is_alive() {
                 out.push((self.id, Propagated::Dead));
@@ -340,11 +334,6 @@ impl Peer {
             };
             match output {
                 Output::Timeout(t) => {
-                    if t <= now && due_now < DUE_NOW_ROUNDS {
-                        due_now += 1;
-                        self.handle_timeout(now);
-                        continue;
-                    }
                     self.next_timeout = t;
                     return;
                 }
