@@ -12,9 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use cauhop_tests::signal;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
+use crate::child;
 use crate::peer::{Participant, Peer, RunShared, SigIn, SigOut};
 use crate::scenario::Role;
 
@@ -25,18 +26,6 @@ pub struct CauhopTarget {
     pub pid: u32,
     _child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn free_tcp_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 impl CauhopTarget {
@@ -50,17 +39,10 @@ impl CauhopTarget {
             );
         }
         let dir = tempfile::tempdir()?;
-        let http = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), free_tcp_port()?);
-        let media = free_port()?;
+        let http = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), child::free_tcp_port()?);
+        let media = child::free_udp_port()?;
         let db = format!("sqlite://{}", dir.path().join("cauhop.db").display());
-        let mut cmd = match cpus {
-            Some(c) => {
-                let mut t = Command::new("taskset");
-                t.args(["-c", c]).arg(binary);
-                t
-            }
-            None => Command::new(binary),
-        };
+        let mut cmd = child::command(binary, cpus);
         cmd.args(["--listen", &http.to_string()])
             .args(["--media-port", &media.to_string()])
             .args(["--media-ip", "127.0.0.1"])

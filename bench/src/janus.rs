@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
+use crate::child;
 use crate::peer::{Participant, Peer, PeerSpec, RunShared, SigIn, SigOut};
 use crate::scenario::{Phase, Role};
 
@@ -164,19 +165,10 @@ impl JanusTarget {
     pub async fn spawn(binary: &str, cpus: Option<&str>) -> anyhow::Result<Self> {
         host_only_interface()?;
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = child::free_tcp_port()?;
         write_config(dir.path(), port)?;
         let cfg = dir.path().join("janus.jcfg");
-        let mut cmd = match cpus {
-            Some(c) => {
-                let mut t = Command::new("taskset");
-                t.args(["-c", c]).arg(binary);
-                t
-            }
-            None => Command::new(binary),
-        };
+        let mut cmd = child::command(binary, cpus);
         // Janus logs to stdout; keep it when asked (CAUHOP_LOAD_JANUS_LOG=FILE).
         let log = match std::env::var_os("CAUHOP_LOAD_JANUS_LOG") {
             Some(f) => Stdio::from(std::fs::File::create(f)?),

@@ -6,6 +6,7 @@
 
 pub mod book;
 pub mod cauhop_target;
+pub mod child;
 pub mod histogram;
 pub mod janus;
 pub mod peer;

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::book::StreamBook;
 use crate::histogram::Histogram;
-use crate::stamp::{AUDIO, Stamp, Vp8Shape};
+use crate::stamp::{AUDIO, Stamp, Vp8Shape, write_vp8};
 
 /// One simulcast layer.
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +124,7 @@ pub struct Participant {
 }
 
 /// What a peer connection publishes and whether it receives.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PeerSpec {
     /// RFC 6464 level of the published audio (0 loud .. 127 silent); `None`: no audio.
     pub audio: Option<u8>,
@@ -487,15 +487,15 @@ impl Peer {
         };
         for part in 0..parts {
             let mut p = Vec::with_capacity(per.max(40));
-            Vp8Shape {
-                picture_id: state.picture_id,
-                tl0: state.tl0,
-                start: part == 0,
-                key,
-                width: layer.width,
-                height: layer.height,
-            }
-            .write(
+            write_vp8(
+                &Vp8Shape {
+                    picture_id: state.picture_id,
+                    tl0: state.tl0,
+                    start: part == 0,
+                    key,
+                    width: layer.width,
+                    height: layer.height,
+                },
                 &Stamp {
                     sender: self.me.number,
                     stream: i as u8 + 1,

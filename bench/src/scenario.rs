@@ -64,12 +64,6 @@ impl Role {
     }
 }
 
-impl std::fmt::Debug for PeerSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "audio {:?}, {} layers", self.audio, self.layers.len())
-    }
-}
-
 impl Scenario {
     pub fn label(&self) -> String {
         match self.kind {

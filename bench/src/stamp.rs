@@ -8,6 +8,9 @@ const MARK: u8 = b'L';
 /// Bytes a stamp takes.
 pub const STAMP_LEN: usize = 1 + 4 + 1 + 4 + 8;
 
+use cauhop_tests::vp8_shape;
+pub use cauhop_tests::vp8_shape::Vp8Shape;
+
 /// Stream 0 is audio; 1..=3 are the simulcast layers, lowest first.
 pub const AUDIO: u8 = 0;
 
@@ -44,59 +47,23 @@ impl Stamp {
         })
     }
 
-    /// The stamp in a received payload: audio carries it first; VP8 after the payload
-    /// descriptor the generator writes (5 bytes: X, PictureID, TL0PICIDX) and, on a
-    /// frame's first packet, the frame tag (3 bytes, 10 on a keyframe).
+    /// The stamp in a received payload: audio carries it first; VP8 after the header
+    /// [`Vp8Shape`] writes.
     pub fn find(payload: &[u8]) -> Option<Self> {
         if payload.first() == Some(&MARK) {
             return Self::read(payload);
         }
-        let b0 = *payload.first()?;
-        let mut i = VP8_DESCRIPTOR;
-        if b0 & 0x10 != 0 {
-            let tag = *payload.get(i)?;
-            i += if tag & 0x01 == 0 { 10 } else { 3 };
-        }
-        Self::read(payload.get(i..)?)
+        Self::read(payload.get(vp8_shape::header_len(payload)?..)?)
     }
 }
 
-/// Length of the VP8 payload descriptor the generator writes.
-pub const VP8_DESCRIPTOR: usize = 5;
-
-/// A VP8-shaped packet: descriptor, the frame tag on a frame's first packet (a keyframe's
-/// carries the start code and size, so SFUs see a real keyframe), the stamp, padding to
-/// `len`. Not decodable, which no SFU needs.
-pub struct Vp8Shape {
-    pub picture_id: u16,
-    pub tl0: u8,
-    pub start: bool,
-    pub key: bool,
-    pub width: u16,
-    pub height: u16,
-}
-
-impl Vp8Shape {
-    pub fn write(&self, stamp: &Stamp, len: usize, out: &mut Vec<u8>) {
-        out.clear();
-        out.push(0x80 | if self.start { 0x10 } else { 0 });
-        out.push(0xc0);
-        out.push(0x80 | (self.picture_id >> 8) as u8 & 0x7f);
-        out.push(self.picture_id as u8);
-        out.push(self.tl0);
-        if self.start {
-            if self.key {
-                out.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
-                out.extend_from_slice(&self.width.to_le_bytes());
-                out.extend_from_slice(&self.height.to_le_bytes());
-            } else {
-                out.extend_from_slice(&[0x11, 0x02, 0x00]);
-            }
-        }
-        stamp.write(out);
-        if out.len() < len {
-            out.resize(len, 0x55);
-        }
+/// A VP8-shaped packet: the shared VP8 header, the stamp, padding to `len`.
+pub fn write_vp8(shape: &Vp8Shape, stamp: &Stamp, len: usize, out: &mut Vec<u8>) {
+    out.clear();
+    shape.write_header(out);
+    stamp.write(out);
+    if out.len() < len {
+        out.resize(len, 0x55);
     }
 }
 
@@ -131,7 +98,7 @@ mod tests {
                 width: 1280,
                 height: 720,
             };
-            shape.write(&S, 1100, &mut p);
+            write_vp8(&shape, &S, 1100, &mut p);
             assert_eq!(p.len(), 1100);
             assert_eq!(Stamp::find(&p), Some(S), "start {start} key {key}");
         }

@@ -173,6 +173,9 @@ pub(crate) struct Rooms {
     /// Per publisher, how often its audio resumed: each resumption is a new source to the
     /// subscribers' rewriters, so their sequence numbers run on without a gap.
     pub(crate) audio_epoch: HashMap<ParticipantId, u64>,
+    /// `drain`'s work lists, reused so a forwarded packet allocates none.
+    props: Vec<(ParticipantId, Propagated)>,
+    batch: Vec<ParticipantId>,
 }
 
 impl Driver {
@@ -470,10 +473,12 @@ impl Rooms {
         now: Instant,
         mut transmit: impl FnMut(SocketAddr, SocketAddr, &[u8]),
     ) {
-        let mut props = Vec::new();
+        // Buffers kept between calls: this runs for every datagram received.
+        let mut props = std::mem::take(&mut self.props);
+        let mut batch = std::mem::take(&mut self.batch);
         while !self.dirty.is_empty() {
-            let batch: Vec<ParticipantId> = self.dirty.drain().collect();
-            for id in batch {
+            batch.extend(self.dirty.drain());
+            for id in batch.drain(..) {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.negotiate();
                     p.poll(now, &mut transmit, &mut props);
@@ -483,6 +488,8 @@ impl Rooms {
                 self.propagate(from, prop, now);
             }
         }
+        self.props = props;
+        self.batch = batch;
     }
 }
 

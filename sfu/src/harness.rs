@@ -57,6 +57,14 @@ pub struct Harness {
     key_wanted: bool,
 }
 
+/// The payload type a client negotiated for `codec`.
+fn payload_type(rtc: &Rtc, codec: Codec) -> Option<str0m::media::Pt> {
+    rtc.codec_config()
+        .iter()
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+}
+
 fn addr(last: u32) -> SocketAddr {
     let ip = Ipv4Addr::from(0x0a00_0000 + last);
     SocketAddr::new(IpAddr::V4(ip), 5000)
@@ -200,13 +208,7 @@ impl Harness {
         let now = self.now;
         let mid = self.audio_mid;
         let c = &mut self.clients[0];
-        let Some(pt) = c
-            .rtc
-            .codec_config()
-            .iter()
-            .find(|p| p.spec().codec == Codec::Opus)
-            .map(|p| p.pt())
-        else {
+        let Some(pt) = payload_type(&c.rtc, Codec::Opus) else {
             return Vec::new();
         };
         if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
@@ -245,13 +247,7 @@ impl Harness {
         let (now, mid, seq) = (self.now, self.video_mid, self.video_seq);
         self.video_seq += 1;
         let c = &mut self.clients[0];
-        let Some(pt) = c
-            .rtc
-            .codec_config()
-            .iter()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .map(|p| p.pt())
-        else {
+        let Some(pt) = payload_type(&c.rtc, Codec::Vp8) else {
             return Vec::new();
         };
         if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::link::Link;
 use crate::signal;
+use crate::vp8_shape::{self, Vp8Shape};
 
 /// One simulcast layer to publish.
 #[derive(Debug, Clone, Copy)]
@@ -643,21 +644,15 @@ impl Media {
         for part in 0..parts {
             let start = part == 0;
             let mut p = Vec::with_capacity(per + 32);
-            // VP8 descriptor: X, S on the first packet, PictureID (15 bit), TL0PICIDX.
-            p.push(0x80 | if start { 0x10 } else { 0 });
-            p.push(0xc0);
-            p.push(0x80 | (st.picture_id >> 8) as u8 & 0x7f);
-            p.push(st.picture_id as u8);
-            p.push(st.tl0);
-            if start {
-                if key {
-                    p.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
-                    p.extend_from_slice(&layer.width.to_le_bytes());
-                    p.extend_from_slice(&layer.height.to_le_bytes());
-                } else {
-                    p.extend_from_slice(&[0x11, 0x02, 0x00]);
-                }
+            Vp8Shape {
+                picture_id: st.picture_id,
+                tl0: st.tl0,
+                start,
+                key,
+                width: layer.width,
+                height: layer.height,
             }
+            .write_header(&mut p);
             p.push(MARK_VIDEO);
             p.extend_from_slice(&self.number.to_be_bytes());
             p.push(i as u8);
@@ -767,15 +762,7 @@ fn parse_marker(p: &[u8]) -> Option<Marker> {
             sent_us: be_u64(p.get(13..)?)?,
         });
     }
-    // VP8: our descriptor is 5 bytes; a frame start adds the 3-byte tag, a keyframe
-    // start 7 more.
-    let b0 = *p.first()?;
-    let mut i = 5;
-    if b0 & 0x10 != 0 {
-        let tag = *p.get(5)?;
-        i += if tag & 0x01 == 0 { 10 } else { 3 };
-    }
-    let m = p.get(i..)?;
+    let m = p.get(vp8_shape::header_len(p)?..)?;
     if m.first() != Some(&MARK_VIDEO) {
         return None;
     }
