@@ -83,6 +83,9 @@ pub struct Allocation<K> {
     pub audio_only: bool,
     /// What the chosen layers and the audio add up to.
     pub total_bps: u32,
+    /// While audio only: the estimate at which video comes back. The link has to be
+    /// seen carrying about that much before the estimate can get there (`peer.rs`).
+    pub resume_bps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +102,11 @@ pub struct Allocator<K> {
 }
 
 impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
+    /// What one plain audio stream is priced at.
+    pub fn audio_bps(&self) -> u32 {
+        self.cfg.audio_bps
+    }
+
     pub fn new(cfg: AllocConfig) -> Self {
         Self {
             cfg,
@@ -261,6 +269,8 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             layers,
             audio_only,
             total_bps: total,
+            resume_bps: audio_only
+                .then(|| (floor as f64 * self.cfg.resume_factor).min(f64::from(u32::MAX)) as u32),
         }
     }
 }

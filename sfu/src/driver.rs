@@ -658,15 +658,13 @@ impl Rooms {
                 .iter()
                 .filter(|k| !self.silent.contains(&k.participant))
                 .count();
-            // RED repeats each frame: priced as 7/4 of a plain stream (the headers are
-            // not repeated).
-            let audio = if p.red_on() {
-                (audio * 7).div_ceil(4)
+            let speaker = self.speakers.get(&p.room).and_then(|d| d.dominant());
+            let priced = if p.red_on() {
+                crate::red::price(audio)
             } else {
                 audio
             };
-            let speaker = self.speakers.get(&p.room).and_then(|d| d.dominant());
-            let mut wanted = audio as u64 * 40_000;
+            let mut wanted = priced as u64 * 40_000;
             let sources: Vec<VideoSource<TrackKey>> = video
                 .iter()
                 .map(|k| {

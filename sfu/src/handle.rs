@@ -126,6 +126,12 @@ pub struct PeerStats {
     pub congested: bool,
     /// This subscriber's audio is sent with RED (its link loses packets).
     pub red: bool,
+    /// Previous frames each RED packet repeats (0 without RED): two when the estimate
+    /// has room for it after the allocation.
+    pub red_distance: u8,
+    /// The rate str0m pads up to (capped by its estimate) while this subscriber is on
+    /// audio only because of its link, so the estimate can follow the link back up.
+    pub padding_kbps: u64,
     /// Interarrival jitter of this participant's uplink (largest stream, last report).
     pub jitter_up_ms: Option<f64>,
     /// This participant's uplink grade: `good`, `weak` or `bad`.

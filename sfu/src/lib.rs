@@ -11,6 +11,7 @@
 
 pub mod allocator;
 pub mod budget;
+mod codecs;
 mod config;
 pub mod congestion;
 mod driver;

@@ -108,9 +108,9 @@ struct TrackOut {
     /// Publisher PT -> our PT, learnt on the first packet of each codec.
     pt_map: Vec<(u8, u8)>,
     /// Audio: the RED payload type this subscriber accepted on this track (learnt on the
-    /// first packet), and the previous frame (input timestamp, payload) to repeat.
+    /// first packet), and the previous frames to repeat.
     red_pt: Option<Option<u8>>,
-    last_audio: Option<(u32, std::sync::Arc<[u8]>)>,
+    last_audio: red::History,
 }
 
 pub(crate) struct Peer {
@@ -144,8 +144,10 @@ pub(crate) struct Peer {
     /// str0m's unsmoothed estimate, from its peer stats.
     raw_estimate: Option<u64>,
     congestion: CongestionDetector,
-    /// Whether this subscriber's audio goes out with RED (`red.rs`).
+    /// Whether this subscriber's audio goes out with RED (`red.rs`), and how many
+    /// previous frames each packet repeats.
     red: RedSwitch,
+    red_distance: usize,
 }
 
 const STATS_INTERVAL: Duration = Duration::from_millis(200);
@@ -177,13 +179,9 @@ struct PayloadParamsCache {
 }
 
 pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
-    let mut rtc = RtcConfig::new()
+    let mut rtc = crate::codecs::with_codecs(RtcConfig::new())
         .set_ice_lite(true)
         .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, true)
-        .enable_vp8(true)
-        .enable_h264(true)
         // 200 ms: the peer stats carry str0m's raw bandwidth estimate, which sees a
         // capacity drop long before the 3 s average it emits as an event does.
         .set_stats_interval(Some(STATS_INTERVAL))
@@ -256,6 +254,7 @@ impl Peer {
             raw_estimate: None,
             congestion: CongestionDetector::default(),
             red: RedSwitch::default(),
+            red_distance: 1,
         }
     }
 
@@ -734,14 +733,32 @@ impl Peer {
         &mut self,
         now: Instant,
         budget_bps: u32,
-        audio_streams: usize,
+        voices: usize,
         sources: &[crate::allocator::VideoSource<TrackKey>],
         layers: &std::collections::HashMap<TrackKey, &PublishedLayers>,
         wanted_bps: u32,
     ) {
+        let audio_streams = if self.red.on() {
+            red::price(voices)
+        } else {
+            voices
+        };
         let a = self
             .allocator
             .allocate(now, budget_bps, audio_streams, sources);
+        // A queue that has built up drains only if less than the link's rate is sent:
+        // no second repeat while the path shows congestion (measured on the step
+        // profile: with it, a 500 ms queue took 7 s to drain).
+        let distance = if self.congestion.congested() {
+            1
+        } else {
+            red::distance(budget_bps, a.total_bps, voices, self.allocator.audio_bps())
+        };
+        if self.red.on() && distance != self.red_distance {
+            debug!(participant = %self.id, distance, "RED repeats");
+        }
+        self.red_distance = distance;
+        self.stats.red_distance = if self.red.on() { distance as u8 } else { 0 };
         let forced = a.audio_only && !self.view.audio_only;
         if forced != self.audio_only {
             self.audio_only = forced;
@@ -795,9 +812,21 @@ impl Peer {
         // has an estimate to go on, and no further: a probe far above a 3G link's capacity
         // fills its queue, delays the audio and reads as loss.
         let desired = (u64::from(wanted_bps) * 3 / 2).max(300_000);
+        // Put on audio only by its link, a subscriber's estimate cannot climb back by
+        // itself: str0m raises it to at most 1.5× what the link was seen to carry (the
+        // audio), and on a lossy link its probe controller stays loss-limited and never
+        // probes. Measured: a 3G commune stuck at 148 kbit/s for 13 s after its link
+        // recovered. So padding is sent up to the rate at which video resumes; str0m
+        // caps it at the estimate, so it only shows what the estimate already believes,
+        // and it stops while the path shows congestion, which would delay the audio.
+        let minimum = match a.resume_bps {
+            Some(r) if forced && !self.congestion.congested() => u64::from(r).min(desired),
+            _ => 0,
+        };
+        self.stats.padding_kbps = minimum / 1000;
         self.rtc
             .bwe()
-            .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+            .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
     }
 
     /// Offer to subscribe us to a publisher track (negotiated on the next `negotiate`).
@@ -819,7 +848,7 @@ impl Peer {
             vp8: Vp8Rewriter::default(),
             pt_map: Vec::new(),
             red_pt: None,
-            last_audio: None,
+            last_audio: red::History::default(),
         });
     }
 
@@ -961,6 +990,7 @@ impl Peer {
     fn reset(&mut self) {
         warn!(participant = %self.id, "media session reset after a fatal SDP error");
         self.rtc = new_rtc(Instant::now(), &self.candidates);
+        self.connected_at = None;
         self.tracks_in.clear();
         for t in &mut self.tracks_out {
             t.state = OutState::ToOpen;
@@ -981,6 +1011,10 @@ impl Peer {
         epoch: u64,
         now: Instant,
     ) -> Option<Ssrc> {
+        // Before DTLS is up str0m queues what it is given and sends it all at once when
+        // the session connects: on 3g-bad, whose handshake takes seconds, that was up to
+        // 4.8 s of stale audio in one burst, filling the link's queue (measured).
+        self.connected_at?;
         let t = self.tracks_out.iter_mut().find(|t| t.source == key)?;
         let OutState::Open(mid) = t.state else {
             return None;
@@ -1034,18 +1068,14 @@ impl Peer {
             if self.red.on()
                 && let Some(red_pt) = red_pt
             {
-                // The previous frame only if it is the one just before (no gap, no
-                // source switch): a stale block would be played in the wrong place.
-                let prev = t
+                let red = t
                     .last_audio
-                    .as_ref()
-                    .filter(|(prev_ts, _)| ts.wrapping_sub(*prev_ts) <= 2 * 960);
-                let red = red::encode(pt, &packet.payload, ts, prev);
-                t.last_audio = Some((ts, payload));
+                    .encode(pt, &packet.payload, ts, self.red_distance);
+                t.last_audio.push(ts, payload);
                 payload = red;
                 pt = red_pt;
             } else {
-                t.last_audio = Some((ts, payload.clone()));
+                t.last_audio.push(ts, payload.clone());
             }
         }
         let ext = ExtensionValues {
