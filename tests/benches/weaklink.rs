@@ -174,6 +174,27 @@ async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u
                     - a.sent_us / 1000
             })
             .collect();
+        // Per second of arrival: the worst delay, to tell a start-up transient from a
+        // steady state.
+        let mut per_s: std::collections::BTreeMap<u64, (u64, usize)> = Default::default();
+        for a in r.audio.iter().filter(|a| a.at >= start + WARMUP) {
+            let s = a.at.duration_since(start).as_secs();
+            let ms =
+                a.at.saturating_duration_since(cauhop_tests::sim_peer::epoch())
+                    .as_millis() as u64
+                    - a.sent_us / 1000;
+            let e = per_s.entry(s).or_default();
+            e.0 = e.0.max(ms);
+            e.1 += 1;
+        }
+        println!(
+            "{name}: worst speaker audio delay per second (s: ms/frames): {}",
+            per_s
+                .iter()
+                .map(|(s, (ms, n))| format!("{s}:{ms}/{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         d.sort_unstable();
         let q = |f: f64| {
             d.get(((d.len() as f64 - 1.0) * f) as usize)
@@ -193,6 +214,21 @@ async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u
     let from = start + WARMUP;
     let to = Instant::now() - Duration::from_secs(1);
     let mut weak_row = figures(&commune, &pubs, from, to);
+    if std::env::var_os("CAUHOP_BENCH_VERBOSE").is_some() {
+        let mut f = weak_row.video.freeze_list.clone();
+        f.sort();
+        println!(
+            "{name}: freezes (at s, for ms): {}",
+            f.iter()
+                .map(|(at, d)| format!(
+                    "{:.1}/{}",
+                    at.duration_since(start).as_secs_f64(),
+                    d.as_millis()
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     weak_row.kbps = rate(&samples, from, to).unwrap_or(0.0);
     let hall_row = figures(&hall, &pubs, from, to);
     let step = step_figures(&samples, start, name);

@@ -86,7 +86,7 @@ pub fn audio_figures(
 }
 
 /// One publisher's video as one subscriber saw it.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct VideoFigures {
     /// Complete frames shown in the window.
     pub frames: u64,
@@ -94,6 +94,8 @@ pub struct VideoFigures {
     /// outside the periods the subscriber was told it gets audio only.
     pub freezes: u64,
     pub frozen: Duration,
+    /// Where each freeze began and how long it lasted: which part of a run they come from.
+    pub freeze_list: Vec<(Instant, Duration)>,
     /// Times the shown layer changed.
     pub layer_changes: u64,
 }
@@ -103,6 +105,7 @@ impl VideoFigures {
         self.frames += o.frames;
         self.freezes += o.freezes;
         self.frozen += o.frozen;
+        self.freeze_list.extend(o.freeze_list);
         self.layer_changes += o.layer_changes;
     }
 }
@@ -160,6 +163,7 @@ pub fn video_figures(
         if gap > limit && !was_paused {
             f.freezes += 1;
             f.frozen += gap;
+            f.freeze_list.push((a.0, gap));
         }
     }
     f
