@@ -54,11 +54,21 @@ pub struct AllocConfig {
     /// read low, and the chair's small picture is worth a fuller queue; a real capacity
     /// drop goes well below it.
     pub floor_tolerance: f64,
+    /// The same off a congested path. After any overuse str0m settles at about 0.85 ×
+    /// what it saw delivered, so with 0.8 a 3G commune that was sending its picture sat
+    /// at the edge and lost it on the next dip while its link had room (measured:
+    /// 184 kbit/s read for 3 s on a 384 kbit/s link without a queue).
+    pub calm_floor_tolerance: f64,
     /// Video resumes after audio only when the estimate is this many times what audio and
     /// the first picture need (and a dwell has passed). Together with the tolerance the
     /// band is 0.8-1.1: wide enough that a noisy estimate does not toggle it, narrow
     /// enough that a 3G link whose estimate reads low still gets its picture back.
     pub resume_factor: f64,
+    /// Off a congested path, the estimate must stay below the floor this long before the
+    /// video stops: str0m's averaged estimate of a lossy 3G link dips for a sample now
+    /// and then, and each dip cost the commune its picture for a dwell (measured in
+    /// `simulcast.rs`). A congested path (a queue building) goes to audio only at once.
+    pub audio_only_confirm: Duration,
 }
 
 impl Default for AllocConfig {
@@ -69,7 +79,9 @@ impl Default for AllocConfig {
             dwell: Duration::from_secs(4),
             last_n: 6,
             floor_tolerance: 0.8,
+            calm_floor_tolerance: 0.7,
             resume_factor: 1.1,
+            audio_only_confirm: Duration::from_secs(1),
         }
     }
 }
@@ -99,6 +111,7 @@ pub struct Allocator<K> {
     cfg: AllocConfig,
     tracks: HashMap<K, TrackState>,
     audio_only_since: Option<Instant>,
+    below_floor_since: Option<Instant>,
 }
 
 impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
@@ -112,16 +125,31 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             cfg,
             tracks: HashMap::new(),
             audio_only_since: None,
+            below_floor_since: None,
         }
     }
 
-    /// Share `estimate_bps` among `audio_streams` audio streams and `sources`.
+    /// Share `estimate_bps` among `audio_streams` audio streams and `sources`, as on a
+    /// congested path: an estimate below the floor means audio only at once.
     pub fn allocate(
         &mut self,
         now: Instant,
         estimate_bps: u32,
         audio_streams: usize,
         sources: &[VideoSource<K>],
+    ) -> Allocation<K> {
+        self.allocate_on(now, estimate_bps, audio_streams, sources, true)
+    }
+
+    /// The same, on a path that is `congested` or not: off congestion, a dip below the
+    /// floor must last [`AllocConfig::audio_only_confirm`] before the video stops.
+    pub fn allocate_on(
+        &mut self,
+        now: Instant,
+        estimate_bps: u32,
+        audio_streams: usize,
+        sources: &[VideoSource<K>],
+        congested: bool,
     ) -> Allocation<K> {
         let audio = u64::from(self.cfg.audio_bps) * audio_streams as u64;
         let estimate = u64::from(estimate_bps);
@@ -147,7 +175,18 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
         let floor = audio + smallest;
         let audio_only = match self.audio_only_since {
             None => {
-                !shown.is_empty() && (estimate as f64) < floor as f64 * self.cfg.floor_tolerance
+                let tolerance = if congested {
+                    self.cfg.floor_tolerance
+                } else {
+                    self.cfg.calm_floor_tolerance
+                };
+                if !shown.is_empty() && (estimate as f64) < floor as f64 * tolerance {
+                    let since = *self.below_floor_since.get_or_insert(now);
+                    congested || now.saturating_duration_since(since) >= self.cfg.audio_only_confirm
+                } else {
+                    self.below_floor_since = None;
+                    false
+                }
             }
             Some(since) => {
                 !(estimate as f64 >= floor as f64 * self.cfg.resume_factor
@@ -157,6 +196,7 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
         let resumed = !audio_only && self.audio_only_since.is_some();
         if audio_only && self.audio_only_since.is_none() {
             self.audio_only_since = Some(now);
+            self.below_floor_since = None;
         } else if !audio_only {
             self.audio_only_since = None;
         }
@@ -375,6 +415,7 @@ mod tests {
         let mut a = Allocator::new(AllocConfig::default());
         let t0 = Instant::now();
         let sources = [src(1, Priority::Chair, 720)];
+        assert!(!a.allocate(t0, 400_000, 1, &sources).audio_only);
         assert!(a.allocate(t0, 100_000, 1, &sources).audio_only);
         let s = |t: u64| t0 + Duration::from_secs(t);
         // Recovered, but within the dwell: still audio only.
@@ -382,6 +423,54 @@ mod tests {
         let r = a.allocate(s(5), 2_000_000, 1, &sources);
         assert!(!r.audio_only);
         assert_eq!(layer_of(&r, 1), Some(2));
+    }
+
+    #[test]
+    fn off_congestion_a_dip_below_the_floor_must_last_before_the_video_stops() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let t0 = Instant::now();
+        let ms = |v: u64| t0 + Duration::from_millis(v);
+        let sources = [src(1, Priority::Chair, 720)];
+        // A steady 3G link, then one low sample of the averaged estimate.
+        assert!(!a.allocate_on(ms(0), 300_000, 2, &sources, false).audio_only);
+        let r = a.allocate_on(ms(100), 150_000, 2, &sources, false);
+        assert!(!r.audio_only, "one low sample keeps the picture");
+        assert_eq!(layer_of(&r, 1), Some(0), "at the lowest layer");
+        // The estimate is back: the dip is forgotten.
+        assert!(
+            !a.allocate_on(ms(300), 300_000, 2, &sources, false)
+                .audio_only
+        );
+        assert!(
+            !a.allocate_on(ms(400), 150_000, 2, &sources, false)
+                .audio_only
+        );
+        assert!(
+            !a.allocate_on(ms(1300), 150_000, 2, &sources, false)
+                .audio_only
+        );
+        // Below for a whole second: audio only.
+        let r = a.allocate_on(ms(1400), 150_000, 2, &sources, false);
+        assert!(r.audio_only);
+        assert_eq!(r.resume_bps, Some(253_000), "1.1 × (80 + 150) kbit/s");
+        // Off congestion the picture is kept down to 0.7 of its cost (161 kbit/s here).
+        let mut c = Allocator::new(AllocConfig::default());
+        assert!(!c.allocate_on(ms(0), 300_000, 2, &sources, false).audio_only);
+        assert!(
+            !c.allocate_on(ms(100), 170_000, 2, &sources, false)
+                .audio_only
+        );
+        assert!(
+            !c.allocate_on(ms(3000), 170_000, 2, &sources, false)
+                .audio_only
+        );
+        // On a congested path the first low sample is enough.
+        let mut b = Allocator::new(AllocConfig::default());
+        assert!(!b.allocate_on(ms(0), 300_000, 2, &sources, true).audio_only);
+        assert!(
+            b.allocate_on(ms(100), 150_000, 2, &sources, true)
+                .audio_only
+        );
     }
 
     #[test]

@@ -178,6 +178,10 @@ struct PayloadParamsCache {
     red: bool,
 }
 
+/// Where str0m's estimate starts, low: a commune on 3G must not be flooded while the
+/// estimate finds its level.
+const START_BWE: Bitrate = Bitrate::kbps(300);
+
 pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
     let mut rtc = crate::codecs::with_codecs(RtcConfig::new())
         .set_ice_lite(true)
@@ -187,7 +191,7 @@ pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
         .set_stats_interval(Some(STATS_INTERVAL))
         // TWCC-based estimate of what each subscriber's link carries, starting low: a
         // commune on 3G must not be flooded while the estimate finds its level.
-        .enable_bwe(Some(Bitrate::kbps(300)))
+        .enable_bwe(Some(START_BWE))
         .build(now);
     for addr in candidates {
         match Candidate::host(*addr, "udp") {
@@ -373,7 +377,12 @@ impl Peer {
                     let _ = self.events.send(SfuEvent::Resumed { after: gap });
                 }
             }
-            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+            // str0m's first event repeats the starting value it was configured with, not
+            // a measurement: taken as one, it started the picture on a 200 kbit/s link
+            // and held the audio 0.9 s late for 3 s (3g-bad). Wait for a real one.
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+                if self.stats.bwe_kbps.is_some() || estimate != START_BWE =>
+            {
                 self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
             }
             // Old clients: their own estimate, used when there is no TWCC one.
@@ -711,9 +720,14 @@ impl Peer {
         // because a late downgrade costs everyone on the link; otherwise the average: the
         // raw estimate dips on noise and overshoots after every probe, and following
         // either flaps layers (measured: a 200 kbit/s link left audio-only on each
-        // probe's overshoot and flooded).
+        // probe's overshoot and flooded). The average also lags a loss burst on a
+        // lossy link: it read 187 kbit/s for a second while the raw value and the path
+        // said a 3G commune's 384 kbit/s link was fine, and the commune lost its
+        // picture. So off congestion a higher raw value may lift it by a quarter, no
+        // more (an overshoot cannot buy an upgrade, whose headroom is that quarter).
         let bps = match (self.raw_estimate, smoothed) {
             (Some(r), Some(s)) if self.congestion.congested() => Some(r.min(s)),
+            (Some(r), Some(s)) => Some(r.min(s * 5 / 4).max(s)),
             (_, Some(s)) => Some(s),
             // Before the first estimate the raw value is only str0m's starting guess: on a
             // 200 kbit/s link whose feedback is slow to come through it sent video into
@@ -743,9 +757,13 @@ impl Peer {
         } else {
             voices
         };
-        let a = self
-            .allocator
-            .allocate(now, budget_bps, audio_streams, sources);
+        let a = self.allocator.allocate_on(
+            now,
+            budget_bps,
+            audio_streams,
+            sources,
+            self.congestion.congested(),
+        );
         // A queue that has built up drains only if less than the link's rate is sent:
         // no second repeat while the path shows congestion (measured on the step
         // profile: with it, a 500 ms queue took 7 s to drain).
@@ -816,11 +834,15 @@ impl Peer {
         // itself: str0m raises it to at most 1.5× what the link was seen to carry (the
         // audio), and on a lossy link its probe controller stays loss-limited and never
         // probes. Measured: a 3G commune stuck at 148 kbit/s for 13 s after its link
-        // recovered. So padding is sent up to the rate at which video resumes; str0m
-        // caps it at the estimate, so it only shows what the estimate already believes,
-        // and it stops while the path shows congestion, which would delay the audio.
+        // recovered. So media and padding together are kept up to the rate at which
+        // video resumes, but no higher than 0.85 × the estimate (str0m's own cap is the
+        // estimate itself, and padding at it kept a 200 kbit/s link's queue full: 3g-bad
+        // audio on time fell from 95 % to 87 %), and not while the path shows
+        // congestion. The estimate can still climb: str0m allows 1.5 × what it saw.
         let minimum = match a.resume_bps {
-            Some(r) if forced && !self.congestion.congested() => u64::from(r).min(desired),
+            Some(r) if forced && !self.congestion.congested() => u64::from(r)
+                .min(desired)
+                .min(u64::from(budget_bps) * 85 / 100),
             _ => 0,
         };
         self.stats.padding_kbps = minimum / 1000;
