@@ -29,6 +29,8 @@ pub struct CongestionDetector {
     /// the minimum over the window.
     floor: VecDeque<(Instant, Duration)>,
     congested: bool,
+    /// The last sample showed a queue (no hold): the sender should drain it.
+    queueing: bool,
     last_sign: Option<Instant>,
 }
 
@@ -52,6 +54,9 @@ impl CongestionDetector {
             (Some(r), Some((_, min))) => r.saturating_sub(*min) >= QUEUE_DELAY,
             _ => false,
         };
+        if rtt.is_some() {
+            self.queueing = queueing;
+        }
         if queueing || loss.is_some_and(|l| l >= LOSS) {
             self.last_sign = Some(now);
         }
@@ -63,6 +68,13 @@ impl CongestionDetector {
 
     pub fn congested(&self) -> bool {
         self.congested
+    }
+
+    /// A queue has built up on the path right now (the round trip is still
+    /// [`QUEUE_DELAY`] above its floor). It drains only while less than the link's rate
+    /// is sent, which sending at the estimate does not do.
+    pub fn queueing(&self) -> bool {
+        self.queueing
     }
 }
 
@@ -88,8 +100,10 @@ mod tests {
         }
         // The capacity drops: the queue fills.
         assert!(d.sample(t0 + ms(10_200), Some(ms(550)), Some(0.03)));
+        assert!(d.queueing());
         // Heavy loss alone.
         assert!(d.sample(t0 + ms(10_400), Some(ms(310)), Some(0.2)));
+        assert!(!d.queueing(), "loss is not a queue");
         // Held for a while after the last sign, then clear.
         assert!(d.sample(t0 + ms(10_600), Some(ms(310)), Some(0.02)));
         assert!(!d.sample(t0 + ms(14_600), Some(ms(310)), Some(0.02)));
