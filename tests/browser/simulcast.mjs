@@ -64,6 +64,20 @@ try {
   result.after = after;
   // Down with the link, up again after it.
   result.ok = before >= 360 && result.during < before && after >= 360;
+  if (!result.ok) {
+    // What the publisher was sending, layer by layer: a layer Chrome stopped (CPU or
+    // bandwidth limitation) cannot be forwarded, whatever the subscriber's link.
+    result.publisher = await pub.evaluate(async () => {
+      const s = window.cauhop && window.cauhop.stats();
+      const out = [];
+      if (s) (await s).forEach((x) => {
+        if (x.type === 'outbound-rtp' && (x.kind || x.mediaType) === 'video') {
+          out.push({ rid: x.rid, height: x.frameHeight, kbytes: Math.round((x.bytesSent || 0) / 1000), limited: x.qualityLimitationReason });
+        }
+      });
+      return out;
+    });
+  }
 } catch (e) {
   result.error = String(e);
 } finally {
