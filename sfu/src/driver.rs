@@ -329,7 +329,7 @@ impl Driver {
             Command::View { participant, hints } => {
                 if let Some(p) = self.state.peers.get_mut(&participant) {
                     debug!(%participant, ?hints, "view changed");
-                    p.view = hints;
+                    p.set_view(hints, now);
                 }
                 // Applied at once, not at the next tick: a user who chose audio only
                 // should see the video stop now.

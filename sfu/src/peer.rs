@@ -144,6 +144,8 @@ pub(crate) struct Peer {
     /// str0m's unsmoothed estimate, from its peer stats.
     raw_estimate: Option<u64>,
     congestion: CongestionDetector,
+    /// The estimate (bit/s) when the user paused the video, and when.
+    paused_with: Option<(u64, Instant)>,
     /// Whether this subscriber's audio goes out with RED (`red.rs`), and how many
     /// previous frames each packet repeats.
     red: RedSwitch,
@@ -177,6 +179,9 @@ struct PayloadParamsCache {
     /// The packets are RED-wrapped (`params` is the codec inside).
     red: bool,
 }
+
+/// How long a paused view's estimate is trusted when the video is wanted again.
+const PAUSE_REMEMBERED: Duration = Duration::from_secs(120);
 
 /// Where str0m's estimate starts, low: a commune on 3G must not be flooded while the
 /// estimate finds its level.
@@ -259,6 +264,7 @@ impl Peer {
             congestion: CongestionDetector::default(),
             red: RedSwitch::default(),
             red_distance: 1,
+            paused_with: None,
         }
     }
 
@@ -709,6 +715,34 @@ impl Peer {
             }
         }
         (audio, video)
+    }
+
+    /// The user's view changed. A pause the user chose (audio only, a hidden page)
+    /// leaves only the audio on the link, and str0m's estimate sinks to 1.5 × that; when
+    /// the video is wanted again it had to climb back through probes while each layer
+    /// waited a dwell, and 720p took over 15 s on loopback (`view.rs`). So the estimate
+    /// from before a short pause is restored when it ends: the link is most likely the
+    /// one it was a minute ago, and if not, congestion shows within a second.
+    pub(crate) fn set_view(&mut self, view: ViewHints, now: Instant) {
+        let paused = |v: &ViewHints| v.audio_only || v.hidden;
+        match (paused(&self.view), paused(&view)) {
+            (false, true) => {
+                self.paused_with = self.stats.bwe_kbps.map(|k| (k * 1000, now));
+            }
+            (true, false) => {
+                if let Some((bps, at)) = self.paused_with.take()
+                    && now.saturating_duration_since(at) <= PAUSE_REMEMBERED
+                    && self.stats.bwe_kbps.is_some_and(|k| k * 1000 < bps)
+                {
+                    debug!(participant = %self.id, kbps = bps / 1000, "estimate from before the pause restored");
+                    self.rtc.bwe().reset(Bitrate::bps(bps));
+                    self.stats.bwe_kbps = Some(bps / 1000);
+                    self.raw_estimate = Some(bps);
+                }
+            }
+            _ => {}
+        }
+        self.view = view;
     }
 
     /// The estimate the allocator shares out: str0m's once its first feedback came. A
