@@ -659,12 +659,8 @@ impl Rooms {
                 .filter(|k| !self.silent.contains(&k.participant))
                 .count();
             let speaker = self.speakers.get(&p.room).and_then(|d| d.dominant());
-            let priced = if p.red_on() {
-                crate::red::price(audio)
-            } else {
-                audio
-            };
-            let mut wanted = priced as u64 * 40_000;
+            // What the tiles could use; the peer adds its audio.
+            let mut wanted = 0u64;
             let sources: Vec<VideoSource<TrackKey>> = video
                 .iter()
                 .map(|k| {

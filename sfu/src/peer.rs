@@ -272,10 +272,6 @@ impl Peer {
         self.rtc.accepts(input)
     }
 
-    pub(crate) fn red_on(&self) -> bool {
-        self.red.on()
-    }
-
     pub(crate) fn send_event(&self, e: SfuEvent) {
         let _ = self.events.send(e);
     }
@@ -784,7 +780,9 @@ impl Peer {
     }
 
     /// Run the allocator and apply its choice: each video track's layer, audio only, and
-    /// what str0m should probe for.
+    /// what str0m should probe for. `voices`: audio streams forwarded to us;
+    /// `wanted_bps`: what the video tiles could use (the audio, priced with RED when it
+    /// is on, is added here).
     pub(crate) fn allocate(
         &mut self,
         now: Instant,
@@ -799,17 +797,14 @@ impl Peer {
         } else {
             voices
         };
-        let a = self.allocator.allocate_on(
-            now,
-            budget_bps,
-            audio_streams,
-            sources,
-            self.congestion.congested(),
-        );
+        let congested = self.congestion.congested();
+        let a = self
+            .allocator
+            .allocate_on(now, budget_bps, audio_streams, sources, congested);
         // A queue that has built up drains only if less than the link's rate is sent:
         // no second repeat while the path shows congestion (measured on the step
         // profile: with it, a 500 ms queue took 7 s to drain).
-        let distance = if self.congestion.congested() {
+        let distance = if congested {
             1
         } else {
             red::distance(budget_bps, a.total_bps, voices, self.allocator.audio_bps())
@@ -871,7 +866,9 @@ impl Peer {
         // Probe towards what the tiles could use plus the upgrade headroom, so an upgrade
         // has an estimate to go on, and no further: a probe far above a 3G link's capacity
         // fills its queue, delays the audio and reads as loss.
-        let desired = (u64::from(wanted_bps) * 3 / 2).max(300_000);
+        let wanted =
+            u64::from(wanted_bps) + audio_streams as u64 * u64::from(self.allocator.audio_bps());
+        let desired = (wanted * 3 / 2).max(300_000);
         // Put on audio only by its link, a subscriber's estimate cannot climb back by
         // itself: str0m raises it to at most 1.5× what the link was seen to carry (the
         // audio), and on a lossy link its probe controller stays loss-limited and never
@@ -882,7 +879,7 @@ impl Peer {
         // audio on time fell from 95 % to 87 %), and not while the path shows
         // congestion. The estimate can still climb: str0m allows 1.5 × what it saw.
         let minimum = match a.resume_bps {
-            Some(r) if forced && !self.congestion.congested() => u64::from(r)
+            Some(r) if forced && !congested => u64::from(r)
                 .min(desired)
                 .min(u64::from(budget_bps) * 85 / 100),
             _ => 0,

@@ -164,27 +164,25 @@ async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u
         println!("{name}: {}", sfu_view.join(" | "));
         // One-way audio delay from the speaker, after warm-up: where late frames come from.
         let r = commune.from(&pubs[0]);
-        let mut d: Vec<u64> = r
+        // (second of arrival, ms) per frame.
+        let delays: Vec<(u64, u64)> = r
             .audio
             .iter()
             .filter(|a| a.at >= start + WARMUP)
             .map(|a| {
-                a.at.saturating_duration_since(cauhop_tests::sim_peer::epoch())
-                    .as_millis() as u64
-                    - a.sent_us / 1000
+                let ms =
+                    a.at.saturating_duration_since(cauhop_tests::sim_peer::epoch())
+                        .as_millis() as u64
+                        - a.sent_us / 1000;
+                (a.at.duration_since(start).as_secs(), ms)
             })
             .collect();
         // Per second of arrival: the worst delay, to tell a start-up transient from a
         // steady state.
         let mut per_s: std::collections::BTreeMap<u64, (u64, usize)> = Default::default();
-        for a in r.audio.iter().filter(|a| a.at >= start + WARMUP) {
-            let s = a.at.duration_since(start).as_secs();
-            let ms =
-                a.at.saturating_duration_since(cauhop_tests::sim_peer::epoch())
-                    .as_millis() as u64
-                    - a.sent_us / 1000;
-            let e = per_s.entry(s).or_default();
-            e.0 = e.0.max(ms);
+        for (s, ms) in &delays {
+            let e = per_s.entry(*s).or_default();
+            e.0 = e.0.max(*ms);
             e.1 += 1;
         }
         println!(
@@ -195,6 +193,7 @@ async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        let mut d: Vec<u64> = delays.iter().map(|(_, ms)| *ms).collect();
         d.sort_unstable();
         let q = |f: f64| {
             d.get(((d.len() as f64 - 1.0) * f) as usize)
@@ -282,7 +281,7 @@ fn main() -> anyhow::Result<()> {
                 "| {name} | {who} | {:.2} % | {:.0} | {:.2} | {:.1} s | {:.2} | {} | {drop} | {rec} |",
                 r.audio.on_time_pct(),
                 r.audio.concealed_ms_per_min(),
-                r.video.freezes as f64 / r.minutes,
+                r.video.freezes() as f64 / r.minutes,
                 r.audio_only.as_secs_f64(),
                 r.video.layer_changes as f64 / r.minutes,
                 if r.kbps > 0.0 {
