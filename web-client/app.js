@@ -79,11 +79,16 @@
     $('preview').srcObject = stream;
   }
 
+  // Video arrives in fixed slots (`v0` the main picture, `v1`.. thumbnails), audio in
+  // `a0`..`a2`; the bridge says who is in which (`slots`), so a tile's label follows its
+  // picture. The chair's controls are in the roster, where every site is listed.
+  var slotOf = { audio: [], video: [] };
   function tile(id, label) {
     var el = $('tile-' + id);
     if (!el) {
       el = document.createElement('div');
-      el.className = 'tile'; el.id = 'tile-' + id;
+      el.className = 'tile' + (id === 'v0' ? ' main' : '');
+      el.id = 'tile-' + id;
       var v = document.createElement('video');
       v.autoplay = true; v.playsInline = true;
       var l = document.createElement('div');
@@ -91,21 +96,77 @@
       var q = document.createElement('span');
       q.className = 'q'; q.title = t('good');
       el.appendChild(v); el.appendChild(l); el.appendChild(q);
-      if (role === 'chair' && id !== 'me') {
-        var b = document.createElement('div');
-        b.className = 'chair';
-        [['muteOther', 'mute_participant'], ['giveFloor', 'grant_floor']].forEach(function (a) {
-          var btn = document.createElement('button');
-          btn.type = 'button'; btn.textContent = t(a[0]);
-          btn.onclick = function () { session.chair({ type: a[1], participant: id }); };
-          b.appendChild(btn);
-        });
-        el.appendChild(b);
-      }
-      $('grid').appendChild(el);
+      if (id === 'me') $('grid').appendChild(el);
+      else $('grid').insertBefore(el, $('grid').firstChild && id === 'v0' ? $('grid').firstChild : null);
     }
     if (label) el.querySelector('.label').textContent = label;
     return el;
+  }
+  function audioSlot(slot) {
+    var el = $('slot-' + slot);
+    if (!el) {
+      el = document.createElement('audio'); el.id = 'slot-' + slot; el.autoplay = true;
+      $('meetingView').appendChild(el);
+    }
+    return el;
+  }
+  /** Label every slot tile with who is in it; hide the empty ones. */
+  function labelSlots() {
+    document.querySelectorAll('.tile').forEach(function (el) {
+      if (el.id === 'tile-me') return;
+      var i = parseInt(el.id.slice(6), 10);
+      var s = slotOf.video[i];
+      var p = s && participants[s.participant];
+      el.dataset.participant = s ? s.participant : '';
+      el.classList.toggle('hidden', !s);
+      el.querySelector('.label').textContent = p ? describe(p) + (s.screen ? ' — ' + t('screen') : '') : '';
+      var dot = el.querySelector('.q');
+      var q = (p && p.quality) || 'good';
+      dot.className = 'q ' + q; dot.title = t(q);
+    });
+  }
+  /** Every site in the meeting, grouped by site name, with the chair's controls. */
+  var rosterTimer = null;
+  function roster() {
+    // Batched: 270 sites joining at once redraw the list once, not 270 times.
+    if (rosterTimer) return;
+    rosterTimer = setTimeout(function () {
+      rosterTimer = null;
+      var box = $('roster');
+      if (!box) return;
+      var q = ($('rosterSearch').value || '').toLowerCase();
+      var groups = {};
+      Object.keys(participants).forEach(function (id) {
+        var p = participants[id];
+        if (q && (p.name + ' ' + p.site).toLowerCase().indexOf(q) < 0) return;
+        (groups[p.site || '—'] = groups[p.site || '—'] || []).push(id);
+      });
+      var list = $('rosterList');
+      list.innerHTML = '';
+      Object.keys(groups).sort().forEach(function (site) {
+        var h = document.createElement('h3'); h.textContent = site; list.appendChild(h);
+        var ul = document.createElement('ul');
+        groups[site].forEach(function (id) {
+          var p = participants[id];
+          var li = document.createElement('li'); li.dataset.participant = id;
+          var dot = document.createElement('span'); dot.className = 'dot ' + (p.quality || 'good'); dot.title = t(p.quality || 'good');
+          var n = document.createElement('span'); n.className = 'n';
+          n.textContent = p.name + (p.audio_muted ? ' 🔇' : '');
+          li.appendChild(dot); li.appendChild(n);
+          if (role === 'chair') {
+            [['muteOther', 'mute_participant'], ['giveFloor', 'grant_floor']].forEach(function (a) {
+              var btn = document.createElement('button');
+              btn.type = 'button'; btn.textContent = t(a[0]);
+              btn.onclick = function () { session.chair({ type: a[1], participant: id }); };
+              li.appendChild(btn);
+            });
+          }
+          ul.appendChild(li);
+        });
+        list.appendChild(ul);
+      });
+      $('rosterCount').textContent = Object.keys(participants).length + 1;
+    }, 200);
   }
   function describe(p) { return p.name + (p.site ? ' — ' + p.site : ''); }
 
@@ -121,25 +182,34 @@
         $('extendBtn').classList.toggle('hidden', role !== 'chair');
         $('grid').innerHTML = '';
         participants = {};
-        data.participants.forEach(function (p) { participants[p.id] = p; tile(p.id, describe(p)); });
+        slotOf = { audio: [], video: [] };
+        data.participants.forEach(function (p) { participants[p.id] = p; });
+        roster();
         var mine = tile('me', t('you') + ' — ' + $('name').value);
         var mv = mine.querySelector('video');
         mv.muted = true; mv.srcObject = stream;
         break;
       case 'participant_joined':
         participants[data.participant.id] = data.participant;
-        tile(data.participant.id, describe(data.participant));
+        roster();
         break;
       case 'participant_left':
         delete participants[data.participant];
-        var gone = $('tile-' + data.participant);
-        if (gone) gone.remove();
+        roster();
+        break;
+      case 'mute':
+        if (participants[data.participant]) { participants[data.participant].audio_muted = data.audio; roster(); }
         break;
       case 'track':
-        var el = tile(data.participant, participants[data.participant] ? describe(participants[data.participant]) : data.participant);
-        var v = el.querySelector('video');
+        var el = data.kind === 'audio' ? audioSlot(data.slot) : tile(data.slot);
+        var v = el.tagName === 'AUDIO' ? el : el.querySelector('video');
         if (v.srcObject !== data.stream) v.srcObject = data.stream;
         v.play().catch(function () { /* autoplay policy: starts on first click */ });
+        if (data.kind === 'video') labelSlots();
+        break;
+      case 'slots':
+        slotOf = data;
+        labelSlots();
         break;
       case 'ended':
         status(t('ended'));
@@ -169,15 +239,13 @@
         status(starved ? t('bandwidthLow').replace('{k}', data.kbps) : '');
         break;
       case 'speaker':
-        document.querySelectorAll('.tile').forEach(function (el) { el.classList.toggle('speaking', el.id === 'tile-' + data.participant); });
+        document.querySelectorAll('.tile, #roster li').forEach(function (el) { el.classList.toggle('speaking', !!data.participant && el.dataset.participant === data.participant); });
         break;
       case 'link_quality':
-        var qt = $('tile-' + data.participant);
-        var dot = qt && qt.querySelector('.q');
-        if (dot) { dot.className = 'q ' + data.quality; dot.title = t(data.quality); }
+        if (participants[data.participant]) { participants[data.participant].quality = data.quality; roster(); labelSlots(); }
         break;
       case 'floor':
-        document.querySelectorAll('.tile').forEach(function (el) { el.classList.toggle('floor', el.id === 'tile-' + data.participant); });
+        document.querySelectorAll('.tile').forEach(function (el) { el.classList.toggle('floor', !!data.participant && el.dataset.participant === data.participant); });
         var who = participants[data.participant];
         status(who ? fill('floor', { p: describe(who) }) : '');
         break;
@@ -199,17 +267,25 @@
     $('lowDataBtn').setAttribute('aria-pressed', String(lowData));
   }
 
-  /** What this page shows, for the bridge: tile heights in device pixels, hidden tab, switches. */
+  /**
+   * What this page shows, for the bridge: each video slot's tile height in device pixels
+   * (main first), the hidden tab and the switches. An empty slot's tile is hidden, so it
+   * is counted at a thumbnail's height: the page has room for it.
+   */
   function sendView() {
     if (!session) return;
-    var tiles = [];
-    document.querySelectorAll('.tile').forEach(function (el) {
-      var id = el.id.slice(5);
-      if (id === 'me' || !el.offsetParent) return;
-      tiles.push({ participant: id, height: Math.round(el.clientHeight * (window.devicePixelRatio || 1)) });
-    });
-    session.setView({ audio_only: audioOnly, low_data: lowData, hidden: document.hidden, tiles: tiles, pinned: null });
+    var dpr = window.devicePixelRatio || 1;
+    var grid = $('grid').clientWidth || 800;
+    var thumb = Math.round(Math.min(260, grid / 2) * 9 / 16 * dpr);
+    var heights = [];
+    for (var i = 0; i < 7; i++) {
+      var el = $('tile-v' + i);
+      var h = el && el.offsetParent ? Math.round(el.clientHeight * dpr) : (i === 0 ? thumb * 2 : thumb);
+      heights.push(h);
+    }
+    session.setView({ audio_only: audioOnly, low_data: lowData, hidden: document.hidden, tiles: [], pinned: null, slots: heights });
   }
+  $('rosterSearch').addEventListener('input', roster);
   document.addEventListener('visibilitychange', sendView);
   window.addEventListener('resize', sendView);
 

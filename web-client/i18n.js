@@ -19,7 +19,7 @@ var CAUHOP_STRINGS = {
     lobby: 'Phòng chờ — cuộc họp bắt đầu lúc {t}', open: 'Đang họp', closing: 'Cuộc họp sắp kết thúc lúc {t}',
     mutedByChair: 'Chủ trì đề nghị bạn tắt micrô.', floor: 'Đang phát biểu: {p}',
     endMeeting: 'Kết thúc họp', extend: 'Gia hạn 15 phút', muteOther: 'Tắt micrô',
-    giveFloor: 'Mời phát biểu', chairRole: 'Chủ trì',
+    giveFloor: 'Mời phát biểu', screen: 'màn hình', sites: 'Điểm cầu', search: 'Tìm điểm cầu', chairRole: 'Chủ trì',
     audioOnly: 'Chỉ nghe', lowData: 'Tiết kiệm dữ liệu',
     bandwidthLow: 'Đường truyền yếu ({k} kbit/s): tạm thời chỉ nhận âm thanh. Hình sẽ tự trở lại.',
     good: 'Đường truyền tốt', weak: 'Đường truyền yếu', bad: 'Đường truyền rất kém'
@@ -42,7 +42,7 @@ var CAUHOP_STRINGS = {
     lobby: 'Lobby — the meeting starts at {t}', open: 'In session', closing: 'The meeting ends at {t}',
     mutedByChair: 'The chair asks you to mute your microphone.', floor: 'Speaking: {p}',
     endMeeting: 'End meeting', extend: 'Extend 15 min', muteOther: 'Mute',
-    giveFloor: 'Give floor', chairRole: 'Chair',
+    giveFloor: 'Give floor', screen: 'screen', sites: 'Sites', search: 'Find a site', chairRole: 'Chair',
     audioOnly: 'Audio only', lowData: 'Low data',
     bandwidthLow: 'Weak connection ({k} kbit/s): audio only for now. Video comes back by itself.',
     good: 'Good connection', weak: 'Weak connection', bad: 'Very poor connection'

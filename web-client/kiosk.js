@@ -58,9 +58,18 @@
   function tile(id) {
     var el = $('tile-' + id);
     if (!el) {
-      el = document.createElement('div'); el.className = 'tile'; el.id = 'tile-' + id;
+      el = document.createElement('div'); el.className = 'tile' + (id === 'v0' ? ' main' : ''); el.id = 'tile-' + id;
       var v = document.createElement('video'); v.autoplay = true; v.playsInline = true;
       el.appendChild(v); $('grid').appendChild(el);
+    }
+    return el;
+  }
+
+  function audioSlot(slot) {
+    var el = $('slot-' + slot);
+    if (!el) {
+      el = document.createElement('audio'); el.id = 'slot-' + slot; el.autoplay = true;
+      document.body.appendChild(el);
     }
     return el;
   }
@@ -98,13 +107,18 @@
         $('waiting').classList.add('hidden'); $('meetingView').classList.remove('hidden');
         $('grid').innerHTML = '';
         break;
-      case 'participant_left':
-        var gone = $('tile-' + data.participant); if (gone) gone.remove();
-        break;
       case 'track':
-        var v = tile(data.participant).querySelector('video');
+        // Audio slots play from hidden elements; video slots are tiles, the main first.
+        var el = data.kind === 'audio' ? audioSlot(data.slot) : tile(data.slot);
+        var v = el.querySelector('video,audio') || el;
         if (v.srcObject !== data.stream) v.srcObject = data.stream;
         v.play().catch(function () { /* autoplay is allowed in kiosk mode */ });
+        break;
+      case 'slots':
+        (data.video || []).forEach(function (s, i) {
+          var el = $('tile-v' + i);
+          if (el) el.classList.toggle('hidden', !s);
+        });
         break;
       case 'meeting_state':
         var ph = $('phase'); ph.classList.remove('hidden'); ph.classList.toggle('warn', data.phase === 'closing');

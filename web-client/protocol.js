@@ -94,6 +94,11 @@ CauhopSession.prototype.handle = async function (msg) {
       await this.pc.setLocalDescription(answer);
       this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
       break;
+    case 'layers':
+      // Nobody receives our other simulcast layers now: stop encoding them (a commune's
+      // uplink then carries its thumbnail and voice only). They resume on the next word.
+      this.setLayers(msg.mid, msg.active);
+      break;
     case 'meeting_ended':
       this.closedByUser = true;
       this.emit('ended', msg.reason);
@@ -121,6 +126,23 @@ CauhopSession.prototype.handle = async function (msg) {
   }
 };
 
+/** Send only the simulcast layers `active` (rids) of our video transceiver `mid`. */
+CauhopSession.prototype.setLayers = async function (mid, active) {
+  if (!this.pc) return;
+  var tr = this.pc.getTransceivers().filter(function (t) { return t.mid === mid; })[0];
+  if (!tr || !tr.sender) return;
+  var p = tr.sender.getParameters();
+  if (!p.encodings || p.encodings.length < 2) return;
+  var changed = false;
+  p.encodings.forEach(function (e) {
+    var on = active.indexOf(e.rid) >= 0;
+    if (e.active !== on) { e.active = on; changed = true; }
+  });
+  if (changed) {
+    try { await tr.sender.setParameters(p); } catch (e) { this.emit('warning', 'layers: ' + e); }
+  }
+};
+
 /** Chair actions: the server refuses them for any other role. */
 CauhopSession.prototype.chair = function (msg) { this.send(msg); };
 
@@ -128,9 +150,11 @@ CauhopSession.prototype.startMedia = function () {
   var self = this;
   var pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
   this.pc = pc;
+  // Media arrives in fixed slots: the msid stream id names the slot (`a0`..`a2` audio,
+  // `v0` the main picture, `v1`.. thumbnails); `slots` messages say who is in each.
   pc.ontrack = function (ev) {
-    var pid = ev.streams && ev.streams[0] ? ev.streams[0].id : 'unknown';
-    self.emit('track', { participant: pid, track: ev.track, stream: ev.streams[0] });
+    var stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
+    self.emit('track', { slot: stream.id, kind: ev.track.kind, track: ev.track, stream: stream });
   };
   pc.onconnectionstatechange = function () {
     self.emit('media', pc.connectionState);

@@ -1,21 +1,24 @@
-//! The SFU's hot path without sockets: one packet in from the publisher, decrypted,
-//! chosen, rewritten, encrypted and sent to 1 or 50 subscribers (`cauhop_sfu::harness`:
-//! real str0m sessions on a simulated clock, TWCC feedback and allocation running).
-//! Also counts heap allocations per forwarded packet with a counting allocator.
+//! The SFU's cost per forwarded datagram, without sockets, in simulated meetings of 10 to
+//! 1000 sites (`cauhop_sfu::sim`: the room core and real str0m clients on a simulated
+//! clock; DTLS-SRTP, TWCC, slots, allocation and pacing all running). Only the time
+//! inside the room core is counted, and the heap allocations it makes per datagram out
+//! (a counting allocator, switched on around the core's calls).
 //!
-//! `cargo bench -p cauhop-bench --bench forward`; under `cargo test` each case runs once
-//! and the allocation count still prints (and media must have reached the subscribers).
+//! Each meeting: the chair and two more speakers with cameras, everyone else a silent
+//! microphone (DTX) and a small camera; every site receives its slots as the page does.
+//!
+//! `cargo bench -p cauhop-bench --bench forward` (10, 30, 100, 300, 1000 sites; also
+//! 1 vs 2 shards once the core is sharded); under `cargo test` only 10 and 30 sites run,
+//! briefly, and media must have flowed.
 
 // A counting allocator has to implement GlobalAlloc; it only forwards to System.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cauhop_sfu::harness::Harness;
-use criterion::Criterion;
+use cauhop_sfu::sim::{CAMERA, ClientSpec, LayerSpec, Sim};
 
 /// Counts allocations while `COUNTING` is set (around `Harness::forward` only).
 struct Counting;
@@ -52,108 +55,84 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const AUDIO_EVERY: Duration = Duration::from_millis(20);
-
-#[derive(Clone, Copy)]
-enum Media {
-    Audio,
-    Video,
+fn count(on: bool) {
+    COUNTING.store(on, Ordering::Relaxed);
 }
 
-/// One packet through the SFU; returns the time the SFU took and datagrams it sent.
-fn one(h: &mut Harness, media: Media) -> (Duration, usize) {
-    let dgs = match media {
-        Media::Audio => vec![h.publish_audio()],
-        Media::Video => h.publish_video_frame(),
+struct Figures {
+    sites: usize,
+    datagrams: u64,
+    core: Duration,
+    allocs: u64,
+    real: Duration,
+}
+
+fn run(sites: usize, seconds: u64) -> Figures {
+    let real = Instant::now();
+    let mut s = Sim::new(sites as u64);
+    let room = "bench";
+    let thumb = LayerSpec {
+        fps: 15,
+        ..CAMERA[0]
     };
-    let mut took = Duration::ZERO;
-    let mut sent = 0;
-    for dg in &dgs {
-        let t = Instant::now();
-        sent += black_box(h.forward(black_box(dg)));
-        took += t.elapsed();
-    }
-    // The rest of the world (delivery, feedback, timers) is not the packet's cost.
-    h.step(AUDIO_EVERY);
-    (took, sent)
-}
-
-fn harness(subscribers: usize) -> Harness {
-    let h = Harness::new(subscribers, Duration::from_secs(4)).expect("harness");
-    let got = h.received();
-    assert!(
-        got.iter().all(|&n| n > 0),
-        "every subscriber must receive media after the warm-up: {got:?}"
-    );
-    h
-}
-
-fn benches(c: &mut Criterion) {
-    let mut g = c.benchmark_group("forward");
-    g.sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    for subs in [1usize, 50] {
-        for (name, media) in [("audio", Media::Audio), ("video", Media::Video)] {
-            let mut h = harness(subs);
-            g.bench_function(format!("{name} to {subs}"), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += one(&mut h, media).0;
-                    }
-                    total
-                })
-            });
+    for i in 0..sites {
+        let speaking = i < 3;
+        let spec = ClientSpec {
+            chair: i == 0,
+            level: if speaking { 30 } else { 127 },
+            layers: if speaking {
+                CAMERA.to_vec()
+            } else {
+                vec![thumb]
+            },
+            ..ClientSpec::site(room)
+        };
+        if s.join(spec).is_err() {
+            break;
+        }
+        if i % 10 == 9 {
+            s.run(Duration::from_millis(100));
         }
     }
-    g.finish();
-}
-
-/// Allocations per forwarded packet, in steady state.
-fn allocations(packets: usize) {
-    println!(
-        "\nheap allocations in the SFU per forwarded packet (steady state, {packets} packets in):"
-    );
-    for subs in [1usize, 50] {
-        for (name, media) in [("audio", Media::Audio), ("video", Media::Video)] {
-            let mut h = harness(subs);
-            let (mut sent, mut allocs, mut bytes) = (0u64, 0u64, 0u64);
-            let mut took = Duration::ZERO;
-            for _ in 0..packets {
-                let dgs = match media {
-                    Media::Audio => vec![h.publish_audio()],
-                    Media::Video => h.publish_video_frame(),
-                };
-                for dg in &dgs {
-                    ALLOCS.store(0, Ordering::Relaxed);
-                    BYTES.store(0, Ordering::Relaxed);
-                    let t = Instant::now();
-                    COUNTING.store(true, Ordering::Relaxed);
-                    sent += h.forward(dg) as u64;
-                    COUNTING.store(false, Ordering::Relaxed);
-                    took += t.elapsed();
-                    allocs += ALLOCS.load(Ordering::Relaxed);
-                    bytes += BYTES.load(Ordering::Relaxed);
-                }
-                h.step(AUDIO_EVERY);
-            }
-            assert!(sent > 0, "{name} to {subs}: nothing forwarded");
-            println!(
-                "  {name} to {subs:>2}: {:>6} datagrams out, {:>5.2} allocations and {:>6.0} bytes per datagram out, {:>6.2} µs per datagram out",
-                sent,
-                allocs as f64 / sent as f64,
-                bytes as f64 / sent as f64,
-                took.as_secs_f64() * 1e6 / sent as f64,
-            );
-        }
+    // Settle: everyone connected, estimates and slots found.
+    s.run(Duration::from_secs(5));
+    let (d0, c0) = (s.sfu_datagrams, s.core_busy);
+    ALLOCS.store(0, Ordering::Relaxed);
+    s.core_hook = Some(count);
+    s.run(Duration::from_secs(seconds));
+    s.core_hook = None;
+    Figures {
+        sites,
+        datagrams: s.sfu_datagrams - d0,
+        core: s.core_busy - c0,
+        allocs: ALLOCS.load(Ordering::Relaxed),
+        real: real.elapsed(),
     }
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    benches(&mut c);
-    c.final_summary();
     let full = std::env::args().any(|a| a == "--bench");
-    allocations(if full { 1000 } else { 50 });
+    let (sizes, seconds): (&[usize], u64) = if full {
+        (&[10, 30, 100, 300, 1000], 5)
+    } else {
+        (&[10, 30], 1)
+    };
+    println!("sites  datagrams out/s  core µs/datagram  allocs/datagram  core CPU s/s  (real s)");
+    let mut base = None;
+    for &n in sizes {
+        let f = run(n, seconds);
+        assert!(f.datagrams > 0, "{n} sites: nothing was forwarded");
+        let per = f.core.as_secs_f64() * 1e6 / f.datagrams as f64;
+        let b = *base.get_or_insert(per);
+        println!(
+            "{:>5}  {:>16.0}  {:>10.2} ({:.2}×)  {:>15.2}  {:>12.3}  ({:.1})",
+            f.sites,
+            f.datagrams as f64 / seconds as f64,
+            per,
+            per / b,
+            f.allocs as f64 / f.datagrams as f64,
+            f.core.as_secs_f64() / seconds as f64,
+            f.real.as_secs_f64(),
+        );
+    }
 }

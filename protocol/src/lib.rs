@@ -69,9 +69,13 @@ pub enum ClientMsg {
         /// Each shown participant's tile height in device pixels. Empty: no layout yet.
         #[serde(default)]
         tiles: Vec<TileView>,
-        /// The participant the user pinned.
+        /// The participant the user pinned: it takes this page's main slot.
         #[serde(default)]
         pinned: Option<String>,
+        /// Tile height per video slot, main first (`v0`, `v1`, ...): the page shows this
+        /// many slots. Empty: every slot, sized by `tiles`.
+        #[serde(default)]
+        slots: Vec<u16>,
     },
 }
 
@@ -172,12 +176,34 @@ pub enum ServerMsg {
     Speaker {
         participant: Option<String>,
     },
+    /// Who is in each of your slots now (sent on change). Media arrives in fixed slots:
+    /// audio slot `i` is the track whose msid stream id is `a{i}`, video slot `i` the
+    /// one with `v{i}`; `v0` is the main picture. `null`: the slot is empty.
+    Slots {
+        audio: Vec<Option<String>>,
+        video: Vec<Option<SlotSource>>,
+    },
+    /// To a publisher: send only these simulcast layers (rids) of your video track
+    /// `mid`; nobody receives the others now. Sent on change; all layers until then.
+    Layers {
+        mid: String,
+        active: Vec<String>,
+    },
     /// How well a participant's own link reaches the bridge: `good`, `weak` or `bad`
     /// (loss, round trip and jitter). Sent on change; `good` is assumed until then.
     LinkQuality {
         participant: String,
         quality: String,
     },
+}
+
+/// What a video slot carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotSource {
+    pub participant: String,
+    /// The participant's shared screen, not its camera.
+    #[serde(default)]
+    pub screen: bool,
 }
 
 /// One participant as others see them.

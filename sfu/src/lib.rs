@@ -1,40 +1,39 @@
 //! cauhop's selective forwarding unit, on str0m in RTP mode.
 //!
-//! Layers, as in quinn: pure decisions ([`rewrite`], [`keyframe`], [`throttle`]) take time
-//! as an argument and know nothing of sockets; [`peer`] wraps one str0m `Rtc` per
-//! participant and turns its events into forwarding actions; the driver (`driver.rs`) is
-//! the only place that touches tokio, sockets and the clock. Signaling talks to the SFU
-//! only through [`SfuHandle`]: join, offer, answer, ready, leave, stats.
+//! Layers, as in quinn, with every import pointing down:
+//! - `io/`: the only place that touches tokio, sockets and the clock (`driver.rs`), and
+//!   the handle signaling talks through (`handle.rs`: join, offer, answer, view, floor,
+//!   leave, stats).
+//! - [`room`]: the sans-IO room core (`handle_input`-style methods with `now`, and
+//!   `poll_output`), which the driver and the simulated testkit ([`sim`]) both drive.
+//! - `peer/`: one str0m `Rtc` per participant, split by side: `publish.rs`,
+//!   `subscribe.rs` (its fixed slots and their negotiation), `forward.rs`.
+//! - [`policy`] and [`rtp`]: pure decisions (slots, allocation, speaker, estimates,
+//!   layer pausing) and packet rewriting, time passed in, unit-tested on their own.
 //!
 //! Payloads are forwarded as received (shared `Arc<[u8]>`, never copied per subscriber);
 //! only RTP header fields are rewritten per subscriber.
 
-pub mod allocator;
-pub mod budget;
-mod codecs;
 mod config;
-pub mod congestion;
-mod driver;
 mod error;
-mod handle;
-#[cfg(feature = "bench")]
-#[doc(hidden)]
-pub mod harness;
-pub mod keyframe;
+mod io;
 mod peer;
+pub mod policy;
 pub mod probe;
-pub mod quality;
-pub mod rate;
-pub mod red;
-pub mod rewrite;
-pub mod speaker;
-pub mod throttle;
-pub mod vp8;
+pub mod room;
+pub mod rtp;
+#[cfg(any(test, feature = "bench"))]
+#[doc(hidden)]
+pub mod sim;
+#[cfg(test)]
+mod sim_tests;
+mod types;
 
 pub use config::SfuConfig;
-pub use driver::start;
 pub use error::SfuError;
-pub use handle::{
-    Forwarding, JoinOptions, OfferOutcome, ParticipantId, PeerStats, SfuEvent, SfuHandle, SfuStats,
-    TrackKind, ViewHints,
+pub use io::driver::start;
+pub use io::handle::SfuHandle;
+pub use types::{
+    AUDIO_SLOTS, Forwarding, JoinOptions, OfferOutcome, ParticipantId, PeerStats, SfuEvent,
+    SfuStats, SlotMap, TrackKind, VIDEO_SLOTS, VideoSlot, ViewHints,
 };

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use cauhop_protocol::{
     ClientMsg, ErrorCode, MAX_MESSAGE_BYTES, MediaKind, PROTOCOL_VERSION, ParticipantInfo,
-    ServerMsg,
+    ServerMsg, SlotSource,
 };
 use cauhop_sfu::{
     JoinOptions, OfferOutcome, ParticipantId, SfuError, SfuEvent, TrackKind, ViewHints,
@@ -194,6 +194,24 @@ fn handle_media_event(
                 quality: quality.as_str().to_owned(),
             });
         }
+        SfuEvent::Slots(map) => {
+            let _ = out.send(ServerMsg::Slots {
+                audio: map.audio.iter().map(|a| a.map(|p| p.to_string())).collect(),
+                video: map
+                    .video
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| SlotSource {
+                            participant: v.participant.to_string(),
+                            screen: v.screen,
+                        })
+                    })
+                    .collect(),
+            });
+        }
+        SfuEvent::Layers { mid, active } => {
+            let _ = out.send(ServerMsg::Layers { mid, active });
+        }
         SfuEvent::Disconnected { reason } => {
             warn!(participant = %me, %reason, "media connection lost");
             let _ = out.send(ServerMsg::fatal(
@@ -208,6 +226,8 @@ fn handle_media_event(
 
 /// More tiles than any screen shows; a longer list is a client bug.
 const MAX_TILES: usize = 500;
+/// More video slots than a session has.
+const MAX_SLOTS: usize = 32;
 
 /// `p12` -> participant 12 (the form `ParticipantId` displays as).
 fn parse_participant(s: &str) -> Option<ParticipantId> {
@@ -314,6 +334,7 @@ async fn handle_text(
             let options = JoinOptions {
                 chair: admitted.role == MeetingRole::Chair,
                 site: admitted.site_link.clone(),
+                video_slots: None,
             };
             let media = match state.sfu.join_with(&admitted.room, id, options).await {
                 Ok(rx) => rx,
@@ -388,9 +409,17 @@ async fn handle_text(
                 hidden,
                 tiles,
                 pinned,
+                slots,
             },
             Some(j),
         ) => {
+            if slots.len() > MAX_SLOTS {
+                reply_err(
+                    ErrorCode::BadMessage,
+                    format!("view lists {} slots; at most {MAX_SLOTS}", slots.len()),
+                );
+                return Flow::Continue;
+            }
             if tiles.len() > MAX_TILES {
                 reply_err(
                     ErrorCode::BadMessage,
@@ -419,6 +448,7 @@ async fn handle_text(
                 hidden,
                 tiles: parsed,
                 pinned: pinned.as_deref().and_then(parse_participant),
+                slots,
             };
             if let Err(e) = state.sfu.view(j.id, hints).await {
                 reply_err(sfu_error(&e), e.to_string());
@@ -483,6 +513,11 @@ async fn chair_action(
         }
         ClientMsg::GrantFloor { participant } => {
             info!(meeting = %j.meeting, ?participant, "floor granted");
+            // The floor holder takes everyone's main slot and an audio slot.
+            let holder = participant.as_deref().and_then(parse_participant);
+            if let Err(e) = state.sfu.floor(&j.meeting, holder).await {
+                warn!(meeting = %j.meeting, "floor not passed to the media server: {e}");
+            }
             state
                 .registry
                 .broadcast(&j.meeting, None, ServerMsg::Floor { participant });

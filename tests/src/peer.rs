@@ -45,7 +45,8 @@ pub struct FromPublisher {
 
 #[derive(Default)]
 pub struct Shared {
-    /// Keyed by the msid stream id, which the SFU sets to the publisher's participant id.
+    /// Keyed by the sender named in the payload (media arrives in the SFU's slots, whose
+    /// stream ids name the slot, not the publisher).
     pub received: Mutex<HashMap<String, FromPublisher>>,
     pub sent_audio: Mutex<HashSet<Vec<u8>>>,
     pub sent_video: Mutex<HashSet<Vec<u8>>>,
@@ -203,17 +204,21 @@ impl TestPeer {
         pc.on_track(Box::new(move |track, _, _| {
             let sh = sh.clone();
             Box::pin(async move {
-                let stream = track.stream_id();
                 let is_video = track.kind() == RTPCodecType::Video;
-                if is_video && let Ok(mut r) = sh.received.lock() {
-                    r.entry(stream.clone()).or_default().video_ssrc = Some(track.ssrc());
-                }
+                let ssrc = track.ssrc();
                 tokio::spawn(async move {
                     while let Ok((pkt, _)) = track.read_rtp().await {
+                        let Some(sender) = sender_of(&pkt.payload, is_video) else {
+                            continue;
+                        };
                         if let Ok(mut r) = sh.received.lock() {
-                            let e = r.entry(stream.clone()).or_default();
-                            let v = if is_video { &mut e.video } else { &mut e.audio };
-                            v.push(pkt.payload.to_vec());
+                            let e = r.entry(sender).or_default();
+                            if is_video {
+                                e.video_ssrc = Some(ssrc);
+                                e.video.push(pkt.payload.to_vec());
+                            } else {
+                                e.audio.push(pkt.payload.to_vec());
+                            }
                         }
                     }
                 });
@@ -386,6 +391,16 @@ async fn send_media(
             }
         }
     }
+}
+
+/// The sender a test payload names: `A:{id}:` for audio, `V:{id}:` after the 2-byte
+/// VP8 descriptor for video.
+fn sender_of(payload: &[u8], video: bool) -> Option<String> {
+    let text = payload.get(if video { 2 } else { 0 }..)?;
+    let mark = if video { b"V:" } else { b"A:" };
+    let rest = text.strip_prefix(mark)?;
+    let end = rest.iter().position(|b| *b == b':')?;
+    String::from_utf8(rest[..end].to_vec()).ok()
 }
 
 fn rtp_packet(seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> webrtc::rtp::packet::Packet {

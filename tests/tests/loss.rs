@@ -55,6 +55,7 @@ async fn video_recovers_through_ten_percent_loss() -> anyhow::Result<()> {
             height: 720,
         }],
         pinned: None,
+        slots: Vec::new(),
     })?;
 
     wait_for(

@@ -24,6 +24,7 @@ fn view(tiles: Vec<(String, u16)>, audio_only: bool, hidden: bool) -> ClientMsg 
             })
             .collect(),
         pinned: None,
+        slots: Vec::new(),
     }
 }
 

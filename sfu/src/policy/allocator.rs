@@ -120,6 +120,11 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
         self.cfg.audio_bps
     }
 
+    /// How much the estimate must exceed a new total before an upgrade.
+    pub fn headroom(&self) -> f64 {
+        self.cfg.headroom
+    }
+
     pub fn new(cfg: AllocConfig) -> Self {
         Self {
             cfg,

@@ -1,12 +1,10 @@
-//! The seam between signaling and the media server: commands in, per-participant events out.
+//! The SFU's vocabulary: who is who, what the core tells signaling, what a subscriber
+//! shows. Plain data with no IO, so the room core and the tokio edge (`io/`) both use it
+//! and the arrows point down: `io` imports the core, never the other way round.
 
 use std::fmt;
-use std::net::SocketAddr;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
-
-use crate::SfuError;
 
 /// A participant as the SFU knows it. Signaling allocates these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,8 +53,47 @@ pub enum SfuEvent {
     /// A publisher's uplink, as the SFU receives it, changed grade.
     LinkQuality {
         participant: ParticipantId,
-        quality: crate::quality::Grade,
+        quality: crate::policy::quality::Grade,
     },
+    /// Who this subscriber sees and hears in each of its slots now (sent on change). A
+    /// video slot names the source whose picture it carries, from the first keyframe
+    /// of that source on, so a tile's label never runs ahead of its picture.
+    Slots(SlotMap),
+    /// To a publisher: the simulcast layers (rids) of its video track `mid` that some
+    /// subscriber receives, or may soon. The others are not forwarded to anyone, so the
+    /// publisher stops sending them (a commune's 3G uplink carries one small layer).
+    Layers { mid: String, active: Vec<String> },
+}
+
+/// The media a subscriber receives arrives in a fixed set of slots, each one m-line and
+/// one continuous RTP stream whose source the SFU re-points: a site joining or leaving
+/// renegotiates nobody. The msid stream id of audio slot `i` is `a{i}`, of video slot
+/// `i` is `v{i}`; video slot 0 is the main picture, the rest are thumbnails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotMap {
+    pub audio: Vec<Option<ParticipantId>>,
+    pub video: Vec<Option<VideoSlot>>,
+}
+
+/// The source a video slot carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoSlot {
+    pub participant: ParticipantId,
+    /// The participant's shared screen rather than its camera.
+    pub screen: bool,
+}
+
+/// Audio slots per subscriber: the loudest voices, the floor holder (or the chair)
+/// always among them. More than three voices at once is not intelligible anyway.
+pub const AUDIO_SLOTS: usize = 3;
+/// Video slots per subscriber by default: the main picture and six thumbnails.
+pub const VIDEO_SLOTS: usize = 7;
+
+/// A publisher's track, named across the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct TrackKey {
+    pub(crate) participant: ParticipantId,
+    pub(crate) mid: str0m::media::Mid,
 }
 
 /// How a participant joins the media room.
@@ -68,6 +105,9 @@ pub struct JoinOptions {
     /// sent to participants at one site shares it (a room PC and two laptops behind one
     /// 3G link).
     pub site: Option<(String, u32)>,
+    /// Video slots this subscriber's session holds (main plus thumbnails); `None`:
+    /// [`VIDEO_SLOTS`]. Fixed for the session, so the SDP never grows with the room.
+    pub video_slots: Option<usize>,
 }
 
 /// What a subscriber shows, from its client: nobody is sent more than it displays.
@@ -82,8 +122,12 @@ pub struct ViewHints {
     /// Tile heights in device pixels by publisher; a publisher not listed is not shown
     /// when the list is non-empty. Empty: no hint yet, everything may be sent.
     pub tiles: Vec<(ParticipantId, u16)>,
-    /// A publisher the user pinned: ranked after the chair and the speaker.
+    /// A publisher the user pinned: it takes this user's main slot.
     pub pinned: Option<ParticipantId>,
+    /// Tile height per video slot (index 0 is the main tile); a slot past the end of
+    /// the list is not shown and gets no source. Empty: the page laid out no slots
+    /// yet, and every slot may be filled (its tile size from `tiles`, else unlimited).
+    pub slots: Vec<u16>,
 }
 
 /// Result of a client offer.
@@ -165,151 +209,4 @@ pub struct SfuStats {
     pub send_drops: u64,
     /// Link-check datagrams refused (no valid token, wrong source).
     pub probes_refused: u64,
-}
-
-pub(crate) enum Command {
-    Join {
-        room: String,
-        participant: ParticipantId,
-        options: JoinOptions,
-        events: mpsc::UnboundedSender<SfuEvent>,
-        reply: oneshot::Sender<Result<(), SfuError>>,
-    },
-    Offer {
-        participant: ParticipantId,
-        sdp: String,
-        reply: oneshot::Sender<Result<OfferOutcome, SfuError>>,
-    },
-    Answer {
-        participant: ParticipantId,
-        sdp: String,
-        reply: oneshot::Sender<Result<(), SfuError>>,
-    },
-    Ready {
-        participant: ParticipantId,
-    },
-    Leave {
-        participant: ParticipantId,
-    },
-    View {
-        participant: ParticipantId,
-        hints: ViewHints,
-    },
-    Stats {
-        reply: oneshot::Sender<SfuStats>,
-    },
-    AllowProbe {
-        token: crate::probe::Token,
-        ttl: std::time::Duration,
-    },
-    Stop,
-}
-
-/// Cheap to clone; every clone talks to the same SFU task.
-#[derive(Clone)]
-pub struct SfuHandle {
-    pub(crate) tx: mpsc::Sender<Command>,
-    pub(crate) media_addrs: Vec<SocketAddr>,
-}
-
-impl SfuHandle {
-    /// Addresses advertised to clients as ICE candidates.
-    pub fn media_addrs(&self) -> &[SocketAddr] {
-        &self.media_addrs
-    }
-
-    pub async fn join(
-        &self,
-        room: &str,
-        participant: ParticipantId,
-    ) -> Result<mpsc::UnboundedReceiver<SfuEvent>, SfuError> {
-        self.join_with(room, participant, JoinOptions::default())
-            .await
-    }
-
-    pub async fn join_with(
-        &self,
-        room: &str,
-        participant: ParticipantId,
-        options: JoinOptions,
-    ) -> Result<mpsc::UnboundedReceiver<SfuEvent>, SfuError> {
-        let (events, rx) = mpsc::unbounded_channel();
-        let (reply, done) = oneshot::channel();
-        self.send(Command::Join {
-            room: room.to_owned(),
-            participant,
-            options,
-            events,
-            reply,
-        })
-        .await?;
-        done.await.map_err(|_| SfuError::Stopped)??;
-        Ok(rx)
-    }
-
-    pub async fn offer(
-        &self,
-        participant: ParticipantId,
-        sdp: String,
-    ) -> Result<OfferOutcome, SfuError> {
-        let (reply, done) = oneshot::channel();
-        self.send(Command::Offer {
-            participant,
-            sdp,
-            reply,
-        })
-        .await?;
-        done.await.map_err(|_| SfuError::Stopped)?
-    }
-
-    pub async fn answer(&self, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
-        let (reply, done) = oneshot::channel();
-        self.send(Command::Answer {
-            participant,
-            sdp,
-            reply,
-        })
-        .await?;
-        done.await.map_err(|_| SfuError::Stopped)?
-    }
-
-    /// The client publishes nothing yet: the SFU may offer subscriptions right away.
-    pub async fn ready(&self, participant: ParticipantId) -> Result<(), SfuError> {
-        self.send(Command::Ready { participant }).await
-    }
-
-    /// What the subscriber's client shows; the allocator sends nothing larger.
-    pub async fn view(&self, participant: ParticipantId, hints: ViewHints) -> Result<(), SfuError> {
-        self.send(Command::View { participant, hints }).await
-    }
-
-    pub async fn leave(&self, participant: ParticipantId) {
-        // A stopped SFU has no state for the participant left to clean.
-        let _ = self.send(Command::Leave { participant }).await;
-    }
-
-    pub async fn stats(&self) -> Result<SfuStats, SfuError> {
-        let (reply, done) = oneshot::channel();
-        self.send(Command::Stats { reply }).await?;
-        done.await.map_err(|_| SfuError::Stopped)
-    }
-
-    /// Let a link check with `token` use the media port for `ttl` (signaling has checked
-    /// the device's key).
-    pub async fn allow_probe(
-        &self,
-        token: crate::probe::Token,
-        ttl: std::time::Duration,
-    ) -> Result<(), SfuError> {
-        self.send(Command::AllowProbe { token, ttl }).await
-    }
-
-    /// Close the media sockets and end every session (a restart binds the port again).
-    pub async fn stop(&self) {
-        let _ = self.send(Command::Stop).await;
-    }
-
-    async fn send(&self, cmd: Command) -> Result<(), SfuError> {
-        self.tx.send(cmd).await.map_err(|_| SfuError::Stopped)
-    }
 }

@@ -1,0 +1,306 @@
+//! The IO edge of the SFU: sockets, timers and commands, in one tokio task around the
+//! sans-IO room core (`room.rs`).
+//!
+//! The task owns the core (no locks on the forwarding path). Receive tasks, one per
+//! local address, hand datagrams over a channel; the driver reads the clock once per
+//! input, hands the input to the core, and drains `poll_output` until it says
+//! `Timeout`: datagrams go to the socket of their source address, events to the
+//! participant's signaling channel.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::handle::{Command, SfuHandle};
+use crate::probe::{self, ProbeServer};
+use crate::room::{Output, Rooms};
+use crate::types::{ParticipantId, SfuEvent, SfuStats};
+use crate::{SfuConfig, SfuError};
+
+/// Largest datagram we read; WebRTC keeps packets under the 1200-byte MTU target.
+const RECV_BUF: usize = 2048;
+
+struct Datagram {
+    socket: usize,
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
+struct MediaSocket {
+    socket: Arc<UdpSocket>,
+    /// The address ICE sees: the public IP when configured, else the local one.
+    advertised: SocketAddr,
+}
+
+/// Bind the media sockets and start the SFU task.
+pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
+    let ips = if config.listen_ips.is_empty() {
+        local_ipv4_addresses()
+    } else {
+        config.listen_ips.clone()
+    };
+    if ips.is_empty() {
+        return Err(SfuError::NoAddress);
+    }
+    let mut sockets = Vec::new();
+    let mut port = config.port;
+    for ip in ips {
+        let addr = SocketAddr::new(ip, port);
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| SfuError::Bind { addr, source })?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| SfuError::Bind { addr, source })?;
+        // Port 0 means "pick one": the first socket picks, the rest share its number.
+        port = local.port();
+        let advertised = match config.public_ip {
+            Some(public) if !ip.is_loopback() => SocketAddr::new(public, port),
+            _ => local,
+        };
+        info!(%local, %advertised, "media socket open");
+        sockets.push(MediaSocket {
+            socket: Arc::new(socket),
+            advertised,
+        });
+    }
+    let media_addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.advertised).collect();
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let (net_tx, net_rx) = mpsc::channel(4096);
+    let receivers = sockets
+        .iter()
+        .enumerate()
+        .map(|(index, s)| tokio::spawn(receive_loop(index, s.socket.clone(), net_tx.clone())))
+        .collect();
+    let driver = Driver {
+        sockets,
+        core: Rooms::new(media_addrs.clone()),
+        events: HashMap::new(),
+        unclaimed: 0,
+        send_drops: 0,
+        receivers,
+        probes: ProbeServer::default(),
+    };
+    tokio::spawn(driver.run(cmd_rx, net_rx));
+    Ok(SfuHandle {
+        tx: cmd_tx,
+        media_addrs,
+    })
+}
+
+fn local_ipv4_addresses() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = match if_addrs::get_if_addrs() {
+        Ok(ifs) => ifs
+            .into_iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_ipv4())
+            .collect(),
+        Err(e) => {
+            warn!("cannot list network interfaces: {e}");
+            Vec::new()
+        }
+    };
+    if !ips.iter().any(|ip| ip.is_loopback()) {
+        ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+async fn receive_loop(index: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<Datagram>) {
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, source)) => {
+                let d = Datagram {
+                    socket: index,
+                    source,
+                    data: buf[..n].to_vec(),
+                };
+                if tx.send(d).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP port unreachable from a departed client surfaces here on Linux; the
+            // socket itself is fine.
+            Err(e) => debug!("media socket receive error: {e}"),
+        }
+    }
+}
+
+struct Driver {
+    sockets: Vec<MediaSocket>,
+    core: Rooms,
+    /// Each participant's signaling channel.
+    events: HashMap<ParticipantId, mpsc::UnboundedSender<SfuEvent>>,
+    unclaimed: u64,
+    send_drops: u64,
+    receivers: Vec<tokio::task::JoinHandle<()>>,
+    probes: ProbeServer,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut net: mpsc::Receiver<Datagram>,
+    ) {
+        let mut deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let wake = self
+                .probes
+                .next_timeout()
+                .map_or(deadline, |t| t.min(deadline));
+            tokio::select! {
+                cmd = commands.recv() => {
+                    let Some(cmd) = cmd else {
+                        info!("SFU handle dropped; media server stopping");
+                        return;
+                    };
+                    if matches!(cmd, Command::Stop) {
+                        info!("media server stopping");
+                        for r in &self.receivers {
+                            r.abort();
+                        }
+                        return;
+                    }
+                    self.handle_command(cmd, Instant::now());
+                }
+                Some(d) = net.recv() => {
+                    self.handle_datagram(d, Instant::now());
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    self.send_probe_trains(now);
+                    self.core.handle_timeout(now);
+                }
+            }
+            deadline = self.drain(Instant::now());
+        }
+    }
+
+    fn send_probe_trains(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        self.probes.poll(now, &mut out);
+        for (socket, to, data) in out {
+            if let Some(s) = self.sockets.get(socket)
+                && s.socket.try_send_to(&data, to).is_err()
+            {
+                self.send_drops += 1;
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, d: Datagram, now: Instant) {
+        let Some(sock) = self.sockets.get(d.socket) else {
+            return;
+        };
+        if probe::is_probe(&d.data) {
+            let refused = self.probes.refused;
+            if let Some((socket, to, reply)) = self.probes.handle(now, d.socket, d.source, &d.data)
+                && let Some(s) = self.sockets.get(socket)
+            {
+                let _ = s.socket.try_send_to(&reply, to);
+            }
+            if self.probes.refused > refused && self.probes.refused.is_power_of_two() {
+                // Logged at 1, 2, 4, 8 ... refusals: visible, but no log flood from a scan.
+                info!(source = %d.source, refused = self.probes.refused, "link-check probe refused (no valid token)");
+            }
+            return;
+        }
+        if !self.core.receive(now, d.source, sock.advertised, &d.data) {
+            self.unclaimed += 1;
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command, now: Instant) {
+        match cmd {
+            Command::Join {
+                room,
+                participant,
+                options,
+                events,
+                reply,
+            } => {
+                let r = self.core.join(now, &room, participant, options);
+                if r.is_ok() {
+                    self.events.insert(participant, events);
+                }
+                let _ = reply.send(r);
+            }
+            Command::Offer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.core.offer(participant, &sdp));
+            }
+            Command::Answer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.core.answer(participant, &sdp));
+            }
+            Command::Ready { participant } => self.core.ready(participant),
+            Command::Leave { participant } => {
+                self.core.leave(now, participant);
+                self.events.remove(&participant);
+            }
+            Command::View { participant, hints } => self.core.view(now, participant, hints),
+            Command::Floor { room, participant } => self.core.floor(now, &room, participant),
+            Command::Stop => {}
+            Command::AllowProbe { token, ttl } => self.probes.allow(token, now + ttl, now),
+            Command::Stats { reply } => {
+                let _ = reply.send(SfuStats {
+                    peers: self.core.stats(),
+                    unclaimed_datagrams: self.unclaimed,
+                    send_drops: self.send_drops,
+                    probes_refused: self.probes.refused,
+                });
+            }
+        }
+    }
+
+    /// Everything the core has to send and say; returns when it wants to wake next.
+    fn drain(&mut self, now: Instant) -> Instant {
+        loop {
+            match self.core.poll_output(now) {
+                Output::Transmit(t) => {
+                    let sock = self
+                        .sockets
+                        .iter()
+                        .find(|s| s.advertised == t.source)
+                        .or_else(|| self.sockets.first());
+                    // Media is real-time: a full send buffer means the packet is late anyway.
+                    if let Some(s) = sock
+                        && s.socket.try_send_to(&t.contents, t.destination).is_err()
+                    {
+                        self.send_drops += 1;
+                    }
+                }
+                Output::Event(p, e) => {
+                    let gone = self.events.get(&p).is_some_and(|tx| tx.send(e).is_err());
+                    if gone {
+                        debug!(participant = %p, "signaling gone; event dropped");
+                        self.events.remove(&p);
+                    }
+                }
+                Output::Timeout(t) => {
+                    // Sessions the core ended (media gone) have no channel left to feed.
+                    if self.events.len() > self.core.len() {
+                        let core = &self.core;
+                        self.events.retain(|p, _| core.has(*p));
+                    }
+                    return t;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The seam between signaling and the media server: commands in, per-participant events out.
+
+use std::net::SocketAddr;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::SfuError;
+use crate::types::{JoinOptions, OfferOutcome, ParticipantId, SfuEvent, SfuStats, ViewHints};
+
+pub(crate) enum Command {
+    Join {
+        room: String,
+        participant: ParticipantId,
+        options: JoinOptions,
+        events: mpsc::UnboundedSender<SfuEvent>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Offer {
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<OfferOutcome, SfuError>>,
+    },
+    Answer {
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Ready {
+        participant: ParticipantId,
+    },
+    Leave {
+        participant: ParticipantId,
+    },
+    View {
+        participant: ParticipantId,
+        hints: ViewHints,
+    },
+    /// The chair gave the floor to `participant` (`None`: took it back).
+    Floor {
+        room: String,
+        participant: Option<ParticipantId>,
+    },
+    Stats {
+        reply: oneshot::Sender<SfuStats>,
+    },
+    AllowProbe {
+        token: crate::probe::Token,
+        ttl: std::time::Duration,
+    },
+    Stop,
+}
+
+/// Cheap to clone; every clone talks to the same SFU task.
+#[derive(Clone)]
+pub struct SfuHandle {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) media_addrs: Vec<SocketAddr>,
+}
+
+impl SfuHandle {
+    /// Addresses advertised to clients as ICE candidates.
+    pub fn media_addrs(&self) -> &[SocketAddr] {
+        &self.media_addrs
+    }
+
+    pub async fn join(
+        &self,
+        room: &str,
+        participant: ParticipantId,
+    ) -> Result<mpsc::UnboundedReceiver<SfuEvent>, SfuError> {
+        self.join_with(room, participant, JoinOptions::default())
+            .await
+    }
+
+    pub async fn join_with(
+        &self,
+        room: &str,
+        participant: ParticipantId,
+        options: JoinOptions,
+    ) -> Result<mpsc::UnboundedReceiver<SfuEvent>, SfuError> {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Join {
+            room: room.to_owned(),
+            participant,
+            options,
+            events,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| SfuError::Stopped)??;
+        Ok(rx)
+    }
+
+    pub async fn offer(
+        &self,
+        participant: ParticipantId,
+        sdp: String,
+    ) -> Result<OfferOutcome, SfuError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Offer {
+            participant,
+            sdp,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    pub async fn answer(&self, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Answer {
+            participant,
+            sdp,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    /// The client publishes nothing yet: the SFU may offer subscriptions right away.
+    pub async fn ready(&self, participant: ParticipantId) -> Result<(), SfuError> {
+        self.send(Command::Ready { participant }).await
+    }
+
+    /// What the subscriber's client shows; the allocator sends nothing larger.
+    pub async fn view(&self, participant: ParticipantId, hints: ViewHints) -> Result<(), SfuError> {
+        self.send(Command::View { participant, hints }).await
+    }
+
+    /// Who holds the floor in `room`: their picture takes the main slot and their voice
+    /// an audio slot for everyone.
+    pub async fn floor(
+        &self,
+        room: &str,
+        participant: Option<ParticipantId>,
+    ) -> Result<(), SfuError> {
+        self.send(Command::Floor {
+            room: room.to_owned(),
+            participant,
+        })
+        .await
+    }
+
+    pub async fn leave(&self, participant: ParticipantId) {
+        // A stopped SFU has no state for the participant left to clean.
+        let _ = self.send(Command::Leave { participant }).await;
+    }
+
+    pub async fn stats(&self) -> Result<SfuStats, SfuError> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Stats { reply }).await?;
+        done.await.map_err(|_| SfuError::Stopped)
+    }
+
+    /// Let a link check with `token` use the media port for `ttl` (signaling has checked
+    /// the device's key).
+    pub async fn allow_probe(
+        &self,
+        token: crate::probe::Token,
+        ttl: std::time::Duration,
+    ) -> Result<(), SfuError> {
+        self.send(Command::AllowProbe { token, ttl }).await
+    }
+
+    /// Close the media sockets and end every session (a restart binds the port again).
+    pub async fn stop(&self) {
+        let _ = self.send(Command::Stop).await;
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), SfuError> {
+        self.tx.send(cmd).await.map_err(|_| SfuError::Stopped)
+    }
+}

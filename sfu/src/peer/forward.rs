@@ -1,0 +1,192 @@
+//! One slot of a subscriber, and one publisher packet into it. A slot is one m-line and
+//! one continuous RTP stream: whichever source it carries, the subscriber sees the same
+//! SSRC with sequence numbers, timestamps and VP8 PictureID/TL0PICIDX running on
+//! (`rtp/rewrite.rs`, `rtp/vp8.rs`). A video slot moves to another source, or another
+//! layer of the same source, only on a keyframe of the new one, since a decoder cannot
+//! use what comes before it; until then it keeps forwarding what it had.
+
+use std::time::Instant;
+
+use str0m::format::PayloadParams;
+use str0m::media::{MediaKind, Mid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+
+use super::{Peer, video_codec};
+use crate::rtp::keyframe::{VideoCodec, is_keyframe_start};
+use crate::rtp::red;
+use crate::rtp::rewrite::StreamRewriter;
+use crate::rtp::vp8::Vp8Rewriter;
+use crate::types::TrackKey;
+
+pub(crate) struct Slot {
+    pub(crate) kind: MediaKind,
+    /// Its position among the slots of its kind (`a{index}`, `v{index}`).
+    pub(crate) index: usize,
+    /// The m-line, once offered; `open` once the subscriber's answer accepted it.
+    pub(super) mid: Option<Mid>,
+    pub(super) open: bool,
+    /// Audio: the voice this slot carries.
+    pub(crate) voice: Option<TrackKey>,
+    /// Video: the source and layer the allocation aims at (`None`: no video).
+    pub(crate) target: Option<(TrackKey, Ssrc)>,
+    /// Video: the source and layer forwarded now.
+    pub(crate) current: Option<(TrackKey, Ssrc)>,
+    /// Video: the source the slot policy put here (its layer is the allocator's).
+    pub(crate) source: Option<TrackKey>,
+    pub(crate) screen: bool,
+    rewriter: StreamRewriter,
+    vp8: Vp8Rewriter,
+    /// Publisher PT -> our PT, learnt on the first packet of each codec.
+    pt_map: Vec<(u8, u8)>,
+    /// Audio: the RED payload type this subscriber accepted on this slot (learnt on the
+    /// first packet), and the previous frames to repeat.
+    red_pt: Option<Option<u8>>,
+    last_audio: red::History,
+}
+
+impl Slot {
+    pub(super) fn new(kind: MediaKind, index: usize) -> Self {
+        let clock = match kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        };
+        Self {
+            kind,
+            index,
+            mid: None,
+            open: false,
+            voice: None,
+            target: None,
+            current: None,
+            source: None,
+            screen: false,
+            rewriter: StreamRewriter::new(clock),
+            vp8: Vp8Rewriter::default(),
+            pt_map: Vec::new(),
+            red_pt: None,
+            last_audio: red::History::default(),
+        }
+    }
+
+    /// The sources this slot may take packets from now (the room's routing table).
+    pub(crate) fn routes(&self) -> impl Iterator<Item = TrackKey> + '_ {
+        let (a, b) = match self.kind {
+            MediaKind::Audio => (self.voice, None),
+            MediaKind::Video => (self.current.map(|c| c.0), self.target.map(|t| t.0)),
+        };
+        a.into_iter().chain(b.filter(|b| Some(*b) != a))
+    }
+}
+
+impl Peer {
+    /// Forward one publisher packet into slot `slot`. Returns the layer this slot waits
+    /// for a keyframe of, if any (the room then asks the publisher).
+    pub(crate) fn forward(
+        &mut self,
+        slot: usize,
+        key: TrackKey,
+        params: &PayloadParams,
+        packet: &RtpPacket,
+        epoch: u64,
+        now: Instant,
+    ) -> Option<(TrackKey, Ssrc)> {
+        // Before DTLS is up str0m queues what it is given and sends it all at once when
+        // the session connects: on 3g-bad, whose handshake takes seconds, that was up to
+        // 4.8 s of stale audio in one burst, filling the link's queue (measured).
+        self.connected_at?;
+        let s = self.slots.get_mut(slot)?;
+        if !s.open {
+            return None;
+        }
+        let mid = s.mid?;
+        let is_video = s.kind == MediaKind::Video;
+        let ssrc = packet.header.ssrc;
+        if is_video {
+            let here = Some((key, ssrc));
+            let target = s.target?;
+            if here == Some(target) && s.current != here {
+                if !is_keyframe_start(video_codec(params), &packet.payload) {
+                    return Some(target);
+                }
+                if s.current.map(|c| c.0) != Some(key) {
+                    // A new source in this slot: the page relabels the tile now.
+                    self.slots_changed = true;
+                }
+                s.current = here;
+            } else if s.current != here {
+                // Another layer; or the old one, forwarded until the target's keyframe.
+                return None;
+            }
+        } else if s.voice != Some(key) {
+            return None;
+        }
+        let in_pt = *params.pt();
+        let pt = match s.pt_map.iter().find(|(i, _)| *i == in_pt) {
+            Some((_, o)) => *o,
+            None => {
+                let local = self.rtc.codec_config().match_params(*params)?;
+                let o = *local.pt();
+                s.pt_map.push((in_pt, o));
+                o
+            }
+        };
+        // A new epoch (the publisher's audio resumed after silence) is a new source: the
+        // rewriter continues the sequence numbers after the gap instead of leaving one.
+        let source_id =
+            ((key.participant.0 << 32) ^ u64::from(*packet.header.ssrc)).wrapping_add(epoch << 48);
+        let rw = s
+            .rewriter
+            .rewrite(source_id, *packet.seq_no, packet.header.timestamp, now)?;
+        let mut payload = packet.payload.clone();
+        let mut pt = pt;
+        if is_video {
+            if video_codec(params) == VideoCodec::Vp8
+                && let Some(p) = s.vp8.rewrite_shared(source_id, &payload)
+            {
+                payload = p;
+            }
+        } else {
+            // str0m keeps RED on a codec's params only if the remote accepted it.
+            let rtc = &self.rtc;
+            let red_pt = *s.red_pt.get_or_insert_with(|| {
+                let red = rtc.codec_config().match_params(*params)?.red()?;
+                Some(*red)
+            });
+            let ts = packet.header.timestamp;
+            if self.red.on()
+                && let Some(red_pt) = red_pt
+            {
+                let red = s
+                    .last_audio
+                    .encode(pt, &packet.payload, ts, self.red_distance);
+                s.last_audio.push(ts, payload);
+                payload = red;
+                pt = red_pt;
+            } else {
+                s.last_audio.push(ts, payload.clone());
+            }
+        }
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let mut api = self.rtc.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None)?;
+        tx.write_rtp(
+            RtpWrite::new(
+                pt.into(),
+                rw.seq.into(),
+                rw.timestamp,
+                packet.timestamp,
+                payload,
+            )
+            .marker(packet.header.marker)
+            .ext_vals(ext)
+            .nackable(is_video),
+        );
+        self.stats.rtp_forwarded += 1;
+        None
+    }
+}

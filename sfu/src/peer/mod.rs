@@ -1,0 +1,421 @@
+//! One participant's WebRTC session: a str0m `Rtc` in RTP mode, and what it publishes
+//! (`publish.rs`), what it is sent in its fixed slots (`subscribe.rs`: negotiation and
+//! the allocation's outcome; `forward.rs`: one packet into one slot).
+//!
+//! A `Peer` never touches another peer: everything that crosses participants (a packet to
+//! forward, a keyframe request for a publisher, a track that opened) comes out of
+//! [`Peer::poll`] as a [`Propagated`] value, and the room applies it to the others. What
+//! it tells its own participant (an offer, a slot change) waits in its outbox for the
+//! room's `poll_output`. No channel, no socket, no clock: time is passed in.
+
+mod forward;
+mod publish;
+mod subscribe;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpPendingOffer;
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind};
+use str0m::net::{Receive, Transmit};
+use str0m::rtp::{RtpPacket, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tracing::{debug, info, warn};
+
+pub(crate) use forward::Slot;
+pub(crate) use publish::PublishedLayers;
+use publish::TrackIn;
+pub(crate) use subscribe::SlotChoice;
+
+use crate::ParticipantId;
+use crate::policy::allocator::{AllocConfig, Allocator};
+use crate::policy::congestion::CongestionDetector;
+use crate::policy::quality::QualityTracker;
+use crate::rtp::keyframe::VideoCodec;
+use crate::rtp::red::RedSwitch;
+use crate::types::{JoinOptions, PeerStats, SfuEvent, SlotMap, TrackKey, TrackKind, ViewHints};
+
+/// Something one peer produced that other peers must act on.
+// The RTP variant is large, but boxing it would allocate once per forwarded packet; the
+// queue these live in is reused, so the size costs nothing per packet.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Propagated {
+    /// A track opened or closed: the room's slots follow.
+    TracksChanged,
+    Rtp {
+        key: TrackKey,
+        params: PayloadParams,
+        packet: RtpPacket,
+    },
+    /// A subscriber wants a keyframe of this publisher track (of one simulcast layer,
+    /// named by its SSRC, or of all).
+    KeyframeRequest(TrackKey, Option<Ssrc>, KeyframeRequestKind),
+    /// An audio packet's RFC 6464 level (0 = loudest, 127 = silence), for the room's
+    /// speaker detector.
+    AudioLevel(u8),
+    /// The media connection died; the room removes the peer.
+    Dead,
+}
+
+pub(crate) struct Peer {
+    pub(crate) id: ParticipantId,
+    pub(crate) room: std::sync::Arc<str>,
+    rtc: Rtc,
+    /// What this participant is told, until the room's `poll_output` takes it.
+    outbox: VecDeque<SfuEvent>,
+    // What it publishes.
+    tracks_in: Vec<TrackIn>,
+    ssrc_mid: HashMap<Ssrc, (str0m::media::Mid, PayloadParamsCache)>,
+    uplink: QualityTracker,
+    /// Uplink samples since the last stats tick: (loss, jitter ms) of each incoming stream.
+    uplink_sample: Option<(f32, f64)>,
+    // What it is sent.
+    /// Audio slots first, then video slots (main first): fixed for the session.
+    pub(crate) slots: Vec<Slot>,
+    pending: Option<SdpPendingOffer>,
+    /// The server offers only after the client's first offer (or `ready`), so a client's
+    /// opening offer never collides with ours.
+    may_offer: bool,
+    /// A slot's source changed since the map was last told.
+    slots_changed: bool,
+    told_slots: SlotMap,
+    // The session.
+    pub(crate) next_timeout: Instant,
+    stats: PeerStats,
+    candidates: Vec<SocketAddr>,
+    /// When ICE lost the client. A 3G link that drops for a few seconds comes back to the
+    /// same session (ICE consent resumes, or the client restarts ICE), so the session is
+    /// only ended after [`MEDIA_GRACE`] without media.
+    disconnected_at: Option<Instant>,
+    connected_at: Option<Instant>,
+    pub(crate) options: JoinOptions,
+    pub(crate) view: ViewHints,
+    // Its downlink.
+    allocator: Allocator<TrackKey>,
+    /// The last audio-only state told to the client.
+    audio_only: bool,
+    /// str0m's unsmoothed estimate, from its peer stats.
+    raw_estimate: Option<u64>,
+    congestion: CongestionDetector,
+    /// The estimate (bit/s) when the user paused the video, and when.
+    paused_with: Option<(u64, Instant)>,
+    /// Whether this subscriber's audio goes out with RED (`red.rs`), and how many
+    /// previous frames each packet repeats.
+    red: RedSwitch,
+    red_distance: usize,
+}
+
+const STATS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// str0m's resend cache for video towards subscribers (its defaults are 1024 packets
+/// and 0.15; the age is ours): a resend later than a second misses the receiver's jitter
+/// buffer and only costs the link.
+pub(super) const RTX_PACKETS: usize = 1024;
+pub(super) const RTX_MAX_AGE: Duration = Duration::from_millis(1000);
+pub(super) const RTX_RATIO_CAP: f32 = 0.15;
+
+/// How long a participant whose media path went silent keeps its session. Browsers and
+/// webrtc-rs declare ICE failed after ~25-30 s; the agent restarts ICE before that.
+pub(crate) const MEDIA_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Per incoming SSRC: the last seen PT and its codec, so the codec lookup runs once.
+#[derive(Clone, Copy)]
+pub(super) struct PayloadParamsCache {
+    pt: u8,
+    params: Option<PayloadParams>,
+    rid: Option<str0m::media::Rid>,
+    /// The packets are RED-wrapped (`params` is the codec inside).
+    red: bool,
+}
+
+/// How long a paused view's estimate is trusted when the video is wanted again.
+pub(super) const PAUSE_REMEMBERED: Duration = Duration::from_secs(120);
+
+/// Where str0m's estimate starts, low: a commune on 3G must not be flooded while the
+/// estimate finds its level.
+pub(super) const START_BWE: Bitrate = Bitrate::kbps(300);
+
+pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
+    let mut rtc = crate::rtp::codecs::with_codecs(RtcConfig::new())
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        // 200 ms: the peer stats carry str0m's raw bandwidth estimate, which sees a
+        // capacity drop long before the 3 s average it emits as an event does.
+        .set_stats_interval(Some(STATS_INTERVAL))
+        // TWCC-based estimate of what each subscriber's link carries, starting low: a
+        // commune on 3G must not be flooded while the estimate finds its level.
+        .enable_bwe(Some(START_BWE))
+        .build(now);
+    for addr in candidates {
+        match Candidate::host(*addr, "udp") {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => warn!(%addr, "cannot use address as ICE candidate: {e}"),
+        }
+    }
+    rtc
+}
+
+fn track_kind(kind: MediaKind) -> TrackKind {
+    match kind {
+        MediaKind::Audio => TrackKind::Audio,
+        MediaKind::Video => TrackKind::Video,
+    }
+}
+
+fn video_codec(params: &PayloadParams) -> VideoCodec {
+    use str0m::format::Codec;
+    match params.spec().codec {
+        Codec::Vp8 => VideoCodec::Vp8,
+        Codec::H264 => VideoCodec::H264,
+        _ => VideoCodec::Other,
+    }
+}
+
+impl Peer {
+    pub(crate) fn new(
+        id: ParticipantId,
+        room: std::sync::Arc<str>,
+        options: JoinOptions,
+        candidates: Vec<SocketAddr>,
+        now: Instant,
+    ) -> Self {
+        let rtc = new_rtc(now, &candidates);
+        let stats = PeerStats {
+            participant: id.to_string(),
+            room: room.to_string(),
+            ..Default::default()
+        };
+        let slots = subscribe::fixed_slots(options.video_slots);
+        Self {
+            id,
+            room,
+            rtc,
+            outbox: VecDeque::new(),
+            tracks_in: Vec::new(),
+            ssrc_mid: HashMap::new(),
+            uplink: QualityTracker::default(),
+            uplink_sample: None,
+            slots,
+            pending: None,
+            may_offer: false,
+            slots_changed: false,
+            told_slots: SlotMap::default(),
+            next_timeout: now,
+            stats,
+            candidates,
+            disconnected_at: None,
+            connected_at: None,
+            options,
+            view: ViewHints::default(),
+            allocator: Allocator::new(AllocConfig::default()),
+            audio_only: false,
+            raw_estimate: None,
+            congestion: CongestionDetector::default(),
+            paused_with: None,
+            red: RedSwitch::default(),
+            red_distance: 1,
+        }
+    }
+
+    pub(crate) fn accepts(&self, input: &Input) -> bool {
+        self.rtc.accepts(input)
+    }
+
+    pub(crate) fn send_event(&mut self, e: SfuEvent) {
+        self.outbox.push_back(e);
+    }
+
+    pub(crate) fn take_event(&mut self) -> Option<SfuEvent> {
+        self.outbox.pop_front()
+    }
+
+    pub(crate) fn stats(&self) -> PeerStats {
+        self.stats.clone()
+    }
+
+    pub(crate) fn handle_receive(&mut self, now: Instant, receive: Receive<'_>) {
+        if let Err(e) = self.rtc.handle_input(Input::Receive(now, receive)) {
+            // A packet str0m cannot use (bad SRTP, malformed RTCP) is the sender's problem;
+            // the session stays up.
+            debug!(participant = %self.id, "input rejected: {e}");
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            warn!(participant = %self.id, "timeout handling failed: {e}");
+            self.rtc.disconnect();
+        }
+        if let Some(since) = self.disconnected_at
+            && now.saturating_duration_since(since) >= MEDIA_GRACE
+        {
+            warn!(participant = %self.id, "no media path for {} s: ending the session", MEDIA_GRACE.as_secs());
+            self.send_event(SfuEvent::Disconnected {
+                reason: "ice_disconnected".into(),
+            });
+            self.rtc.disconnect();
+        }
+    }
+
+    /// Drain str0m's output: datagrams to `transmit`, cross-peer work to `out`.
+    pub(crate) fn poll(
+        &mut self,
+        now: Instant,
+        transmit: &mut VecDeque<Transmit>,
+        out: &mut Vec<(ParticipantId, Propagated)>,
+    ) {
+        self.negotiate();
+        if self.slots_changed {
+            self.slots_changed = false;
+            let map = self.slot_map();
+            if map != self.told_slots {
+                self.told_slots = map.clone();
+                self.send_event(SfuEvent::Slots(map));
+            }
+        }
+        loop {
+            if !self.rtc.is_alive() {
+                out.push((self.id, Propagated::Dead));
+                self.next_timeout = now + std::time::Duration::from_secs(3600);
+                return;
+            }
+            let output = match self.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(participant = %self.id, "media session failed: {e}");
+                    self.rtc.disconnect();
+                    continue;
+                }
+            };
+            match output {
+                Output::Timeout(t) => {
+                    self.next_timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => transmit.push_back(t),
+                Output::Event(e) => self.handle_event(e, now, out),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, e: Event, now: Instant, out: &mut Vec<(ParticipantId, Propagated)>) {
+        match e {
+            Event::Connected => {
+                info!(participant = %self.id, room = %self.room, "media connected");
+                self.stats.connected = true;
+                self.connected_at.get_or_insert(now);
+                // Probe towards what the best layers would need; padding fills in while
+                // media sends less, capped by the estimate itself.
+                self.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::kbps(50), Bitrate::kbps(2500));
+                self.send_event(SfuEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.disconnected_at.is_none() =>
+            {
+                info!(participant = %self.id, "ICE disconnected; keeping the session for {} s", MEDIA_GRACE.as_secs());
+                self.disconnected_at = Some(now);
+                self.stats.connected = false;
+                self.send_event(SfuEvent::Interrupted);
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) => {
+                if let Some(since) = self.disconnected_at.take() {
+                    let gap = now.saturating_duration_since(since);
+                    info!(participant = %self.id, "media path back after {:.1} s", gap.as_secs_f64());
+                    self.stats.connected = true;
+                    self.send_event(SfuEvent::Resumed { after: gap });
+                }
+            }
+            // str0m's first event repeats the starting value it was configured with, not
+            // a measurement: taken as one, it started the picture on a 200 kbit/s link
+            // and held the audio 0.9 s late for 3 s (3g-bad). Wait for a real one.
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+                if self.stats.bwe_kbps.is_some() || estimate != START_BWE =>
+            {
+                self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
+            }
+            // Old clients: their own estimate, used when there is no TWCC one.
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. })
+                if self.stats.bwe_kbps.is_none() =>
+            {
+                self.stats.bwe_kbps = Some(estimate.as_u64() / 1000);
+            }
+            Event::MediaAdded(m) => {
+                if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
+                    self.open_track_in(m.mid, m.kind, out);
+                }
+            }
+            Event::MediaChanged(m) => {
+                let receiving = matches!(m.direction, Direction::RecvOnly | Direction::SendRecv);
+                let known = self.tracks_in.iter().any(|t| t.mid == m.mid);
+                if receiving && !known {
+                    if let Some(kind) = self.rtc.media(m.mid).map(|md| md.kind()) {
+                        self.open_track_in(m.mid, kind, out);
+                    }
+                } else if !receiving && known {
+                    self.close_track_in(m.mid, out);
+                }
+            }
+            Event::RtpPacket(packet) => self.handle_rtp(packet, now, out),
+            Event::KeyframeRequest(req) => {
+                self.stats.keyframe_requests_received += 1;
+                // A slot's decoder wants a keyframe of what the slot carries now.
+                if let Some((source, layer)) = self.slot_by_mid(req.mid).and_then(|s| s.current) {
+                    out.push((
+                        self.id,
+                        Propagated::KeyframeRequest(source, Some(layer), req.kind),
+                    ));
+                }
+            }
+            Event::PeerStats(s) => {
+                self.raw_estimate = s.bwe_tx.map(|b| b.as_u64());
+                self.stats.bwe_raw_kbps = self.raw_estimate.map(|b| b / 1000);
+                let was = self.stats.congested;
+                self.stats.congested = self.congestion.sample(now, s.rtt, s.egress_loss_fraction);
+                if let Some(on) = self.red.sample(now, s.egress_loss_fraction) {
+                    info!(participant = %self.id, loss = ?s.egress_loss_fraction, "audio redundancy (RED): {on}");
+                    self.stats.red = on;
+                }
+                if was != self.stats.congested {
+                    debug!(
+                        participant = %self.id,
+                        rtt = ?s.rtt,
+                        loss = ?s.egress_loss_fraction,
+                        raw_kbps = ?self.stats.bwe_raw_kbps,
+                        "path congested: {}", self.stats.congested
+                    );
+                }
+            }
+            Event::MediaIngressStats(s) => {
+                self.stats.loss_up = s.loss.or(self.stats.loss_up);
+                // Jitter in RTP clock units: 90 kHz for video, 48 kHz for audio.
+                let clock = match self.tracks_in.iter().find(|t| t.mid == s.mid) {
+                    Some(t) if t.kind == MediaKind::Audio => 48.0,
+                    _ => 90.0,
+                };
+                let jitter_ms = f64::from(s.jitter) / clock;
+                let (loss, jitter) = self.uplink_sample.unwrap_or((0.0, 0.0));
+                self.uplink_sample = Some((loss.max(s.loss.unwrap_or(0.0)), jitter.max(jitter_ms)));
+                self.stats.jitter_up_ms = Some(jitter_ms);
+                // str0m reports per-stream cumulative counts; keep the largest seen.
+                self.stats.nacks_sent = self.stats.nacks_sent.max(s.nacks);
+            }
+            Event::MediaEgressStats(s) => {
+                self.stats.loss_down = s.loss.or(self.stats.loss_down);
+                self.stats.nacks_received = self.stats.nacks_received.max(s.nacks);
+                if let Some(rtt) = s.rtt {
+                    self.stats.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The publishing side of a peer: the tracks it sends, their simulcast layers with a
+//! rate meter each, keyframe requests towards it, its uplink's grade, and which layers
+//! it should send at all (`policy/layers.rs`).
+
+use std::time::Instant;
+
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::rtp::{RtpPacket, Ssrc};
+use tracing::{debug, info};
+
+use super::{PayloadParamsCache, Peer, Propagated, track_kind, video_codec};
+use crate::ParticipantId;
+use crate::policy::allocator::Layer;
+use crate::policy::layers::LayerPause;
+use crate::policy::rate::RateMeter;
+use crate::policy::throttle::KeyframeThrottle;
+use crate::rtp::keyframe::VideoCodec;
+use crate::types::{SfuEvent, TrackKey};
+
+/// One incoming encoding of a track: the only one, or one simulcast layer.
+pub(super) struct LayerIn {
+    ssrc: Ssrc,
+    rid: Option<str0m::media::Rid>,
+    /// From the last VP8 keyframe; H.264 layers are ranked by bitrate alone.
+    height: Option<u16>,
+    meter: RateMeter,
+    /// The last rate measured while it was sent: the price of a paused layer.
+    last_bps: u32,
+    throttle: KeyframeThrottle,
+}
+
+pub(super) struct TrackIn {
+    pub(super) mid: Mid,
+    pub(super) kind: MediaKind,
+    /// A second video track: a shared screen.
+    pub(super) screen: bool,
+    layers: Vec<LayerIn>,
+    pause: LayerPause<Ssrc>,
+}
+
+/// A publisher track's layers as the allocator sees them, ascending, with their SSRCs.
+pub(crate) struct PublishedLayers {
+    pub(crate) key: TrackKey,
+    pub(crate) layers: Vec<(Ssrc, Option<str0m::media::Rid>, Layer)>,
+}
+
+impl Peer {
+    /// What this participant publishes: each track, its kind, and whether it is a screen.
+    pub(crate) fn published(&self) -> impl Iterator<Item = (TrackKey, MediaKind, bool)> + '_ {
+        self.tracks_in.iter().map(|t| {
+            (
+                TrackKey {
+                    participant: self.id,
+                    mid: t.mid,
+                },
+                t.kind,
+                t.screen,
+            )
+        })
+    }
+
+    pub(super) fn open_track_in(
+        &mut self,
+        mid: Mid,
+        kind: MediaKind,
+        out: &mut Vec<(ParticipantId, Propagated)>,
+    ) {
+        if self.tracks_in.iter().any(|t| t.mid == mid) {
+            return;
+        }
+        // A second video track is a shared screen (the page adds it beside the camera).
+        let screen =
+            kind == MediaKind::Video && self.tracks_in.iter().any(|t| t.kind == MediaKind::Video);
+        info!(participant = %self.id, %mid, ?kind, screen, "track published");
+        self.tracks_in.push(TrackIn {
+            mid,
+            kind,
+            screen,
+            layers: Vec::new(),
+            pause: LayerPause::default(),
+        });
+        self.send_event(SfuEvent::Published {
+            mid: mid.to_string(),
+            kind: track_kind(kind),
+        });
+        out.push((self.id, Propagated::TracksChanged));
+    }
+
+    pub(super) fn close_track_in(&mut self, mid: Mid, out: &mut Vec<(ParticipantId, Propagated)>) {
+        let Some(pos) = self.tracks_in.iter().position(|t| t.mid == mid) else {
+            return;
+        };
+        let t = self.tracks_in.remove(pos);
+        info!(participant = %self.id, %mid, "track unpublished");
+        self.send_event(SfuEvent::Unpublished {
+            mid: mid.to_string(),
+            kind: track_kind(t.kind),
+        });
+        out.push((self.id, Propagated::TracksChanged));
+    }
+
+    pub(super) fn handle_rtp(
+        &mut self,
+        mut packet: RtpPacket,
+        now: Instant,
+        out: &mut Vec<(ParticipantId, Propagated)>,
+    ) {
+        self.stats.rtp_in += 1;
+        let ssrc = packet.header.ssrc;
+        let pt = *packet.header.payload_type;
+        let entry = match self.ssrc_mid.get(&ssrc) {
+            Some(e) if e.1.pt == pt => *e,
+            _ => {
+                let mut api = self.rtc.direct_api();
+                let Some(rx) = api.stream_rx(&ssrc) else {
+                    return;
+                };
+                let mid = rx.mid();
+                // str0m NACKs only publishers that negotiated RTX; senders without it
+                // (webrtc-rs, some room systems) still answer NACKs on the main SSRC,
+                // and on a 3G uplink that repair is worth more than the saved bytes.
+                if self
+                    .tracks_in
+                    .iter()
+                    .any(|t| t.mid == mid && t.kind == MediaKind::Video)
+                {
+                    rx.suppress_nack(false);
+                }
+                let rid = rx.rid();
+                // RED (RFC 2198) is folded into its codec's params in str0m.
+                let red_pt = str0m::media::Pt::from(pt);
+                let found = self
+                    .rtc
+                    .codec_config()
+                    .find(|p| *p.pt() == pt || p.red() == Some(red_pt))
+                    .cloned();
+                let red = found.is_some_and(|p| *p.pt() != pt);
+                let e = (
+                    mid,
+                    PayloadParamsCache {
+                        pt,
+                        params: found,
+                        rid,
+                        red,
+                    },
+                );
+                self.ssrc_mid.insert(ssrc, e);
+                e
+            }
+        };
+        let (mid, cache) = entry;
+        let Some(params) = cache.params else { return };
+        if cache.red {
+            // Subscribers get plain Opus, or the SFU's own RED if their link needs it.
+            let Some(primary) = crate::rtp::red::primary(&packet.payload) else {
+                return;
+            };
+            packet.payload = primary;
+            packet.header.payload_type = params.pt();
+        }
+        let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        let layer = match track.layers.iter().position(|l| l.ssrc == ssrc) {
+            Some(i) => &mut track.layers[i],
+            None => {
+                debug!(participant = %self.id, %mid, rid = ?cache.rid, %ssrc, "new incoming layer");
+                track.layers.push(LayerIn {
+                    ssrc,
+                    rid: cache.rid,
+                    height: None,
+                    meter: RateMeter::default(),
+                    last_bps: 0,
+                    throttle: KeyframeThrottle::default(),
+                });
+                let last = track.layers.len() - 1;
+                &mut track.layers[last]
+            }
+        };
+        // What the layer costs on a subscriber's link: payload, RTP header, SRTP tag, UDP
+        // and IP headers.
+        layer.meter.add(now, packet.payload.len() + 12 + 10 + 28);
+        if track.kind == MediaKind::Video {
+            if video_codec(&params) == VideoCodec::Vp8
+                && let Some((_, h)) = crate::rtp::vp8::keyframe_size(&packet.payload)
+            {
+                layer.height = Some(h);
+            }
+        } else if let Some(level) = packet.header.ext_vals.audio_level {
+            out.push((
+                self.id,
+                Propagated::AudioLevel(level.unsigned_abs().min(127)),
+            ));
+        }
+        let key = TrackKey {
+            participant: self.id,
+            mid,
+        };
+        out.push((
+            self.id,
+            Propagated::Rtp {
+                key,
+                params,
+                packet,
+            },
+        ));
+    }
+
+    /// A subscriber (or the SFU itself) wants a keyframe of one of our tracks.
+    /// `layer`: the SSRC of one simulcast layer; `None` asks every layer.
+    pub(crate) fn request_keyframe(
+        &mut self,
+        mid: Mid,
+        layer: Option<Ssrc>,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        let mut api = self.rtc.direct_api();
+        if track.layers.is_empty() {
+            // Nothing received yet: ask the track's main stream, if str0m knows it.
+            if let Some(rx) = api.stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(kind);
+                self.stats.keyframe_requests_sent += 1;
+            }
+            return;
+        }
+        for l in &mut track.layers {
+            if layer.is_some_and(|s| s != l.ssrc) || !l.throttle.allow(now) {
+                continue;
+            }
+            if let Some(rx) = api.stream_rx(&l.ssrc) {
+                rx.request_keyframe(kind);
+                self.stats.keyframe_requests_sent += 1;
+            }
+        }
+    }
+
+    /// Every published video track's layers, ascending: by frame height when every
+    /// layer's is known, else by bitrate. A layer counts when it was sent within the last
+    /// second, or when we paused it (priced at its last rate: it resumes on demand).
+    pub(crate) fn published_layers(&mut self, now: Instant, out: &mut Vec<PublishedLayers>) {
+        for t in &mut self.tracks_in {
+            if t.kind != MediaKind::Video {
+                continue;
+            }
+            let pause = &t.pause;
+            let mut layers: Vec<(Ssrc, Option<str0m::media::Rid>, Layer)> = t
+                .layers
+                .iter_mut()
+                .filter_map(|l| {
+                    let measured = l.meter.bps(now);
+                    if measured > 0 {
+                        l.last_bps = measured;
+                    }
+                    let bps = if measured == 0 && pause.paused(l.ssrc) {
+                        l.last_bps
+                    } else {
+                        measured
+                    };
+                    (bps > 0).then_some((
+                        l.ssrc,
+                        l.rid,
+                        Layer {
+                            height: l.height.unwrap_or(0),
+                            bps,
+                        },
+                    ))
+                })
+                .collect();
+            if layers.iter().all(|l| l.2.height > 0) {
+                layers.sort_by_key(|l| (l.2.height, l.2.bps));
+            } else {
+                layers.sort_by_key(|l| l.2.bps);
+            }
+            out.push(PublishedLayers {
+                key: TrackKey {
+                    participant: self.id,
+                    mid: t.mid,
+                },
+                layers,
+            });
+        }
+    }
+
+    /// Tell the publisher which layers of `mid` to send: `layers` ascending (the
+    /// allocator's view), `in_use` those some subscriber receives or waits for.
+    pub(crate) fn update_layer_use(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        layers: &[Ssrc],
+        in_use: &[Ssrc],
+    ) {
+        let Some(t) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        // Only simulcast layers can be switched off; a single stream is what it is.
+        if t.layers.len() < 2 || t.layers.iter().any(|l| l.rid.is_none()) {
+            return;
+        }
+        let Some(active) = t.pause.update(now, layers, in_use) else {
+            return;
+        };
+        let active: Vec<String> = t
+            .layers
+            .iter()
+            .filter(|l| active.contains(&l.ssrc))
+            .filter_map(|l| l.rid.map(|r| r.to_string()))
+            .collect();
+        debug!(participant = %self.id, %mid, ?active, "layers to send");
+        self.send_event(SfuEvent::Layers {
+            mid: mid.to_string(),
+            active,
+        });
+    }
+
+    /// Our uplink's grade, from the last second's stats; `Some` when it changed.
+    pub(crate) fn uplink_quality(&mut self) -> Option<crate::policy::quality::Grade> {
+        let (loss, jitter) = self.uplink_sample.take()?;
+        let rtt = self.stats.rtt_ms.unwrap_or(0.0);
+        let g = self.uplink.sample(loss, rtt, jitter);
+        self.stats.uplink = self.uplink.grade().as_str();
+        g
+    }
+}

@@ -1,0 +1,422 @@
+//! The subscribing side of a peer: its fixed slots (offered once, after the client's
+//! first offer or `ready`), the answers, and what the room decided for it: which source
+//! in which slot, and which layer of each (the allocator, with the bandwidth decisions
+//! of `policy/estimate.rs` around it).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use str0m::bwe::Bitrate;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, MediaKind, Mid};
+use tracing::{debug, info, warn};
+
+use super::{
+    PAUSE_REMEMBERED, Peer, PublishedLayers, RTX_MAX_AGE, RTX_PACKETS, RTX_RATIO_CAP, Slot, new_rtc,
+};
+use crate::policy::allocator::VideoSource;
+use crate::policy::estimate::{self, Path};
+use crate::rtp::red;
+use crate::types::{
+    AUDIO_SLOTS, Forwarding, OfferOutcome, SlotMap, TrackKey, VIDEO_SLOTS, VideoSlot, ViewHints,
+};
+use crate::{ParticipantId, SfuError};
+
+/// Audio slots first, then video slots, main first. At least the main slot; at most a
+/// screenful.
+pub(super) fn fixed_slots(video: Option<usize>) -> Vec<Slot> {
+    let video = video.unwrap_or(VIDEO_SLOTS).clamp(1, 25);
+    (0..AUDIO_SLOTS)
+        .map(|i| Slot::new(MediaKind::Audio, i))
+        .chain((0..video).map(|i| Slot::new(MediaKind::Video, i)))
+        .collect()
+}
+
+/// What the room chose for one video slot: the source, and whether it is a screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotChoice {
+    pub(crate) source: TrackKey,
+    pub(crate) screen: bool,
+}
+
+impl Peer {
+    pub(super) fn slot_by_mid(&self, mid: Mid) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.open && s.mid == Some(mid))
+    }
+
+    /// Who is in which slot, as the page is told: a video slot names the source it
+    /// forwards now.
+    pub(super) fn slot_map(&self) -> SlotMap {
+        let mut map = SlotMap::default();
+        for s in &self.slots {
+            match s.kind {
+                MediaKind::Audio => map.audio.push(s.voice.map(|k| k.participant)),
+                MediaKind::Video => map.video.push(s.current.map(|(k, _)| VideoSlot {
+                    participant: k.participant,
+                    screen: s.screen && s.source == Some(k),
+                })),
+            }
+        }
+        map
+    }
+
+    /// How many video slots the page shows (the rest stay empty).
+    pub(crate) fn shown_video_slots(&self) -> usize {
+        let n = self
+            .slots
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video)
+            .count();
+        if self.view.slots.is_empty() {
+            n
+        } else {
+            n.min(self.view.slots.len())
+        }
+    }
+
+    /// The voices for the audio slots, in slot order.
+    pub(crate) fn audio_slots(&self) -> Vec<Option<ParticipantId>> {
+        self.slots
+            .iter()
+            .filter(|s| s.kind == MediaKind::Audio)
+            .map(|s| s.voice.map(|k| k.participant))
+            .collect()
+    }
+
+    /// The video sources in slot order (main first).
+    pub(crate) fn video_sources(&self) -> Vec<Option<TrackKey>> {
+        self.slots
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video)
+            .map(|s| s.source)
+            .collect()
+    }
+
+    /// Put the room's choice into the slots: `voices` per audio slot, `videos` per video
+    /// slot. A video slot whose source changes keeps forwarding the old one until the new
+    /// one's keyframe (its target is set by the allocation that follows).
+    pub(crate) fn assign(&mut self, voices: &[Option<TrackKey>], videos: &[Option<SlotChoice>]) {
+        let (mut a, mut v) = (0, 0);
+        for s in &mut self.slots {
+            match s.kind {
+                MediaKind::Audio => {
+                    let voice = voices.get(a).copied().flatten();
+                    a += 1;
+                    if s.voice != voice {
+                        s.voice = voice;
+                        self.slots_changed = true;
+                    }
+                }
+                MediaKind::Video => {
+                    let choice = videos.get(v).copied().flatten();
+                    v += 1;
+                    s.source = choice.map(|c| c.source);
+                    s.screen = choice.is_some_and(|c| c.screen);
+                }
+            }
+        }
+    }
+
+    /// Offer the slots not yet offered, if no negotiation is under way.
+    pub(super) fn negotiate(&mut self) {
+        if !self.may_offer || self.pending.is_some() || !self.rtc.is_alive() {
+            return;
+        }
+        if self.slots.iter().all(|s| s.mid.is_some()) {
+            return;
+        }
+        let mut api = self.rtc.sdp_api();
+        for s in &mut self.slots {
+            if s.mid.is_some() {
+                continue;
+            }
+            let name = match s.kind {
+                MediaKind::Audio => format!("a{}", s.index),
+                MediaKind::Video => format!("v{}", s.index),
+            };
+            let mid = api.add_media(
+                s.kind,
+                Direction::SendOnly,
+                Some(name.clone()),
+                Some(name),
+                None,
+            );
+            s.mid = Some(mid);
+        }
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        self.pending = Some(pending);
+        debug!(participant = %self.id, "sending server offer (slots)");
+        self.send_event(crate::types::SfuEvent::Offer(offer.to_sdp_string()));
+    }
+
+    pub(crate) fn handle_offer(&mut self, sdp: &str) -> Result<OfferOutcome, SfuError> {
+        if self.pending.is_some() {
+            info!(participant = %self.id, "client offer ignored: server offer outstanding (glare)");
+            return Ok(OfferOutcome::Ignored);
+        }
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        // str0m tears the session down on an offer without a fingerprint; refuse it first
+        // so a client's mistake costs it one error message, not its connection.
+        if !sdp.contains("a=fingerprint:") {
+            return Err(SfuError::BadSdp("missing a=fingerprint".into()));
+        }
+        let result = self.rtc.sdp_api().accept_offer(offer);
+        match result {
+            Ok(answer) => {
+                self.may_offer = true;
+                Ok(OfferOutcome::Answer(answer.to_sdp_string()))
+            }
+            Err(e) => {
+                if !self.rtc.is_alive() {
+                    self.reset();
+                }
+                Err(SfuError::BadSdp(e.to_string()))
+            }
+        }
+    }
+
+    pub(crate) fn handle_answer(&mut self, sdp: &str) -> Result<(), SfuError> {
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let Some(pending) = self.pending.take() else {
+            return Err(SfuError::NoOfferPending);
+        };
+        if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
+            // Forget the offered m-lines; the next negotiate() offers them again.
+            for s in &mut self.slots {
+                if !s.open {
+                    s.mid = None;
+                }
+            }
+            if !self.rtc.is_alive() {
+                self.reset();
+            }
+            return Err(SfuError::BadSdp(e.to_string()));
+        }
+        for s in &mut self.slots {
+            if s.open {
+                continue;
+            }
+            let Some(m) = s.mid else { continue };
+            s.open = true;
+            if s.kind == MediaKind::Video
+                && let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(m, None)
+            {
+                tx.set_rtx_cache(RTX_PACKETS, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
+            }
+        }
+        self.slots_changed = true;
+        Ok(())
+    }
+
+    pub(crate) fn set_ready(&mut self) {
+        self.may_offer = true;
+    }
+
+    /// A session str0m gave up on (bad remote SDP) is replaced by a fresh one, so the
+    /// client can try again on the same signaling connection.
+    pub(super) fn reset(&mut self) {
+        warn!(participant = %self.id, "media session reset after a fatal SDP error");
+        self.rtc = new_rtc(Instant::now(), &self.candidates);
+        self.connected_at = None;
+        self.tracks_in.clear();
+        let video = self
+            .slots
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video)
+            .count();
+        self.slots = super::subscribe::fixed_slots(Some(video));
+        self.slots_changed = true;
+        self.pending = None;
+        self.may_offer = false;
+        self.ssrc_mid.clear();
+    }
+
+    /// The user's view changed. A pause the user chose (audio only, a hidden page)
+    /// leaves only the audio on the link, and str0m's estimate sinks to 1.5 × that; when
+    /// the video is wanted again it had to climb back through probes while each layer
+    /// waited a dwell, and 720p took over 15 s on loopback (`view.rs`). So the estimate
+    /// from before a short pause is restored when it ends: the link is most likely the
+    /// one it was a minute ago, and if not, congestion shows within a second.
+    pub(crate) fn set_view(&mut self, view: ViewHints, now: Instant) {
+        let paused = |v: &ViewHints| v.audio_only || v.hidden;
+        match (paused(&self.view), paused(&view)) {
+            (false, true) => {
+                self.paused_with = self.stats.bwe_kbps.map(|k| (k * 1000, now));
+            }
+            (true, false) => {
+                if let Some((bps, at)) = self.paused_with.take()
+                    && now.saturating_duration_since(at) <= PAUSE_REMEMBERED
+                    && self.stats.bwe_kbps.is_some_and(|k| k * 1000 < bps)
+                {
+                    debug!(participant = %self.id, kbps = bps / 1000, "estimate from before the pause restored");
+                    self.rtc.bwe().reset(Bitrate::bps(bps));
+                    self.stats.bwe_kbps = Some(bps / 1000);
+                    self.raw_estimate = Some(bps);
+                }
+            }
+            _ => {}
+        }
+        self.view = view;
+    }
+
+    /// The estimate the allocator shares out (`policy/estimate.rs`).
+    pub(crate) fn estimate_bps(&self, now: Instant) -> Option<u32> {
+        estimate::shared_bps(
+            self.raw_estimate,
+            self.stats.bwe_kbps.map(|k| k * 1000),
+            self.path(),
+            self.connected_at,
+            now,
+        )
+    }
+
+    fn path(&self) -> Path {
+        Path {
+            congested: self.congestion.congested(),
+            queueing: self.congestion.queueing(),
+        }
+    }
+
+    /// Run the allocator over this subscriber's video slots and apply its choice: each
+    /// slot's layer, audio only, and what str0m should probe and pad for. `voices`:
+    /// audio streams forwarded to us; `sources`: the slots' sources (main first) as the
+    /// allocator sees them; `wanted_bps`: what the video tiles could use.
+    pub(crate) fn allocate(
+        &mut self,
+        now: Instant,
+        budget_bps: u32,
+        voices: usize,
+        sources: &[VideoSource<TrackKey>],
+        layers: &HashMap<TrackKey, &PublishedLayers>,
+        wanted_bps: u32,
+    ) {
+        let audio_streams = if self.red.on() {
+            red::price(voices)
+        } else {
+            voices
+        };
+        let path = self.path();
+        let a = self
+            .allocator
+            .allocate_on(now, budget_bps, audio_streams, sources, path.congested);
+        // A queue that has built up drains only if less than the link's rate is sent:
+        // no second repeat while the path shows congestion (measured on the step
+        // profile: with it, a 500 ms queue took 7 s to drain).
+        let distance = if path.congested {
+            1
+        } else {
+            red::distance(budget_bps, a.total_bps, voices, self.allocator.audio_bps())
+        };
+        if self.red.on() && distance != self.red_distance {
+            debug!(participant = %self.id, distance, "RED repeats");
+        }
+        self.red_distance = distance;
+        self.stats.red_distance = if self.red.on() { distance as u8 } else { 0 };
+        let forced = a.audio_only && !self.view.audio_only;
+        if forced != self.audio_only {
+            self.audio_only = forced;
+            info!(
+                participant = %self.id,
+                budget_kbps = budget_bps / 1000,
+                smoothed_kbps = ?self.stats.bwe_kbps,
+                raw_kbps = ?self.stats.bwe_raw_kbps,
+                loss = ?self.stats.loss_down,
+                "audio only: {forced}"
+            );
+            self.send_event(crate::types::SfuEvent::Bandwidth {
+                audio_only: forced,
+                estimate_kbps: budget_bps / 1000,
+            });
+        }
+        self.stats.audio_only = a.audio_only;
+        self.stats.allocated_kbps = u64::from(a.total_bps / 1000);
+        self.stats.forwarding.clear();
+        // The main slot's next layer up, when its tile wants more than it got: what
+        // everything would cost with it instead (for the upgrade padding).
+        let mut next_total = None;
+        for s in self.slots.iter_mut().filter(|s| s.kind == MediaKind::Video) {
+            let Some(key) = s.source else {
+                if s.target.take().is_some() {
+                    self.stats.layer_changes += 1;
+                }
+                s.current = None;
+                continue;
+            };
+            let choice = a
+                .layers
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, c)| *c);
+            let published = layers.get(&key);
+            let chosen = choice
+                .and_then(|i| published.and_then(|p| p.layers.get(i)))
+                .map(|l| (l.0, l.1, l.2.height));
+            if s.index == 0
+                && let (Some(i), Some(p), Some(src)) =
+                    (choice, published, sources.iter().find(|x| x.key == key))
+                && let Some(next) = p.layers.get(i + 1)
+                && next.2.height <= src.max_height
+            {
+                let now_bps = u64::from(p.layers[i].2.bps);
+                next_total = Some(u64::from(a.total_bps) - now_bps + u64::from(next.2.bps));
+            }
+            let target = chosen.map(|c| (key, c.0));
+            if s.target != target {
+                self.stats.layer_changes += 1;
+                s.target = target;
+                if target.is_none() {
+                    if s.current.is_some() {
+                        self.slots_changed = true;
+                    }
+                    s.current = None;
+                    // Resends of a paused video only compete with the audio on a link
+                    // that is already too slow: replacing the cache drops them.
+                    if s.open
+                        && let Some(mid) = s.mid
+                        && let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None)
+                    {
+                        tx.set_rtx_cache(RTX_PACKETS, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
+                    }
+                }
+            }
+            if let Some((_, rid, height)) = chosen {
+                self.stats.forwarding.push(Forwarding {
+                    publisher: key.participant.to_string(),
+                    rid: rid.map(|r| r.to_string()),
+                    height: (height > 0).then_some(height),
+                });
+            }
+        }
+        let audio_bps = audio_streams as u64 * u64::from(self.allocator.audio_bps());
+        let ceiling = estimate::probe_ceiling_bps(u64::from(wanted_bps), audio_bps);
+        let minimum =
+            estimate::padding_bps(a.resume_bps, forced, path.congested, ceiling, budget_bps).max(
+                if a.audio_only {
+                    0
+                } else {
+                    estimate::upgrade_padding_bps(
+                        next_total,
+                        self.allocator.headroom(),
+                        path,
+                        ceiling,
+                        budget_bps,
+                    )
+                },
+            );
+        self.stats.padding_kbps = minimum / 1000;
+        self.rtc
+            .bwe()
+            .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(ceiling));
+    }
+
+    /// Every video slot's target and current layer, for the publishers' layer use.
+    pub(crate) fn layers_in_use(&self) -> impl Iterator<Item = (TrackKey, str0m::rtp::Ssrc)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video)
+            .flat_map(|s| s.target.into_iter().chain(s.current))
+    }
+}

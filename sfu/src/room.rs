@@ -1,0 +1,783 @@
+//! The room core: every peer on this SFU, grouped in rooms, as a sans-IO state machine
+//! in the manner of str0m's `Rtc`. Input goes in through methods that take `now` (a
+//! datagram: [`Rooms::receive`]; a command: `join`, `offer`, `view`, ...; time:
+//! [`Rooms::handle_timeout`]); output comes out of [`Rooms::poll_output`] (datagrams to
+//! send, events for a participant, and the next time to wake), drained until it says
+//! `Timeout`. No tokio, no channel and no clock read in here: `io/driver.rs` moves bytes
+//! and timers, `sim.rs` drives the same core on a simulated clock.
+//!
+//! A publisher's packet is routed through a table per room (which subscribers' slots
+//! take packets from which source), so its cost is the subscribers that receive it, not
+//! the size of the room. Every [`ALLOCATE_EVERY`] each room's speaker, slots and each
+//! subscriber's allocation are decided again, and the table rebuilt.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::Ssrc;
+use tracing::{debug, info};
+
+use crate::SfuError;
+use crate::peer::{Peer, Propagated, PublishedLayers, SlotChoice};
+use crate::policy::allocator::{Priority, VideoSource};
+use crate::policy::budget::site_shares;
+use crate::policy::slots::{self, SlotInputs};
+use crate::policy::speaker::{SpeakerConfig, SpeakerDetector};
+use crate::types::{
+    JoinOptions, OfferOutcome, ParticipantId, PeerStats, SfuEvent, TrackKey, ViewHints,
+};
+
+/// How often every subscriber's slots and allocation and every room's speaker are
+/// re-evaluated. A capacity drop must be acted on well within half a second.
+pub const ALLOCATE_EVERY: Duration = Duration::from_millis(100);
+/// How often uplink grades are sampled (str0m's stats interval).
+const QUALITY_EVERY: Duration = Duration::from_secs(1);
+
+/// What the core asks of its driver.
+pub enum Output {
+    /// A datagram to send (str0m's own buffer: no copy on the way out).
+    Transmit(Transmit),
+    /// Something to tell one participant's signaling session.
+    Event(ParticipantId, SfuEvent),
+    /// Nothing more until this instant, or until the next input.
+    Timeout(Instant),
+}
+
+/// One meeting's media room.
+struct Room {
+    members: Vec<ParticipantId>,
+    speaker: SpeakerDetector<ParticipantId>,
+    /// Participants by how recently they were the active speaker, most recent first.
+    recent: Vec<ParticipantId>,
+    floor: Option<ParticipantId>,
+    /// Which subscribers' slots take packets from each source: (subscriber, slot).
+    routes: HashMap<TrackKey, Vec<(ParticipantId, usize)>>,
+}
+
+impl Room {
+    fn new() -> Self {
+        Self {
+            members: Vec::new(),
+            speaker: SpeakerDetector::new(SpeakerConfig::default()),
+            recent: Vec::new(),
+            floor: None,
+            routes: HashMap::new(),
+        }
+    }
+}
+
+/// Every peer and room on this SFU.
+pub struct Rooms {
+    pub(crate) peers: HashMap<ParticipantId, Peer>,
+    rooms: HashMap<Arc<str>, Room>,
+    pub(crate) dirty: HashSet<ParticipantId>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    /// Publishers whose audio is silent now and not forwarded (`SpeakerDetector::audible`).
+    silent: HashSet<ParticipantId>,
+    /// Per publisher, how often its audio resumed: each resumption is a new source to the
+    /// subscribers' rewriters, so their sequence numbers run on without a gap.
+    audio_epoch: HashMap<ParticipantId, u64>,
+    candidates: Vec<SocketAddr>,
+    next_allocate: Option<Instant>,
+    next_quality: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(ParticipantId, SfuEvent)>,
+    /// `drain`'s work lists, reused so a forwarded packet allocates none.
+    props: Vec<(ParticipantId, Propagated)>,
+    batch: Vec<ParticipantId>,
+}
+
+impl Rooms {
+    /// `candidates`: the addresses clients send media to (ICE host candidates).
+    pub fn new(candidates: Vec<SocketAddr>) -> Self {
+        Self {
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            dirty: HashSet::new(),
+            by_addr: HashMap::new(),
+            silent: HashSet::new(),
+            audio_epoch: HashMap::new(),
+            candidates,
+            next_allocate: None,
+            next_quality: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            props: Vec::new(),
+            batch: Vec::new(),
+        }
+    }
+
+    /// A new participant. Its slots are offered after its first offer (or `ready`);
+    /// nobody else in the room is renegotiated.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        room: &str,
+        participant: ParticipantId,
+        options: JoinOptions,
+    ) -> Result<(), SfuError> {
+        if self.peers.contains_key(&participant) {
+            return Err(SfuError::AlreadyJoined(participant.to_string()));
+        }
+        let name: Arc<str> = match self.rooms.get_key_value(room) {
+            Some((k, _)) => k.clone(),
+            None => room.into(),
+        };
+        let peer = Peer::new(
+            participant,
+            name.clone(),
+            options,
+            self.candidates.clone(),
+            now,
+        );
+        self.rooms
+            .entry(name)
+            .or_insert_with(Room::new)
+            .members
+            .push(participant);
+        info!(%participant, %room, "joined media room");
+        self.peers.insert(participant, peer);
+        self.dirty.insert(participant);
+        self.next_allocate.get_or_insert(now);
+        self.next_quality.get_or_insert(now);
+        Ok(())
+    }
+
+    pub fn offer(
+        &mut self,
+        participant: ParticipantId,
+        sdp: &str,
+    ) -> Result<OfferOutcome, SfuError> {
+        let p = self
+            .peers
+            .get_mut(&participant)
+            .ok_or_else(|| SfuError::UnknownParticipant(participant.to_string()))?;
+        let result = p.handle_offer(sdp);
+        if matches!(result, Ok(OfferOutcome::Answer(_))) {
+            self.dirty.insert(participant);
+        }
+        result
+    }
+
+    pub fn answer(&mut self, participant: ParticipantId, sdp: &str) -> Result<(), SfuError> {
+        let p = self
+            .peers
+            .get_mut(&participant)
+            .ok_or_else(|| SfuError::UnknownParticipant(participant.to_string()))?;
+        let result = p.handle_answer(sdp);
+        self.dirty.insert(participant);
+        result
+    }
+
+    /// The client publishes nothing yet: its slots may be offered now.
+    pub fn ready(&mut self, participant: ParticipantId) {
+        if let Some(p) = self.peers.get_mut(&participant) {
+            p.set_ready();
+            self.dirty.insert(participant);
+        }
+    }
+
+    /// What the subscriber shows; applied at once, not at the next tick: a user who
+    /// chose audio only should see the video stop now.
+    pub fn view(&mut self, now: Instant, participant: ParticipantId, hints: ViewHints) {
+        let Some(p) = self.peers.get_mut(&participant) else {
+            return;
+        };
+        debug!(%participant, ?hints, "view changed");
+        p.set_view(hints, now);
+        let room = p.room.clone();
+        self.decide_room(now, &room);
+    }
+
+    /// Who holds the floor in `room` (`None`: nobody in particular).
+    pub fn floor(&mut self, now: Instant, room: &str, participant: Option<ParticipantId>) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.floor = participant;
+        let name: Arc<str> = room.into();
+        self.decide_room(now, &name);
+    }
+
+    pub fn leave(&mut self, now: Instant, participant: ParticipantId) {
+        self.remove_peer(now, participant);
+    }
+
+    pub fn stats(&self) -> Vec<PeerStats> {
+        let mut peers: Vec<_> = self.peers.values().map(|p| p.stats()).collect();
+        peers.sort_by(|a, b| a.participant.cmp(&b.participant));
+        peers
+    }
+
+    /// How many participants are on this core.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether `participant` is on this core.
+    pub fn has(&self, participant: ParticipantId) -> bool {
+        self.peers.contains_key(&participant)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Hand a datagram to the peer it belongs to; `false` if nobody claims it. As with
+    /// str0m, drain [`Rooms::poll_output`] before the next input: a peer's output left
+    /// unpolled is lost.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let Ok(contents) = data.try_into() else {
+            // Not STUN, DTLS or (S)RTP: someone else's traffic on our port.
+            return false;
+        };
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents,
+        };
+        let input = str0m::Input::Receive(now, receive);
+        // Remember which peer owns a remote address, so the per-packet lookup is one hash
+        // probe instead of asking every peer on the server; `accepts` still confirms it.
+        let cached = self
+            .by_addr
+            .get(&source)
+            .copied()
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let Some(id) = self
+                    .peers
+                    .values()
+                    .find(|p| p.accepts(&input))
+                    .map(|p| p.id)
+                else {
+                    return false;
+                };
+                self.by_addr.insert(source, id);
+                id
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
+        };
+        let str0m::Input::Receive(_, receive) = input else {
+            return false;
+        };
+        peer.handle_receive(now, receive);
+        self.dirty.insert(id);
+        true
+    }
+
+    /// Every peer whose timer is due, and the room ticks that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in self.peers.values_mut() {
+            if p.next_timeout <= now {
+                p.handle_timeout(now);
+                self.dirty.insert(p.id);
+            }
+        }
+        if self.next_allocate.is_some_and(|t| t <= now) {
+            self.next_allocate = (!self.peers.is_empty()).then_some(now + ALLOCATE_EVERY);
+            let names: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
+            for room in names {
+                self.tick_speaker(now, &room);
+                self.decide_room(now, &room);
+            }
+        }
+        if self.next_quality.is_some_and(|t| t <= now) {
+            self.next_quality = (!self.peers.is_empty()).then_some(now + QUALITY_EVERY);
+            self.sample_quality();
+        }
+    }
+
+    /// The next output: datagrams and events first, then the time to wake. Call until it
+    /// returns `Timeout`.
+    pub fn poll_output(&mut self, now: Instant) -> Output {
+        loop {
+            if let Some(t) = self.transmits.pop_front() {
+                return Output::Transmit(t);
+            }
+            if let Some((p, e)) = self.events.pop_front() {
+                return Output::Event(p, e);
+            }
+            if self.dirty.is_empty() {
+                return Output::Timeout(
+                    self.next_timeout().unwrap_or(now + Duration::from_secs(1)),
+                );
+            }
+            self.drain(now);
+        }
+    }
+
+    /// The earliest peer timer or room tick.
+    fn next_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .map(|p| p.next_timeout)
+            .chain(self.next_allocate)
+            .chain(self.next_quality)
+            .min()
+    }
+
+    /// Poll every touched peer until nothing is left to do.
+    fn drain(&mut self, now: Instant) {
+        // Buffers kept between calls: this runs for every datagram received.
+        let mut props = std::mem::take(&mut self.props);
+        let mut batch = std::mem::take(&mut self.batch);
+        while !self.dirty.is_empty() {
+            batch.extend(self.dirty.drain());
+            for id in batch.drain(..) {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.poll(now, &mut self.transmits, &mut props);
+                    while let Some(e) = p.take_event() {
+                        self.events.push_back((id, e));
+                    }
+                }
+            }
+            for (from, prop) in props.drain(..) {
+                self.propagate(from, prop, now);
+            }
+        }
+        self.props = props;
+        self.batch = batch;
+    }
+
+    fn remove_peer(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(peer) = self.peers.remove(&participant) else {
+            return;
+        };
+        info!(%participant, room = %peer.room, "left media room");
+        self.by_addr.retain(|_, id| *id != participant);
+        self.silent.remove(&participant);
+        self.audio_epoch.remove(&participant);
+        self.dirty.remove(&participant);
+        let mut empty = false;
+        if let Some(r) = self.rooms.get_mut(&*peer.room) {
+            r.members.retain(|m| *m != participant);
+            r.recent.retain(|m| *m != participant);
+            r.speaker.remove(participant);
+            if r.floor == Some(participant) {
+                r.floor = None;
+            }
+            empty = r.members.is_empty();
+        }
+        if empty {
+            self.rooms.remove(&*peer.room);
+        } else {
+            // Its slots elsewhere are re-pointed now, not at the next tick.
+            self.decide_room(now, &peer.room);
+        }
+    }
+
+    fn propagate(&mut self, from: ParticipantId, prop: Propagated, now: Instant) {
+        // An Arc clone, not a String: this runs once per forwarded packet.
+        let Some(room) = self.peers.get(&from).map(|p| p.room.clone()) else {
+            return;
+        };
+        match prop {
+            Propagated::Rtp {
+                key,
+                params,
+                packet,
+            } => {
+                // Silent voices are not forwarded: on a 3G link, fifty muted sites'
+                // comfort noise would cost more than the speaker's video.
+                if params.spec().codec.is_audio() && self.silent.contains(&from) {
+                    // A silent voice that starts speaking is forwarded from this packet
+                    // (if fewer than the cap are speaking), not from the next tick.
+                    let starts = packet.header.ext_vals.audio_level.is_some_and(|l| {
+                        self.rooms.get(&room).is_some_and(|r| {
+                            r.speaker.is_speech(l.unsigned_abs()) && r.speaker.room_for(from, now)
+                        })
+                    });
+                    if !starts {
+                        return;
+                    }
+                    self.silent.remove(&from);
+                    *self.audio_epoch.entry(from).or_default() += 1;
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        // Its level now, so the slots see it among the audible.
+                        if let Some(l) = packet.header.ext_vals.audio_level {
+                            r.speaker.on_level(from, l.unsigned_abs().min(127), now);
+                        }
+                    }
+                    self.assign_slots(now, &room);
+                }
+                let epoch = self.audio_epoch.get(&from).copied().unwrap_or(0);
+                let Some(r) = self.rooms.get(&room) else {
+                    return;
+                };
+                let Some(routes) = r.routes.get(&key) else {
+                    return;
+                };
+                let mut wants_keyframe: Option<(crate::types::TrackKey, Ssrc)> = None;
+                for (sub, slot) in routes {
+                    if let Some(p) = self.peers.get_mut(sub) {
+                        if let Some(k) = p.forward(*slot, key, &params, &packet, epoch, now) {
+                            wants_keyframe = Some(k);
+                        }
+                        self.dirty.insert(*sub);
+                    }
+                }
+                if let Some((k, layer)) = wants_keyframe
+                    && let Some(p) = self.peers.get_mut(&k.participant)
+                {
+                    p.request_keyframe(k.mid, Some(layer), KeyframeRequestKind::Pli, now);
+                    self.dirty.insert(k.participant);
+                }
+            }
+            Propagated::TracksChanged => {
+                // A source appeared or went: the slots follow now.
+                self.decide_room(now, &room);
+            }
+            Propagated::KeyframeRequest(key, layer, kind) => {
+                if let Some(p) = self.peers.get_mut(&key.participant) {
+                    p.request_keyframe(key.mid, layer, kind, now);
+                    self.dirty.insert(key.participant);
+                }
+            }
+            Propagated::AudioLevel(level) => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.speaker.on_level(from, level, now);
+                }
+            }
+            Propagated::Dead => {
+                info!(participant = %from, "media session ended");
+                self.remove_peer(now, from);
+            }
+        }
+    }
+
+    /// Re-evaluate a room's speaker and audible voices; tell the room when the active
+    /// speaker changes.
+    fn tick_speaker(&mut self, now: Instant, room: &Arc<str>) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let before = r.speaker.dominant();
+        r.speaker.tick(now);
+        let audible = r.speaker.audible(now);
+        for m in &r.members {
+            let silent = r.speaker.knows(*m) && !audible.contains(m);
+            if silent {
+                self.silent.insert(*m);
+            } else if self.silent.remove(m) {
+                *self.audio_epoch.entry(*m).or_default() += 1;
+            }
+        }
+        let after = r.speaker.dominant();
+        if before == after {
+            return;
+        }
+        debug!(%room, speaker = ?after, "active speaker");
+        if let Some(s) = after {
+            r.recent.retain(|m| *m != s);
+            r.recent.insert(0, s);
+        }
+        for m in &r.members {
+            if let Some(p) = self.peers.get_mut(m) {
+                p.send_event(SfuEvent::Speaker { participant: after });
+                self.dirty.insert(*m);
+            }
+        }
+    }
+
+    /// Slots, allocation, routes and publishers' layers of one room, decided now.
+    fn decide_room(&mut self, now: Instant, room: &Arc<str>) {
+        self.assign_slots(now, room);
+        self.allocate(now, room);
+        self.rebuild_routes(room);
+        self.update_layer_use(now, room);
+    }
+
+    /// Point every subscriber's slots at the sources the slot policy chooses
+    /// (`policy/slots.rs`).
+    fn assign_slots(&mut self, now: Instant, room: &Arc<str>) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let mut cameras: Vec<(ParticipantId, TrackKey)> = Vec::new();
+        let mut voices: Vec<(ParticipantId, TrackKey)> = Vec::new();
+        let mut screen: Option<(ParticipantId, TrackKey)> = None;
+        let mut chair = None;
+        for m in &r.members {
+            let Some(p) = self.peers.get(m) else { continue };
+            if p.options.chair && chair.is_none() {
+                chair = Some(*m);
+            }
+            for (key, kind, is_screen) in p.published() {
+                match (kind, is_screen) {
+                    (MediaKind::Audio, _) => voices.push((*m, key)),
+                    (MediaKind::Video, false) if !cameras.iter().any(|c| c.0 == *m) => {
+                        cameras.push((*m, key));
+                    }
+                    // The latest share wins: members are in join order, so a later
+                    // sharer's screen replaces an earlier one.
+                    (MediaKind::Video, true) => screen = Some((*m, key)),
+                    _ => {}
+                }
+            }
+        }
+        let audible: Vec<ParticipantId> = {
+            let mut a = r.speaker.audible(now);
+            a.retain(|k| !self.silent.contains(k));
+            a.sort_by(|x, y| r.speaker.loudness(*y).total_cmp(&r.speaker.loudness(*x)));
+            a
+        };
+        let voice_ids: Vec<ParticipantId> = voices.iter().map(|v| v.0).collect();
+        let speaker = r.speaker.dominant();
+        let (floor, recent) = (r.floor, r.recent.clone());
+        let members = r.members.clone();
+        for m in members {
+            let Some(p) = self.peers.get_mut(&m) else {
+                continue;
+            };
+            let inputs = SlotInputs {
+                me: m,
+                pinned: p.view.pinned,
+                floor,
+                speaker,
+                chair,
+                recent: &recent,
+                cameras: &cameras,
+                screen,
+                audible: &audible,
+                voices: &voice_ids,
+            };
+            let mut audio = p.audio_slots();
+            slots::audio(&inputs, &mut audio);
+            let voices_out: Vec<Option<TrackKey>> = audio
+                .iter()
+                .map(|a| a.and_then(|k| voices.iter().find(|v| v.0 == k).map(|v| v.1)))
+                .collect();
+            let mut video = p.video_sources();
+            let shown = p.shown_video_slots().min(video.len());
+            let main = slots::main_source(&inputs);
+            if shown > 0 {
+                video[0] = main;
+                slots::thumbnails(&inputs, main, &mut video[1..shown]);
+            }
+            for v in video.iter_mut().skip(shown.max(1)) {
+                *v = None;
+            }
+            if shown == 0 {
+                video[0] = None;
+            }
+            let choices: Vec<Option<SlotChoice>> = video
+                .iter()
+                .map(|v| {
+                    v.map(|source| SlotChoice {
+                        source,
+                        screen: screen.is_some_and(|(_, s)| s == source),
+                    })
+                })
+                .collect();
+            p.assign(&voices_out, &choices);
+            self.dirty.insert(m);
+        }
+    }
+
+    /// Share every subscriber's link among what its slots could carry (`allocator.rs`).
+    fn allocate(&mut self, now: Instant, room: &Arc<str>) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let members = r.members.clone();
+        let mut published = Vec::new();
+        for m in &members {
+            if let Some(p) = self.peers.get_mut(m) {
+                p.published_layers(now, &mut published);
+            }
+        }
+        let by_key: HashMap<TrackKey, &PublishedLayers> =
+            published.iter().map(|p| (p.key, p)).collect();
+        // A site's configured downlink is shared by everyone at the site (`budget.rs`).
+        let shares = site_shares(members.iter().filter_map(|m| {
+            let p = self.peers.get(m)?;
+            Some((p.id, p.options.site.as_ref()?))
+        }));
+        for m in &members {
+            let Some(p) = self.peers.get_mut(m) else {
+                continue;
+            };
+            let voices = p
+                .audio_slots()
+                .iter()
+                .flatten()
+                .filter(|k| !self.silent.contains(k))
+                .count();
+            // What the tiles could use; the peer adds its audio.
+            let mut wanted = 0u64;
+            let mut sources: Vec<VideoSource<TrackKey>> = Vec::new();
+            for (i, key) in p.video_sources().into_iter().enumerate() {
+                let Some(key) = key else { continue };
+                let mut layers: Vec<_> = by_key
+                    .get(&key)
+                    .map(|l| l.layers.iter().map(|x| x.2).collect())
+                    .unwrap_or_default();
+                if p.view.low_data {
+                    layers.truncate(1);
+                }
+                let max_height = slot_height(&p.view, i, key.participant);
+                if max_height > 0 {
+                    wanted += layers
+                        .iter()
+                        .rev()
+                        .find(|l| l.height <= max_height)
+                        .or(layers.first())
+                        .map_or(0, |l| u64::from(l.bps));
+                }
+                sources.push(VideoSource {
+                    key,
+                    // The main slot comes first; the thumbnails are the rest.
+                    priority: if i == 0 {
+                        Priority::Chair
+                    } else {
+                        Priority::Other
+                    },
+                    layers,
+                    max_height,
+                });
+            }
+            let Some(mut budget) = p.estimate_bps(now) else {
+                continue;
+            };
+            if let Some(share) = shares.get(&p.id) {
+                budget = budget.min(*share);
+            }
+            let wanted = wanted.min(u64::from(u32::MAX)) as u32;
+            p.allocate(now, budget, voices, &sources, &by_key, wanted);
+            self.dirty.insert(p.id);
+        }
+    }
+
+    /// Which subscribers' slots take packets from which source, from the slots as they
+    /// are now. Rebuilt each decision; the forwarding path only reads it.
+    fn rebuild_routes(&mut self, room: &Arc<str>) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        for v in r.routes.values_mut() {
+            v.clear();
+        }
+        for m in &r.members {
+            let Some(p) = self.peers.get(m) else { continue };
+            for (i, s) in p.slots.iter().enumerate() {
+                for key in s.routes() {
+                    r.routes.entry(key).or_default().push((*m, i));
+                }
+            }
+        }
+        r.routes.retain(|_, v| !v.is_empty());
+    }
+
+    /// Tell each publisher which of its layers anyone receives (`policy/layers.rs`).
+    fn update_layer_use(&mut self, now: Instant, room: &Arc<str>) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let mut in_use: HashMap<TrackKey, Vec<Ssrc>> = HashMap::new();
+        for m in &r.members {
+            if let Some(p) = self.peers.get(m) {
+                for (key, ssrc) in p.layers_in_use() {
+                    in_use.entry(key).or_default().push(ssrc);
+                }
+            }
+        }
+        let members = r.members.clone();
+        let mut published = Vec::new();
+        for m in &members {
+            let Some(p) = self.peers.get_mut(m) else {
+                continue;
+            };
+            published.clear();
+            p.published_layers(now, &mut published);
+            for t in &published {
+                let layers: Vec<Ssrc> = t.layers.iter().map(|l| l.0).collect();
+                let used = in_use.get(&t.key).map(Vec::as_slice).unwrap_or(&[]);
+                p.update_layer_use(now, t.key.mid, &layers, used);
+            }
+            self.dirty.insert(*m);
+        }
+    }
+
+    /// Grade every publisher's uplink; tell its room when a grade changes.
+    fn sample_quality(&mut self) {
+        let mut changed = Vec::new();
+        for p in self.peers.values_mut() {
+            if let Some(g) = p.uplink_quality() {
+                changed.push((p.id, p.room.clone(), g));
+            }
+        }
+        for (who, room, quality) in changed {
+            info!(participant = %who, quality = quality.as_str(), "uplink grade changed");
+            let Some(r) = self.rooms.get(&room) else {
+                continue;
+            };
+            for m in &r.members {
+                if let Some(p) = self.peers.get_mut(m) {
+                    p.send_event(SfuEvent::LinkQuality {
+                        participant: who,
+                        quality,
+                    });
+                    self.dirty.insert(*m);
+                }
+            }
+        }
+    }
+}
+
+/// How tall a subscriber shows video slot `slot`, now carrying `publisher`; 0 = not at
+/// all.
+pub(crate) fn slot_height(view: &ViewHints, slot: usize, publisher: ParticipantId) -> u16 {
+    if view.audio_only || view.hidden {
+        return 0;
+    }
+    if !view.slots.is_empty() {
+        return view.slots.get(slot).copied().unwrap_or(0);
+    }
+    if view.tiles.is_empty() {
+        return u16::MAX;
+    }
+    view.tiles
+        .iter()
+        .find(|(p, _)| *p == publisher)
+        .map_or(0, |(_, h)| *h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_as_tall_as_its_tile_and_nothing_while_paused() {
+        let p = ParticipantId(7);
+        let mut v = ViewHints::default();
+        assert_eq!(slot_height(&v, 0, p), u16::MAX, "no layout yet: anything");
+        v.tiles = vec![(p, 360)];
+        assert_eq!(
+            slot_height(&v, 3, p),
+            360,
+            "by participant, from an older page"
+        );
+        v.slots = vec![720, 180];
+        assert_eq!(slot_height(&v, 0, p), 720);
+        assert_eq!(slot_height(&v, 1, p), 180);
+        assert_eq!(slot_height(&v, 2, p), 0, "a slot the page has no tile for");
+        v.hidden = true;
+        assert_eq!(slot_height(&v, 0, p), 0);
+    }
+}
