@@ -23,7 +23,7 @@ use tracing::{debug, info};
 
 use crate::SfuError;
 use crate::peer::{Peer, Propagated, PublishedLayers, SlotChoice};
-use crate::policy::allocator::{Priority, VideoSource};
+use crate::policy::allocator::{Priority, VideoSource, layer_for_tile};
 use crate::policy::budget::site_shares;
 use crate::policy::slots::{self, SlotInputs};
 use crate::policy::speaker::{SpeakerConfig, SpeakerDetector};
@@ -632,13 +632,8 @@ impl Rooms {
                     layers.truncate(1);
                 }
                 let max_height = slot_height(&p.view, i, key.participant);
-                if max_height > 0 {
-                    wanted += layers
-                        .iter()
-                        .rev()
-                        .find(|l| l.height <= max_height)
-                        .or(layers.first())
-                        .map_or(0, |l| u64::from(l.bps));
+                if let Some(j) = layer_for_tile(&layers, max_height) {
+                    wanted += u64::from(layers[j].bps);
                 }
                 sources.push(VideoSource {
                     key,

@@ -63,8 +63,9 @@ pub struct LinkSpec {
     pub up_kbps: u32,
     pub delay: Duration,
     pub loss: f64,
-    /// Packets that may wait in the queue before the link drops them.
-    pub queue: usize,
+    /// How long a packet may wait in the link's queue; a fuller queue drops it (the
+    /// link emulator's `queue_ms`, 500 ms by default).
+    pub queue: Duration,
 }
 
 impl LinkSpec {
@@ -73,7 +74,7 @@ impl LinkSpec {
         up_kbps: 100_000,
         delay: Duration::from_millis(5),
         loss: 0.0,
-        queue: 1000,
+        queue: Duration::from_millis(500),
     };
 }
 
@@ -144,8 +145,6 @@ pub struct Client {
     video_seq: Vec<u64>,
     up_free: Instant,
     down_free: Instant,
-    up_queue: usize,
-    down_queue: usize,
 }
 
 struct InFlight {
@@ -153,7 +152,7 @@ struct InFlight {
     from: SocketAddr,
     to: SocketAddr,
     data: Vec<u8>,
-    /// Which client's queue it occupies (and in which direction), to free on arrival.
+    /// The client at the far end, and whether it travels towards the SFU.
     client: usize,
     up: bool,
 }
@@ -300,8 +299,6 @@ impl Sim {
             video_seq: vec![0; n],
             up_free: self.now,
             down_free: self.now,
-            up_queue: 0,
-            down_queue: 0,
         });
         Ok(i)
     }
@@ -400,19 +397,18 @@ impl Sim {
         };
         let c = &mut self.clients[client];
         let link = c.spec.link;
-        let (free, queued, kbps) = if up {
-            (&mut c.up_free, &mut c.up_queue, link.up_kbps)
+        let (free, kbps) = if up {
+            (&mut c.up_free, link.up_kbps)
         } else {
-            (&mut c.down_free, &mut c.down_queue, link.down_kbps)
+            (&mut c.down_free, link.down_kbps)
         };
-        if *queued >= link.queue || lost {
+        if lost || (*free).saturating_duration_since(now) > link.queue {
             return;
         }
         let serialise =
             Duration::from_micros((data.len() as u64 + 28) * 8 * 1000 / u64::from(kbps.max(1)));
         let depart = (*free).max(now) + serialise;
         *free = depart;
-        *queued += 1;
         self.wire.push(InFlight {
             at: depart + link.delay,
             from,
@@ -438,14 +434,12 @@ impl Sim {
         for d in due {
             let c = &mut self.clients[d.client];
             if d.up {
-                c.up_queue = c.up_queue.saturating_sub(1);
                 let t = self.enter();
                 self.core.receive(now, d.from, d.to, &d.data);
                 self.leave(t);
                 // str0m wants its output drained before the next input.
                 self.drain_core();
             } else {
-                c.down_queue = c.down_queue.saturating_sub(1);
                 let Ok(contents) = d.data.as_slice().try_into() else {
                     continue;
                 };

@@ -1,9 +1,10 @@
 //! The room core in simulated meetings (`sim.rs`): slots, layer pausing, a province
-//! join wave, each deterministic from its seed.
+//! join wave, a clean link climbing and a weak commune, each deterministic from its
+//! seed.
 
 use std::time::{Duration, Instant};
 
-use crate::sim::{CAMERA, ClientSpec, Sim};
+use crate::sim::{CAMERA, ClientSpec, LinkSpec, Sim};
 use crate::types::{ParticipantId, ViewHints};
 
 const ROOM: &str = "giao-ban";
@@ -84,6 +85,12 @@ fn slots_keep_the_sdp_fixed_renegotiate_nobody_and_follow_the_speaker() {
         s.heard(12, Duration::from_millis(300))
             .contains(&speaker_id)
     );
+    for (i, c) in s.clients.iter().enumerate() {
+        assert_eq!(
+            c.seq_gaps, 0,
+            "site {i}: a video slot's sequence numbers jumped"
+        );
+    }
 }
 
 #[test]
@@ -196,5 +203,230 @@ fn a_province_join_wave_connects_every_site_without_renegotiating_anyone() {
         real.elapsed().as_secs_f64(),
         s.core_busy.as_secs_f64(),
         s.sfu_datagrams
+    );
+}
+
+#[test]
+fn a_clean_link_climbs_to_the_layer_the_tile_asks_for() {
+    let mut s = Sim::new(4);
+    s.join(ClientSpec {
+        layers: CAMERA.to_vec(),
+        ..chair()
+    })
+    .expect("chair");
+    s.join(ClientSpec {
+        layers: CAMERA.to_vec(),
+        ..ClientSpec::site(ROOM)
+    })
+    .expect("second camera");
+    let joined = s.now;
+    // 622x347 tiles, as two pages on a laptop showed: the main tile asks for 360p.
+    s.join(ClientSpec {
+        view: Some(ViewHints {
+            slots: vec![347, 180],
+            ..Default::default()
+        }),
+        ..ClientSpec::site(ROOM)
+    })
+    .expect("subscriber");
+    let main = s.run_until(Duration::from_secs(8), |s| {
+        s.in_slot(2, "v0", Duration::from_millis(200)).map(|x| x.1) == Some(1)
+    });
+    let main = main.map(|_| s.now - joined);
+    let thumb = s.run_until(Duration::from_secs(8), |s| {
+        s.in_slot(2, "v1", Duration::from_millis(200)).map(|x| x.1) == Some(0)
+            && s.in_slot(2, "v0", Duration::from_millis(200)).map(|x| x.1) == Some(1)
+    });
+    let both = thumb.map(|_| s.now - joined);
+    println!("clean link: main slot at 360p after {main:?}, with the thumbnail after {both:?}");
+    let stats = &s.core.stats()[2];
+    assert!(
+        main.is_some(),
+        "the main slot never reached 360p: {stats:?}"
+    );
+    let both = both.unwrap_or_else(|| panic!("the thumbnail never came with it: {stats:?}"));
+    assert!(both <= Duration::from_secs(8), "took {both:?}: {stats:?}");
+}
+
+#[test]
+fn a_weak_commune_gets_the_small_picture_then_audio_only_and_keeps_hearing() {
+    let mut s = Sim::new(5);
+    s.join(ClientSpec {
+        layers: CAMERA.to_vec(),
+        ..chair()
+    })
+    .expect("chair");
+    let three_g = LinkSpec {
+        down_kbps: 400,
+        up_kbps: 200,
+        delay: Duration::from_millis(80),
+        loss: 0.01,
+        queue: Duration::from_millis(400),
+    };
+    s.join(ClientSpec {
+        link: three_g,
+        ..ClientSpec::site(ROOM)
+    })
+    .expect("commune");
+    s.run_until(Duration::from_secs(15), |s| {
+        s.in_slot(1, "v0", Duration::from_millis(300)).is_some()
+    })
+    .expect("the commune sees the chair");
+    s.run(Duration::from_secs(5));
+    assert_eq!(
+        s.in_slot(1, "v0", Duration::from_millis(300)).map(|x| x.1),
+        Some(0),
+        "180p on 400 kbit/s: {:?}",
+        s.core.stats()[1]
+    );
+    s.set_link(
+        1,
+        LinkSpec {
+            down_kbps: 90,
+            ..three_g
+        },
+    );
+    s.run(Duration::from_secs(6));
+    let chair_id = s.clients[0].id.0;
+    assert!(
+        s.in_slot(1, "v0", Duration::from_secs(2)).is_none(),
+        "video stopped: {:?}",
+        s.core.stats()[1]
+    );
+    assert!(
+        s.heard(1, Duration::from_millis(500)).contains(&chair_id),
+        "audio kept"
+    );
+}
+
+/// The browser scenario's link (3 Mbit/s, 250 kbit/s from 20 s, 3 Mbit/s from 40 s),
+/// in simulated time: the main slot goes down with the link, stays down while it is
+/// low (no probing up into a link that cannot carry the next layer), and comes back.
+#[test]
+fn a_stepped_link_goes_down_with_the_link_stays_down_and_comes_back() {
+    let mut s = Sim::new(7);
+    s.join(ClientSpec {
+        layers: CAMERA.to_vec(),
+        ..chair()
+    })
+    .expect("chair");
+    let fast = LinkSpec {
+        down_kbps: 3000,
+        up_kbps: 3000,
+        delay: Duration::from_millis(10),
+        loss: 0.0,
+        queue: Duration::from_millis(500),
+    };
+    s.join(ClientSpec {
+        link: fast,
+        view: Some(ViewHints {
+            slots: vec![720],
+            ..Default::default()
+        }),
+        ..ClientSpec::site(ROOM)
+    })
+    .expect("subscriber");
+    // The main slot's layer as the SFU forwards it (its height), and as it arrives: a
+    // packet that waited in a queue may arrive after the decision changed.
+    let forwarded = |s: &Sim| s.core.stats()[1].forwarding.first().and_then(|f| f.height);
+    let layer = |s: &Sim| s.in_slot(1, "v0", Duration::from_millis(300)).map(|x| x.1);
+    let mut timeline = Vec::new();
+    let sample = |s: &mut Sim, until: Duration, timeline: &mut Vec<(f64, Option<u16>)>| {
+        while s.elapsed() < until {
+            s.run(Duration::from_millis(500));
+            timeline.push((s.elapsed().as_secs_f64(), forwarded(s)));
+        }
+    };
+    sample(&mut s, Duration::from_secs(20), &mut timeline);
+    let before = layer(&s);
+    s.set_link(
+        1,
+        LinkSpec {
+            down_kbps: 250,
+            ..fast
+        },
+    );
+    sample(&mut s, Duration::from_secs(40), &mut timeline);
+    s.set_link(1, fast);
+    sample(&mut s, Duration::from_secs(60), &mut timeline);
+    let stats = &s.core.stats()[1];
+    let during: Vec<Option<u16>> = timeline
+        .iter()
+        .filter(|(t, _)| (26.0..40.0).contains(t))
+        .map(|x| x.1)
+        .collect();
+    println!("stepped link: {timeline:?}");
+    assert!(before >= Some(1), "before the step: {before:?} {stats:?}");
+    assert!(
+        during.iter().all(|h| *h <= Some(180)),
+        "the main slot went above 180p on 250 kbit/s: {during:?}"
+    );
+    assert!(
+        layer(&s) >= Some(1),
+        "after the step: {:?} {stats:?}",
+        layer(&s)
+    );
+}
+
+/// A layer paused long ago keeps the price it had while it was sent: a newcomer on a
+/// 400 kbit/s link with a tall tile gets the small picture, not a 720p layer priced at
+/// what trickled in as it stopped.
+#[test]
+fn a_paused_layer_keeps_its_price() {
+    let mut s = Sim::new(8);
+    s.join(ClientSpec {
+        layers: CAMERA.to_vec(),
+        ..chair()
+    })
+    .expect("chair");
+    let thumbs = ViewHints {
+        slots: vec![180],
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        s.join(ClientSpec {
+            view: Some(thumbs.clone()),
+            ..ClientSpec::site(ROOM)
+        })
+        .expect("site");
+    }
+    s.run(Duration::from_secs(15));
+    assert_eq!(
+        s.clients[0].active_layers.as_deref(),
+        Some(&["q".to_string()][..])
+    );
+    let commune = s
+        .join(ClientSpec {
+            link: LinkSpec {
+                down_kbps: 400,
+                up_kbps: 200,
+                delay: Duration::from_millis(80),
+                loss: 0.0,
+                queue: Duration::from_millis(400),
+            },
+            view: Some(ViewHints {
+                slots: vec![720],
+                ..Default::default()
+            }),
+            ..ClientSpec::site(ROOM)
+        })
+        .expect("commune");
+    let mut heights = Vec::new();
+    for _ in 0..20 {
+        s.run(Duration::from_millis(500));
+        heights.push(
+            s.core.stats()[commune]
+                .forwarding
+                .first()
+                .and_then(|f| f.height),
+        );
+    }
+    assert!(
+        heights.iter().all(|h| *h <= Some(180)),
+        "a 400 kbit/s link was given {heights:?}"
+    );
+    assert!(
+        heights.contains(&Some(180)),
+        "the small picture came: {heights:?}"
     );
 }

@@ -68,6 +68,23 @@ impl Slot {
         }
     }
 
+    /// Stop the video; `true` if it was forwarding something (the page's label changes).
+    /// Whatever comes next continues the stream without a hole (`StreamRewriter::pause`).
+    pub(super) fn stop_video(&mut self) -> bool {
+        self.rewriter.pause();
+        self.current.take().is_some()
+    }
+
+    /// Put another voice (or none) in this audio slot; `true` if it changed.
+    pub(super) fn set_voice(&mut self, voice: Option<TrackKey>) -> bool {
+        if self.voice == voice {
+            return false;
+        }
+        self.voice = voice;
+        self.rewriter.pause();
+        true
+    }
+
     /// The sources this slot may take packets from now (the room's routing table).
     pub(crate) fn routes(&self) -> impl Iterator<Item = TrackKey> + '_ {
         let (a, b) = match self.kind {

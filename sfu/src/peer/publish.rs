@@ -252,11 +252,15 @@ impl Peer {
                 .iter_mut()
                 .filter_map(|l| {
                     let measured = l.meter.bps(now);
-                    if measured > 0 {
+                    let paused = pause.paused(l.ssrc);
+                    // Learnt only while the layer is sent in full: once paused, its meter
+                    // decays towards zero, and a 720p layer priced at what trickled in
+                    // last was chosen on a 250 kbit/s link (measured in the testkit).
+                    if !paused && measured > 0 {
                         l.last_bps = measured;
                     }
-                    let bps = if measured == 0 && pause.paused(l.ssrc) {
-                        l.last_bps
+                    let bps = if paused {
+                        l.last_bps.max(measured)
                     } else {
                         measured
                     };

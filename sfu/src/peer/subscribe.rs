@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::{
     PAUSE_REMEMBERED, Peer, PublishedLayers, RTX_MAX_AGE, RTX_PACKETS, RTX_RATIO_CAP, Slot, new_rtc,
 };
-use crate::policy::allocator::VideoSource;
+use crate::policy::allocator::{Priority, VideoSource, layer_for_tile};
 use crate::policy::estimate::{self, Path};
 use crate::rtp::red;
 use crate::types::{
@@ -102,10 +102,7 @@ impl Peer {
                 MediaKind::Audio => {
                     let voice = voices.get(a).copied().flatten();
                     a += 1;
-                    if s.voice != voice {
-                        s.voice = voice;
-                        self.slots_changed = true;
-                    }
+                    self.slots_changed |= s.set_voice(voice);
                 }
                 MediaKind::Video => {
                     let choice = videos.get(v).copied().flatten();
@@ -334,15 +331,14 @@ impl Peer {
         self.stats.audio_only = a.audio_only;
         self.stats.allocated_kbps = u64::from(a.total_bps / 1000);
         self.stats.forwarding.clear();
-        // The main slot's next layer up, when its tile wants more than it got: what
-        // everything would cost with it instead (for the upgrade padding).
-        let mut next_total = None;
+        // What the cheapest step towards what the tiles ask for would add.
+        let mut next_extra: Option<u64> = None;
         for s in self.slots.iter_mut().filter(|s| s.kind == MediaKind::Video) {
             let Some(key) = s.source else {
                 if s.target.take().is_some() {
                     self.stats.layer_changes += 1;
                 }
-                s.current = None;
+                self.slots_changed |= s.stop_video();
                 continue;
             };
             let choice = a
@@ -354,24 +350,32 @@ impl Peer {
             let chosen = choice
                 .and_then(|i| published.and_then(|p| p.layers.get(i)))
                 .map(|l| (l.0, l.1, l.2.height));
-            if s.index == 0
-                && let (Some(i), Some(p), Some(src)) =
-                    (choice, published, sources.iter().find(|x| x.key == key))
-                && let Some(next) = p.layers.get(i + 1)
-                && next.2.height <= src.max_height
+            // A slot below what its tile asks for: the cheapest such step is what the
+            // upgrade padding probes for (the main slot's next layer, or a thumbnail's
+            // first).
+            if let Some(src) = sources.iter().find(|x| x.key == key)
+                && let Some(want) = layer_for_tile(&src.layers, src.max_height)
             {
-                let now_bps = u64::from(p.layers[i].2.bps);
-                next_total = Some(u64::from(a.total_bps) - now_bps + u64::from(next.2.bps));
+                let want = if src.priority == Priority::Other {
+                    0
+                } else {
+                    want
+                };
+                let next = choice.map_or(0, |i| i + 1);
+                if next <= want
+                    && let Some(step) = src.layers.get(next)
+                {
+                    let have = choice.and_then(|i| src.layers.get(i)).map_or(0, |l| l.bps);
+                    let extra = u64::from(step.bps.saturating_sub(have));
+                    next_extra = Some(next_extra.map_or(extra, |e: u64| e.min(extra)));
+                }
             }
             let target = chosen.map(|c| (key, c.0));
             if s.target != target {
                 self.stats.layer_changes += 1;
                 s.target = target;
                 if target.is_none() {
-                    if s.current.is_some() {
-                        self.slots_changed = true;
-                    }
-                    s.current = None;
+                    self.slots_changed |= s.stop_video();
                     // Resends of a paused video only compete with the audio on a link
                     // that is already too slow: replacing the cache drops them.
                     if s.open
@@ -398,7 +402,7 @@ impl Peer {
                     0
                 } else {
                     estimate::upgrade_padding_bps(
-                        next_total,
+                        next_extra.map(|e| u64::from(a.total_bps) + e),
                         self.allocator.headroom(),
                         path,
                         ceiling,

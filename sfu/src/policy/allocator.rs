@@ -320,16 +320,25 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
     }
 }
 
-/// The tallest layer a source's tile can use (the lowest always qualifies).
+/// The tallest layer a source's tile can use.
 fn max_layer_for<K>(s: &VideoSource<K>) -> Option<usize> {
-    if s.max_height == 0 || s.layers.is_empty() {
+    layer_for_tile(&s.layers, s.max_height)
+}
+
+/// The layer a tile `tile_height` pixels tall asks for (`layers` ascending): the
+/// smallest that covers it, within a tenth, else the tallest there is. A 347 px tile
+/// takes 360p, not 180p stretched twice over (two pages on a laptop sat at 180p for
+/// 20 s with the older "not taller than the tile" rule). `None`: the tile is not shown.
+pub fn layer_for_tile(layers: &[Layer], tile_height: u16) -> Option<usize> {
+    if tile_height == 0 || layers.is_empty() {
         return None;
     }
+    let need = u32::from(tile_height) * 9 / 10;
     Some(
-        (0..s.layers.len())
-            .rev()
-            .find(|&j| j == 0 || s.layers[j].height <= s.max_height)
-            .unwrap_or(0),
+        layers
+            .iter()
+            .position(|l| u32::from(l.height) >= need)
+            .unwrap_or(layers.len() - 1),
     )
 }
 
@@ -337,6 +346,19 @@ fn max_layer_for<K>(s: &VideoSource<K>) -> Option<usize> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_tile_asks_for_the_smallest_layer_that_covers_it() {
+        let l = three_layers();
+        assert_eq!(layer_for_tile(&l, 0), None);
+        assert_eq!(layer_for_tile(&l, 120), Some(0));
+        assert_eq!(layer_for_tile(&l, 180), Some(0));
+        assert_eq!(layer_for_tile(&l, 195), Some(0), "within a tenth");
+        assert_eq!(layer_for_tile(&l, 347), Some(1), "360p for a 347 px tile");
+        assert_eq!(layer_for_tile(&l, 540), Some(2));
+        assert_eq!(layer_for_tile(&l, 1080), Some(2), "the tallest there is");
+        assert_eq!(layer_for_tile(&l, u16::MAX), Some(2));
+    }
 
     fn three_layers() -> Vec<Layer> {
         vec![

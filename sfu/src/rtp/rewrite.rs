@@ -58,6 +58,14 @@ impl StreamRewriter {
         self.current.map(|c| c.source)
     }
 
+    /// The stream stops for a while (a slot paused its video, or a voice left the
+    /// slot): whatever comes next, even the same source, starts right after what was
+    /// sent, so the receiver sees no hole to NACK for the packets it was never meant to
+    /// get.
+    pub fn pause(&mut self) {
+        self.current = None;
+    }
+
     /// Map one incoming packet. `None` means drop it (it belongs before a source switch).
     pub fn rewrite(
         &mut self,
@@ -163,6 +171,28 @@ mod tests {
         assert_eq!(again.seq, first_b.seq + 1);
         // A packet of source 1 from before the switch back is dropped.
         assert_eq!(r.rewrite(1, 12, 6100, t1), None);
+    }
+
+    #[test]
+    fn after_a_pause_the_same_source_runs_on_without_a_hole() {
+        let t0 = Instant::now();
+        let mut r = StreamRewriter::new(90_000);
+        let a = r.rewrite(1, 100, 0, t0).expect("first");
+        r.pause();
+        // 50 packets were not forwarded while paused.
+        let b = r.rewrite(1, 151, 9000, t0).expect("resumed");
+        assert_eq!(
+            b.seq,
+            a.seq + 1,
+            "no hole for what was never meant to be sent"
+        );
+        let c = r.rewrite(1, 152, 9000, t0).expect("next");
+        assert_eq!(c.seq, b.seq + 1);
+        assert_eq!(
+            r.rewrite(1, 150, 9000, t0),
+            None,
+            "a packet from the pause is dropped"
+        );
     }
 
     #[test]
