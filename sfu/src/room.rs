@@ -163,12 +163,17 @@ impl Rooms {
         result
     }
 
-    pub fn answer(&mut self, participant: ParticipantId, sdp: &str) -> Result<(), SfuError> {
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        sdp: &str,
+    ) -> Result<(), SfuError> {
         let p = self
             .peers
             .get_mut(&participant)
             .ok_or_else(|| SfuError::UnknownParticipant(participant.to_string()))?;
-        let result = p.handle_answer(sdp);
+        let result = p.handle_answer(now, sdp);
         self.dirty.insert(participant);
         result
     }
@@ -498,9 +503,25 @@ impl Rooms {
     /// Slots, allocation, routes and publishers' layers of one room, decided now.
     fn decide_room(&mut self, now: Instant, room: &Arc<str>) {
         self.assign_slots(now, room);
-        self.allocate(now, room);
+        // Measured once per decision: the allocation prices them, the publishers are
+        // told which of them anyone uses.
+        let published = self.published_layers(now, room);
+        self.allocate(now, room, &published);
         self.rebuild_routes(room);
-        self.update_layer_use(now, room);
+        self.update_layer_use(now, room, &published);
+    }
+
+    /// Every video track the room's publishers send, with its layers now.
+    fn published_layers(&mut self, now: Instant, room: &Arc<str>) -> Vec<PublishedLayers> {
+        let mut published = Vec::new();
+        if let Some(r) = self.rooms.get(room) {
+            for m in &r.members {
+                if let Some(p) = self.peers.get_mut(m) {
+                    p.published_layers(now, &mut published);
+                }
+            }
+        }
+        published
     }
 
     /// Point every subscriber's slots at the sources the slot policy chooses
@@ -535,6 +556,9 @@ impl Rooms {
             let mut a = r.speaker.audible(now);
             a.retain(|k| !self.silent.contains(k));
             a.sort_by(|x, y| r.speaker.loudness(*y).total_cmp(&r.speaker.loudness(*x)));
+            // A voice without level headers cannot be judged: it stays eligible, after
+            // the audible ones (it is never in `silent` either).
+            a.extend(voices.iter().map(|v| v.0).filter(|k| !r.speaker.knows(*k)));
             a
         };
         let voice_ids: Vec<ParticipantId> = voices.iter().map(|v| v.0).collect();
@@ -591,17 +615,11 @@ impl Rooms {
     }
 
     /// Share every subscriber's link among what its slots could carry (`allocator.rs`).
-    fn allocate(&mut self, now: Instant, room: &Arc<str>) {
+    fn allocate(&mut self, now: Instant, room: &Arc<str>, published: &[PublishedLayers]) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
         let members = r.members.clone();
-        let mut published = Vec::new();
-        for m in &members {
-            if let Some(p) = self.peers.get_mut(m) {
-                p.published_layers(now, &mut published);
-            }
-        }
         let by_key: HashMap<TrackKey, &PublishedLayers> =
             published.iter().map(|p| (p.key, p)).collect();
         // A site's configured downlink is shared by everyone at the site (`budget.rs`).
@@ -680,7 +698,7 @@ impl Rooms {
     }
 
     /// Tell each publisher which of its layers anyone receives (`policy/layers.rs`).
-    fn update_layer_use(&mut self, now: Instant, room: &Arc<str>) {
+    fn update_layer_use(&mut self, now: Instant, room: &Arc<str>, published: &[PublishedLayers]) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
@@ -692,20 +710,14 @@ impl Rooms {
                 }
             }
         }
-        let members = r.members.clone();
-        let mut published = Vec::new();
-        for m in &members {
-            let Some(p) = self.peers.get_mut(m) else {
+        for t in published {
+            let Some(p) = self.peers.get_mut(&t.key.participant) else {
                 continue;
             };
-            published.clear();
-            p.published_layers(now, &mut published);
-            for t in &published {
-                let layers: Vec<Ssrc> = t.layers.iter().map(|l| l.0).collect();
-                let used = in_use.get(&t.key).map(Vec::as_slice).unwrap_or(&[]);
-                p.update_layer_use(now, t.key.mid, &layers, used);
-            }
-            self.dirty.insert(*m);
+            let layers: Vec<Ssrc> = t.layers.iter().map(|l| l.0).collect();
+            let used = in_use.get(&t.key).map(Vec::as_slice).unwrap_or(&[]);
+            p.update_layer_use(now, t.key.mid, &layers, used);
+            self.dirty.insert(t.key.participant);
         }
     }
 
@@ -774,5 +786,61 @@ mod tests {
         assert_eq!(slot_height(&v, 2, p), 0, "a slot the page has no tile for");
         v.hidden = true;
         assert_eq!(slot_height(&v, 0, p), 0);
+    }
+}
+
+#[cfg(test)]
+mod offer_tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use str0m::RtcConfig;
+    use str0m::change::SdpOffer;
+
+    use super::*;
+
+    /// A client whose every answer is refused (webrtc-rs once answered each offer as an
+    /// ICE restart) was offered the slots again at once, 20 times a second for good;
+    /// now a refused answer pauses the offers for a second.
+    #[test]
+    fn refused_answers_are_not_followed_by_an_offer_storm() {
+        let t0 = Instant::now();
+        let sfu = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
+        let mut core = Rooms::new(vec![sfu]);
+        let p = ParticipantId(1);
+        core.join(t0, "r", p, JoinOptions::default()).expect("join");
+        core.ready(p);
+        let mut offers = 0;
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(5) {
+            core.handle_timeout(now);
+            let mut answers = Vec::new();
+            loop {
+                match core.poll_output(now) {
+                    Output::Event(_, SfuEvent::Offer(sdp)) => {
+                        offers += 1;
+                        // A fresh stack each time answers, and drops the last m-line.
+                        let mut client = RtcConfig::new().set_rtp_mode(true).build(now);
+                        let offer = SdpOffer::from_sdp_string(&sdp).expect("offer parses");
+                        let answer = client.sdp_api().accept_offer(offer).expect("answer");
+                        let text = answer.to_sdp_string();
+                        let cut = text.rfind("m=").expect("m-lines");
+                        answers.push(text[..cut].to_owned());
+                    }
+                    Output::Timeout(_) => break,
+                    _ => {}
+                }
+            }
+            for a in answers {
+                assert!(
+                    core.answer(now, p, &a).is_err(),
+                    "a short answer is refused"
+                );
+            }
+            now += Duration::from_millis(20);
+        }
+        assert!(
+            (2..=7).contains(&offers),
+            "{offers} offers in 5 s to a client whose answers are all refused"
+        );
     }
 }

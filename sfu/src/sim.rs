@@ -133,6 +133,8 @@ pub struct Client {
     pub seq_gaps: u64,
     last_seq: HashMap<String, u64>,
     pub offers: u32,
+    /// When the SFU's first offer (of the slots) arrived.
+    pub first_offer: Option<Instant>,
     pub slots: Option<SlotMap>,
     /// The rids the SFU last asked this publisher to send (`None`: all).
     pub active_layers: Option<Vec<String>>,
@@ -288,6 +290,7 @@ impl Sim {
             seq_gaps: 0,
             last_seq: HashMap::new(),
             offers: 0,
+            first_offer: None,
             slots: None,
             active_layers: None,
             layer_messages: 0,
@@ -489,8 +492,10 @@ impl Sim {
         };
         match e {
             SfuEvent::Offer(sdp) => {
+                let now = self.now;
                 let c = &mut self.clients[i];
                 c.offers += 1;
+                c.first_offer.get_or_insert(now);
                 c.pending = None;
                 let mut mid = None;
                 for line in sdp.lines() {
@@ -508,7 +513,7 @@ impl Sim {
                 let Ok(answer) = c.rtc.sdp_api().accept_offer(offer) else {
                     return;
                 };
-                let _ = self.core.answer(p, &answer.to_sdp_string());
+                let _ = self.core.answer(self.now, p, &answer.to_sdp_string());
             }
             SfuEvent::Slots(map) => self.clients[i].slots = Some(map),
             SfuEvent::Layers { active, .. } => {

@@ -93,6 +93,40 @@ fn slots_keep_the_sdp_fixed_renegotiate_nobody_and_follow_the_speaker() {
     }
 }
 
+/// A client that offered first is offered its slots once its session is connected
+/// (webrtc-rs took an offer right after an answer for an ICE restart); a client that
+/// only said `ready` is offered at once, since it cannot connect without that offer.
+#[test]
+fn slots_are_offered_after_connecting_to_a_publisher_and_at_once_to_a_watcher() {
+    let mut s = Sim::new(9);
+    let start = s.now;
+    s.join(chair()).expect("publisher");
+    s.join(ClientSpec {
+        audio: false,
+        layers: Vec::new(),
+        ..ClientSpec::site(ROOM)
+    })
+    .expect("watcher");
+    // A few milliseconds in, handshakes under way: only the watcher has its offer.
+    s.run(Duration::from_millis(4));
+    assert_eq!(s.clients[1].offers, 1, "the watcher is offered at once");
+    assert_eq!(
+        s.clients[0].offers, 0,
+        "the publisher is not offered before it connects"
+    );
+    s.run_until(Duration::from_secs(10), all_connected)
+        .expect("both connect");
+    s.run(Duration::from_millis(200));
+    let p = &s.clients[0];
+    assert_eq!(p.offers, 1, "the publisher got its slots once connected");
+    // Connecting took the ICE and DTLS round trips (5 ms each way on this link).
+    let offered = p.first_offer.map(|t| t - start);
+    assert!(
+        offered >= Some(Duration::from_millis(20)),
+        "offered at {offered:?}"
+    );
+}
+
 #[test]
 fn unwatched_layers_are_paused_and_come_back_when_a_subscriber_wants_them() {
     let mut s = Sim::new(3);

@@ -55,6 +55,86 @@ pub struct Shared {
     pub keyframe_wanted: AtomicBool,
     pub server_offers: Mutex<Vec<String>>,
     pub messages: Mutex<Vec<ServerMsg>>,
+    /// Who is in each slot (`a0`, `v0`, ...), from the bridge's `slots` messages, and
+    /// the packets of a slot that arrived before its label did.
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    labels: HashMap<String, String>,
+    /// Per slot: (video, payload, ssrc) not yet attributed.
+    pending: HashMap<String, Vec<(bool, Vec<u8>, u32)>>,
+}
+
+impl Shared {
+    /// Record one received packet under its sender: the one its payload names (the
+    /// test publishers), else the one the slot map says (real encoders, such as the
+    /// agent's Opus), else later, when the slot's label arrives.
+    fn record(&self, slot: &str, video: bool, payload: Vec<u8>, ssrc: u32) {
+        let sender = sender_of(&payload, video).or_else(|| {
+            self.slots
+                .lock()
+                .ok()
+                .and_then(|s| s.labels.get(slot).cloned())
+        });
+        match sender {
+            Some(sender) => self.store(&sender, video, payload, ssrc),
+            None => {
+                if let Ok(mut s) = self.slots.lock() {
+                    s.pending
+                        .entry(slot.to_owned())
+                        .or_default()
+                        .push((video, payload, ssrc));
+                }
+            }
+        }
+    }
+
+    fn store(&self, sender: &str, video: bool, payload: Vec<u8>, ssrc: u32) {
+        if let Ok(mut r) = self.received.lock() {
+            let e = r.entry(sender.to_owned()).or_default();
+            if video {
+                e.video_ssrc = Some(ssrc);
+                e.video.push(payload);
+            } else {
+                e.audio.push(payload);
+            }
+        }
+    }
+
+    /// A `slots` message: label the slots, and hand over what waited for a label.
+    fn label(&self, audio: &[Option<String>], video: &[Option<cauhop_protocol::SlotSource>]) {
+        let mut waiting = Vec::new();
+        if let Ok(mut s) = self.slots.lock() {
+            let named =
+                audio
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("a{i}"), p.clone()))
+                    .chain(video.iter().enumerate().map(|(i, v)| {
+                        (format!("v{i}"), v.as_ref().map(|v| v.participant.clone()))
+                    }));
+            for (slot, who) in named {
+                match who {
+                    Some(who) => {
+                        if let Some(p) = s.pending.remove(&slot) {
+                            waiting.push((who.clone(), p));
+                        }
+                        s.labels.insert(slot, who);
+                    }
+                    None => {
+                        s.labels.remove(&slot);
+                    }
+                }
+            }
+        }
+        for (who, packets) in waiting {
+            for (video, payload, ssrc) in packets {
+                self.store(&who, video, payload, ssrc);
+            }
+        }
+    }
 }
 
 /// How a test peer proves it may join.
@@ -206,20 +286,11 @@ impl TestPeer {
             Box::pin(async move {
                 let is_video = track.kind() == RTPCodecType::Video;
                 let ssrc = track.ssrc();
+                // The msid stream id names the bridge's slot.
+                let slot = track.stream_id();
                 tokio::spawn(async move {
                     while let Ok((pkt, _)) = track.read_rtp().await {
-                        let Some(sender) = sender_of(&pkt.payload, is_video) else {
-                            continue;
-                        };
-                        if let Ok(mut r) = sh.received.lock() {
-                            let e = r.entry(sender).or_default();
-                            if is_video {
-                                e.video_ssrc = Some(ssrc);
-                                e.video.push(pkt.payload.to_vec());
-                            } else {
-                                e.audio.push(pkt.payload.to_vec());
-                            }
-                        }
+                        sh.record(&slot, is_video, pkt.payload.to_vec(), ssrc);
                     }
                 });
             })
@@ -247,6 +318,9 @@ impl TestPeer {
                 };
                 if let Ok(mut m) = sh.messages.lock() {
                     m.push(msg.clone());
+                }
+                if let ServerMsg::Slots { audio, video } = &msg {
+                    sh.label(audio, video);
                 }
                 let result = match msg {
                     ServerMsg::Answer { sdp } => {

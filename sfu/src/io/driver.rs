@@ -246,7 +246,7 @@ impl Driver {
                 sdp,
                 reply,
             } => {
-                let _ = reply.send(self.core.answer(participant, &sdp));
+                let _ = reply.send(self.core.answer(now, participant, &sdp));
             }
             Command::Ready { participant } => self.core.ready(participant),
             Command::Leave { participant } => {

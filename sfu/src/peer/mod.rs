@@ -76,9 +76,11 @@ pub(crate) struct Peer {
     /// Audio slots first, then video slots (main first): fixed for the session.
     pub(crate) slots: Vec<Slot>,
     pending: Option<SdpPendingOffer>,
-    /// The server offers only after the client's first offer (or `ready`), so a client's
-    /// opening offer never collides with ours.
-    may_offer: bool,
+    /// When the server may offer its slots (`subscribe.rs`).
+    offer_when: subscribe::OfferWhen,
+    /// After an answer was refused, no new offer before this (no offer storm towards a
+    /// client whose answers keep failing).
+    offer_after: Option<Instant>,
     /// A slot's source changed since the map was last told.
     slots_changed: bool,
     told_slots: SlotMap,
@@ -202,7 +204,8 @@ impl Peer {
             uplink_sample: None,
             slots,
             pending: None,
-            may_offer: false,
+            offer_when: subscribe::OfferWhen::NotYet,
+            offer_after: None,
             slots_changed: false,
             told_slots: SlotMap::default(),
             next_timeout: now,
@@ -269,7 +272,7 @@ impl Peer {
         transmit: &mut VecDeque<Transmit>,
         out: &mut Vec<(ParticipantId, Propagated)>,
     ) {
-        self.negotiate();
+        self.negotiate(now);
         if self.slots_changed {
             self.slots_changed = false;
             let map = self.slot_map();
@@ -309,6 +312,8 @@ impl Peer {
                 info!(participant = %self.id, room = %self.room, "media connected");
                 self.stats.connected = true;
                 self.connected_at.get_or_insert(now);
+                // A client that offered first gets its slots now (`OfferWhen`).
+                self.negotiate(now);
                 // Probe towards what the best layers would need; padding fills in while
                 // media sends less, capped by the estimate itself.
                 self.rtc

@@ -32,6 +32,25 @@ pub(super) fn fixed_slots(video: Option<usize>) -> Vec<Slot> {
         .collect()
 }
 
+/// How long after a refused answer the slots are offered again.
+const OFFER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When the server may send its offer of the slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OfferWhen {
+    /// Not before the client's first offer (or `ready`), so a client's opening offer
+    /// never collides with ours.
+    NotYet,
+    /// The client offered first and was answered: offer once the session is connected.
+    /// webrtc-rs takes an offer that arrives right after it applied an answer for an ICE
+    /// restart, answers with new credentials, and every answer was refused in a loop;
+    /// and no media can flow into the slots before the session is up anyway.
+    Connected,
+    /// The client publishes nothing and said `ready`: its session needs this offer to
+    /// connect at all.
+    Now,
+}
+
 /// What the room chose for one video slot: the source, and whether it is a screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotChoice {
@@ -115,8 +134,17 @@ impl Peer {
     }
 
     /// Offer the slots not yet offered, if no negotiation is under way.
-    pub(super) fn negotiate(&mut self) {
-        if !self.may_offer || self.pending.is_some() || !self.rtc.is_alive() {
+    pub(super) fn negotiate(&mut self, now: Instant) {
+        let allowed = match self.offer_when {
+            OfferWhen::NotYet => false,
+            OfferWhen::Connected => self.connected_at.is_some(),
+            OfferWhen::Now => true,
+        };
+        if !allowed
+            || self.pending.is_some()
+            || !self.rtc.is_alive()
+            || self.offer_after.is_some_and(|t| now < t)
+        {
             return;
         }
         if self.slots.iter().all(|s| s.mid.is_some()) {
@@ -162,7 +190,9 @@ impl Peer {
         let result = self.rtc.sdp_api().accept_offer(offer);
         match result {
             Ok(answer) => {
-                self.may_offer = true;
+                if self.offer_when == OfferWhen::NotYet {
+                    self.offer_when = OfferWhen::Connected;
+                }
                 Ok(OfferOutcome::Answer(answer.to_sdp_string()))
             }
             Err(e) => {
@@ -174,14 +204,15 @@ impl Peer {
         }
     }
 
-    pub(crate) fn handle_answer(&mut self, sdp: &str) -> Result<(), SfuError> {
+    pub(crate) fn handle_answer(&mut self, now: Instant, sdp: &str) -> Result<(), SfuError> {
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let Some(pending) = self.pending.take() else {
             return Err(SfuError::NoOfferPending);
         };
         if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
-            // Forget the offered m-lines; the next negotiate() offers them again.
+            // Forget the offered m-lines; negotiate() offers them again, after a pause.
+            self.offer_after = Some(now + OFFER_RETRY);
             for s in &mut self.slots {
                 if !s.open {
                     s.mid = None;
@@ -209,7 +240,7 @@ impl Peer {
     }
 
     pub(crate) fn set_ready(&mut self) {
-        self.may_offer = true;
+        self.offer_when = OfferWhen::Now;
     }
 
     /// A session str0m gave up on (bad remote SDP) is replaced by a fresh one, so the
@@ -224,10 +255,10 @@ impl Peer {
             .iter()
             .filter(|s| s.kind == MediaKind::Video)
             .count();
-        self.slots = super::subscribe::fixed_slots(Some(video));
+        self.slots = fixed_slots(Some(video));
         self.slots_changed = true;
         self.pending = None;
-        self.may_offer = false;
+        self.offer_when = OfferWhen::NotYet;
         self.ssrc_mid.clear();
     }
 

@@ -33,7 +33,8 @@ pub struct SlotInputs<'a, K, S> {
     pub cameras: &'a [(K, S)],
     /// A shared screen: who shares it, and the source. The latest share wins.
     pub screen: Option<(K, S)>,
-    /// Audible voices, loudest first (at most as many as there are audio slots).
+    /// Audible voices, loudest first, then the voices whose level cannot be known (no
+    /// RFC 6464 header: webrtc-rs, some room systems), which are never taken for silent.
     pub audible: &'a [K],
     /// Participants that publish audio.
     pub voices: &'a [K],
@@ -50,10 +51,12 @@ pub fn main_source<K: Copy + Eq, S: Copy + Eq>(i: &SlotInputs<'_, K, S>) -> Opti
     {
         return Some(s);
     }
+    // Nobody spoke yet and no chair: the first camera, so the main tile is not empty.
     [i.pinned, i.floor, i.speaker, i.chair]
         .into_iter()
         .flatten()
         .chain(i.recent.iter().copied())
+        .chain(i.cameras.iter().map(|(k, _)| *k))
         .filter(|k| *k != i.me)
         .find_map(|k| camera_of(i.cameras, k))
 }
@@ -163,7 +166,13 @@ mod tests {
     fn the_main_slot_follows_floor_then_speaker_then_chair_and_never_shows_me() {
         let c = cams(5);
         let mut i = inputs(3, &c, &[]);
-        assert_eq!(main_source(&i), None, "nobody spoke, no chair: nothing yet");
+        assert_eq!(
+            main_source(&i),
+            Some(10),
+            "nobody spoke, no chair: the first camera"
+        );
+        i.chair = Some(2);
+        assert_eq!(main_source(&i), Some(20));
         i.chair = Some(1);
         assert_eq!(main_source(&i), Some(10));
         i.speaker = Some(4);
