@@ -118,12 +118,24 @@ impl CauhopTarget {
         let (out_tx, mut out_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let peer = Peer::start(ip, role.spec.clone(), me, run, &out_tx).await?;
+        if !role.spec.view.is_empty() {
+            // What a page of this size shows, as it tells the bridge after joining.
+            let _ = ws_tx.send(ClientMsg::View {
+                audio_only: false,
+                low_data: false,
+                hidden: false,
+                tiles: Vec::new(),
+                pinned: None,
+                slots: role.spec.view.clone(),
+            });
+        }
         let mut tasks = vec![joined.writer];
         tasks.push(tokio::spawn(async move {
             while let Ok(msg) = signal::next_msg(&mut ws_rx).await {
                 let _ = match msg {
                     ServerMsg::Offer { sdp } => in_tx.send(SigIn::Offer(sdp)),
                     ServerMsg::Answer { sdp } => in_tx.send(SigIn::Answer(sdp)),
+                    ServerMsg::Layers { active, .. } => in_tx.send(SigIn::Layers(active)),
                     _ => Ok(()),
                 };
             }

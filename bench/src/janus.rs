@@ -364,10 +364,7 @@ impl JanusTarget {
                 .collect();
             let (out_tx, mut out_rx) = mpsc::unbounded_channel();
             let (in_tx, in_rx) = mpsc::unbounded_channel();
-            let receiver = PeerSpec {
-                audio: None,
-                layers: Vec::new(),
-            };
+            let receiver = PeerSpec::default();
             let peer = Peer::start(ip, receiver, me, run, &out_tx).await?;
             in_tx.send(SigIn::Offer(offer))?;
             tasks.push(tokio::spawn(peer.run(in_rx, out_tx)));

@@ -78,6 +78,10 @@ pub struct RunShared {
     /// The same, audio only: str0m paces video at the SFU, never audio, so this is the
     /// forwarding path without the pacer's queue.
     pub audio_delay: Histogram,
+    /// Video only (paced by the SFU's pacer).
+    pub video_delay: Histogram,
+    /// The most m-lines any subscriber's session was offered.
+    pub m_lines: AtomicU64,
     pub rx_packets: AtomicU64,
     pub rx_bytes: AtomicU64,
     pub stop: watch::Sender<bool>,
@@ -91,6 +95,8 @@ impl RunShared {
             publishing: AtomicBool::new(true),
             delay: Histogram::default(),
             audio_delay: Histogram::default(),
+            video_delay: Histogram::default(),
+            m_lines: AtomicU64::new(0),
             rx_packets: AtomicU64::new(0),
             rx_bytes: AtomicU64::new(0),
             stop: watch::channel(false).0,
@@ -124,18 +130,32 @@ pub struct Participant {
 }
 
 /// What a peer connection publishes and whether it receives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PeerSpec {
     /// RFC 6464 level of the published audio (0 loud .. 127 silent); `None`: no audio.
     pub audio: Option<u8>,
     pub layers: Vec<Layer>,
+    /// Speaks (at `audio`'s level) only in turn `k` of `m` turns of [`TURN`], silent
+    /// otherwise: speakers taking the floor one after another.
+    pub turn: Option<(u32, u32)>,
+    /// A silent microphone sends as Chrome does with DTX: a packet every 400 ms.
+    pub dtx: bool,
+    /// The `view` a page would send: tile heights per video slot (cauhop only).
+    pub view: Vec<u16>,
 }
+
+/// How long a speaker's turn lasts.
+pub const TURN: Duration = Duration::from_secs(20);
+/// A DTX packet's interval while silent.
+const DTX_EVERY: Duration = Duration::from_millis(400);
 
 /// From the SFU adapter to the peer.
 #[derive(Debug)]
 pub enum SigIn {
     Answer(String),
     Offer(String),
+    /// Send only these simulcast layers (rids), as the page does on cauhop's `layers`.
+    Layers(Vec<String>),
 }
 
 /// From the peer to the SFU adapter.
@@ -169,6 +189,8 @@ pub struct Peer {
     video_mid: Option<Mid>,
     audio_n: u32,
     layers: Vec<LayerState>,
+    /// The rids the SFU asked for (`None`: all).
+    active: Option<Vec<String>>,
     connected: bool,
     /// When the datagram being handled arrived: the receive time of its packets.
     rx_at: Instant,
@@ -232,6 +254,7 @@ impl Peer {
             video_mid,
             audio_n: 0,
             layers,
+            active: None,
             connected: false,
             rx_at: Instant::now(),
             buf: Vec::with_capacity(MAX_PACKET + 64),
@@ -289,13 +312,20 @@ impl Peer {
                     let _ = self.rtc.handle_input(Input::Timeout(now));
                     if self.connected && self.run.publishing.load(Ordering::Relaxed) {
                         if self.spec.audio.is_some() && now >= next_audio {
-                            self.send_audio(now);
-                            next_audio = (next_audio + AUDIO_EVERY).max(now);
+                                let level = self.level(now);
+                            self.send_audio(now, level);
+                            let every = if self.spec.dtx && level >= 127 { DTX_EVERY } else { AUDIO_EVERY };
+                            next_audio = (next_audio + every).max(now);
                         }
                         for i in 0..self.layers.len() {
                             let due = self.layers[i].next_frame.unwrap_or(now);
                             if now >= due {
-                                self.send_frame(i, now);
+                                let rid = self.spec.layers[i].rid;
+                                let paused = self.spec.layers.len() > 1
+                                    && self.active.as_ref().is_some_and(|a| !a.iter().any(|r| r == rid));
+                                if !paused {
+                                    self.send_frame(i, now);
+                                }
                                 let step = Duration::from_secs(1) / self.spec.layers[i].fps.max(1);
                                 self.layers[i].next_frame = Some((due + step).max(now));
                             }
@@ -306,8 +336,37 @@ impl Peer {
         }
     }
 
+    /// The microphone's level now: a speaker in turn is silent outside its turn.
+    fn level(&self, now: Instant) -> u8 {
+        let level = self.spec.audio.unwrap_or(127);
+        match self.spec.turn {
+            Some((k, m)) => {
+                let t = now.saturating_duration_since(self.run.epoch).as_secs() / TURN.as_secs();
+                if t % u64::from(m.max(1)) == u64::from(k) {
+                    level
+                } else {
+                    127
+                }
+            }
+            None => level,
+        }
+    }
+
     fn signal(&mut self, s: SigIn, out: &mpsc::UnboundedSender<SigOut>) {
         match s {
+            SigIn::Layers(active) => {
+                // A layer coming back starts with a keyframe, as an encoder does.
+                for (i, l) in self.spec.layers.iter().enumerate() {
+                    let was = self
+                        .active
+                        .as_ref()
+                        .is_none_or(|a| a.iter().any(|r| r == l.rid));
+                    if !was && active.iter().any(|r| r == l.rid) {
+                        self.layers[i].key_wanted = true;
+                    }
+                }
+                self.active = Some(active);
+            }
             SigIn::Answer(sdp) => {
                 let (Some(pending), Ok(answer)) =
                     (self.pending.take(), SdpAnswer::from_sdp_string(&sdp))
@@ -322,6 +381,8 @@ impl Peer {
             SigIn::Offer(sdp) => {
                 // Glare: the server's offer wins; ours is dropped.
                 self.pending = None;
+                let m_lines = sdp.matches("\nm=").count() as u64;
+                self.run.m_lines.fetch_max(m_lines, Ordering::Relaxed);
                 let offer = match SdpOffer::from_sdp_string(&sdp) {
                     Ok(o) => o,
                     Err(e) => {
@@ -404,6 +465,8 @@ impl Peer {
             self.run.delay.record(d);
             if s.stream == AUDIO {
                 self.run.audio_delay.record(d);
+            } else {
+                self.run.video_delay.record(d);
             }
             self.run.rx_packets.fetch_add(1, Ordering::Relaxed);
             self.run
@@ -420,10 +483,8 @@ impl Peer {
             .copied()
     }
 
-    fn send_audio(&mut self, now: Instant) {
-        let (Some(mid), Some(params), Some(level)) =
-            (self.audio_mid, self.params(Codec::Opus), self.spec.audio)
-        else {
+    fn send_audio(&mut self, now: Instant, level: u8) {
+        let (Some(mid), Some(params)) = (self.audio_mid, self.params(Codec::Opus)) else {
             return;
         };
         let n = self.audio_n;
@@ -435,7 +496,13 @@ impl Peer {
             sent_us: self.run.micros(now),
         }
         .write(&mut self.buf);
-        self.buf.resize(AUDIO_BYTES, 0xaa);
+        // A DTX packet is Opus's few bytes of comfort noise, not a 20 ms frame.
+        let bytes = if self.spec.dtx && level >= 127 {
+            24
+        } else {
+            AUDIO_BYTES
+        };
+        self.buf.resize(bytes.max(self.buf.len()), 0xaa);
         let payload = self.buf.clone();
         let mut api = self.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {

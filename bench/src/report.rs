@@ -23,6 +23,10 @@ pub struct Report {
     pub max_us: u64,
     /// Audio only (not paced by the SFU): p50, p99, max.
     pub audio_us: (Option<u64>, Option<u64>, u64),
+    /// Video only: p50, p99, max.
+    pub video_us: (Option<u64>, Option<u64>, u64),
+    /// The most m-lines a subscriber's session was offered (0: not counted).
+    pub m_lines: u64,
     /// Packets published over the whole run, all streams.
     pub published: u64,
     /// Over the whole run: the subscribers' ledgers, closed against the publishers.
@@ -139,7 +143,7 @@ impl Report {
             String::new()
         };
         format!(
-            "{} {}: published {} packets; subscribers expected {} (audio {}, video {}), received {}, lost {} ({:.3} %), duplicates {}; own media back {}; setup {:.1} s; audio delay p50 {} / p99 {} / max {} µs{}",
+            "{} {}: published {} packets; subscribers expected {} (audio {}, video {}), received {}, lost {} ({:.3} %), duplicates {}; own media back {}; setup {:.1} s; audio delay p50 {} / p99 {} / max {} µs; video delay p50 {} / p99 {} / max {} µs; m-lines per subscriber at most {}{}",
             self.sfu,
             self.scenario,
             self.published,
@@ -155,6 +159,10 @@ impl Report {
             self.audio_us.0.map_or("-".into(), |v| v.to_string()),
             self.audio_us.1.map_or("-".into(), |v| v.to_string()),
             self.audio_us.2,
+            self.video_us.0.map_or("-".into(), |v| v.to_string()),
+            self.video_us.1.map_or("-".into(), |v| v.to_string()),
+            self.video_us.2,
+            self.m_lines,
             worst,
         )
     }

@@ -24,6 +24,10 @@ pub enum Kind {
     Broadcast,
     /// N sites with microphones only, a few of them speaking.
     Audio,
+    /// The province's meeting (cauhop only): the chair and three more speakers taking
+    /// 20 s turns, everyone with a three-layer camera, the silent microphones with DTX,
+    /// every site showing its slots as the page does (a main tile and six thumbnails).
+    Province,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +74,7 @@ impl Scenario {
             Kind::Meeting => format!("meeting {}×{}", self.n, self.n),
             Kind::Broadcast => format!("broadcast {}→{}", self.publishers.max(1), self.n),
             Kind::Audio => format!("audio {} ({} speaking)", self.n, self.speakers()),
+            Kind::Province => format!("province {}", self.n),
         }
     }
 
@@ -81,6 +86,7 @@ impl Scenario {
         let camera = |level| PeerSpec {
             audio: Some(level),
             layers: CAMERA.to_vec(),
+            ..PeerSpec::default()
         };
         let level = |i: usize, speakers: usize| if i < speakers { SPEAKING } else { SILENT };
         match self.kind {
@@ -108,10 +114,7 @@ impl Scenario {
                     .collect();
                 roles.extend((0..self.n).map(|i| Role {
                     number: (p + i) as u32 + 1,
-                    spec: PeerSpec {
-                        audio: None,
-                        layers: Vec::new(),
-                    },
+                    spec: PeerSpec::default(),
                     follows: pubs.clone(),
                     large: pubs.clone(),
                 }));
@@ -124,13 +127,38 @@ impl Scenario {
                         number: i as u32 + 1,
                         spec: PeerSpec {
                             audio: Some(level(i, s)),
-                            layers: Vec::new(),
+                            ..PeerSpec::default()
                         },
                         // Janus has no voice selection: its clients subscribe to the
                         // speakers, or every site would receive N-1 streams.
                         // A speaker hears the other speakers; alone, it follows nobody.
                         follows: (1..=s as u32).filter(|&n| n != i as u32 + 1).collect(),
                         large: Vec::new(),
+                    })
+                    .collect()
+            }
+            Kind::Province => {
+                let all: Vec<u32> = (1..=self.n as u32).collect();
+                // The page's default layout: thumbnails 146 px tall, the main tile twice
+                // that (web-client/app.js, sendView).
+                let view = std::iter::once(292).chain([146; 6]).collect::<Vec<u16>>();
+                let speakers = 4.min(self.n) as u32;
+                (0..self.n)
+                    .map(|i| {
+                        let number = i as u32 + 1;
+                        let speaker = (i as u32) < speakers;
+                        Role {
+                            number,
+                            spec: PeerSpec {
+                                audio: Some(if speaker { SPEAKING } else { SILENT }),
+                                layers: CAMERA.to_vec(),
+                                turn: speaker.then_some((i as u32, speakers)),
+                                dtx: true,
+                                view: view.clone(),
+                            },
+                            follows: all.iter().copied().filter(|&n| n != number).collect(),
+                            large: vec![1],
+                        }
                     })
                     .collect()
             }
@@ -228,6 +256,9 @@ impl Default for RunOptions {
 
 /// Run `scenario` against `target` and report.
 pub async fn run(target: &Target, scenario: &Scenario, opt: &RunOptions) -> anyhow::Result<Report> {
+    if scenario.kind == Kind::Province && matches!(target, Target::Janus(_)) {
+        bail!("the province scenario runs against cauhop only: Janus has no slots to fill");
+    }
     let roles = scenario.roles();
     let run = RunShared::new();
     let people: Vec<Arc<Participant>> = roles
@@ -324,6 +355,12 @@ pub async fn run(target: &Target, scenario: &Scenario, opt: &RunOptions) -> anyh
             run.audio_delay.quantile(0.99),
             run.audio_delay.max(),
         ),
+        video_us: (
+            run.video_delay.quantile(0.5),
+            run.video_delay.quantile(0.99),
+            run.video_delay.max(),
+        ),
+        m_lines: run.m_lines.load(Ordering::Relaxed),
         ..Report::default()
     };
     report.problems = problems;

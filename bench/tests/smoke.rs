@@ -67,3 +67,11 @@ async fn audio_6_with_2_speaking() {
     let r = smoke(Kind::Audio, 6, 2).await;
     assert_eq!(r.video.expected, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn province_12() {
+    let r = smoke(Kind::Province, 12, 1).await;
+    assert!(r.video.received > 0, "no video forwarded");
+    // 3 audio and 7 video slots, plus the site's own microphone and camera.
+    assert_eq!(r.m_lines, 12, "m-lines per subscriber");
+}
