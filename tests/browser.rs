@@ -33,6 +33,9 @@ fn missing_tools(dir: &Path) -> Vec<String> {
     if !link_program().exists() {
         missing.push("cauhop-link (cargo build -p cauhop-tests)".into());
     }
+    if !sites_program().exists() {
+        missing.push("cauhop-sites (cargo build -p cauhop-tests)".into());
+    }
     missing
 }
 
@@ -40,6 +43,11 @@ fn missing_tools(dir: &Path) -> Vec<String> {
 /// `cargo test --workspace` (another package's binary has no `CARGO_BIN_EXE_` here).
 fn link_program() -> std::path::PathBuf {
     Path::new(env!("CARGO_BIN_EXE_cauhop")).with_file_name("cauhop-link")
+}
+
+/// The simulated sites program, beside `cauhop-link`.
+fn sites_program() -> std::path::PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_cauhop")).with_file_name("cauhop-sites")
 }
 
 fn run(cmd: &str) -> anyhow::Result<()> {
@@ -169,8 +177,56 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
             &started.to_string(),
         ],
     )?;
+    // A page in a meeting of 29 simulated sites: its slots are labelled right, every
+    // site is on its roster, and a person can read it (the screenshot is kept).
+    province_page(&ns, &dir, &base)?;
     drop(bridge);
     Ok(())
+}
+
+/// The speaking simulated site's name (`cauhop-sites`).
+const SPEAKER: &str = "Xã Bản Phố";
+
+fn province_page(ns: &Netns, dir: &Path, base: &str) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let sites = 29;
+    let meeting = "province-page";
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(sites_program())
+        .args([
+            "--ws",
+            &format!("ws://{NS_ADDR}:8080/ws"),
+            "--meeting",
+            meeting,
+        ])
+        .args(["--sites", &sites.to_string(), "--ip", NS_ADDR])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take();
+    let _sites = Child(child);
+    let mut line = String::new();
+    if let Some(out) = out {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    anyhow::ensure!(
+        line.trim() == "ready",
+        "cauhop-sites did not start: {line:?}"
+    );
+    let shot = std::env::temp_dir().join("cauhop-province-page.png");
+    run_script(
+        ns,
+        dir,
+        "province_page.mjs",
+        &[
+            base,
+            meeting,
+            &sites.to_string(),
+            SPEAKER,
+            &shot.display().to_string(),
+        ],
+    )
 }
 
 /// Start `cauhop-link` in the namespace between a browser and the bridge's media port;

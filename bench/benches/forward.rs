@@ -15,24 +15,28 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cauhop_sfu::sim::{CAMERA, ClientSpec, LayerSpec, Sim};
+use cauhop_sfu::sim::{CAMERA, ClientSpec, CorePhase, LayerSpec, Sim};
 
-/// Counts allocations while `COUNTING` is set (around `Harness::forward` only).
+/// Counts allocations per phase of the room core while one is running.
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
+/// 0: outside the core; 1 + `CorePhase` index inside it.
+static PHASE: AtomicU8 = AtomicU8::new(0);
+static ALLOCS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+fn count_one() {
+    let p = PHASE.load(Ordering::Relaxed);
+    if p > 0 {
+        ALLOCS[usize::from(p - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        }
+        count_one();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -43,10 +47,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-        }
+        count_one();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -55,15 +56,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn count(on: bool) {
-    COUNTING.store(on, Ordering::Relaxed);
+fn count(phase: Option<CorePhase>) {
+    let p = match phase {
+        None => 0,
+        Some(CorePhase::Receive) => 1,
+        Some(CorePhase::Timeout) => 2,
+        Some(CorePhase::Output) => 3,
+    };
+    PHASE.store(p, Ordering::Relaxed);
 }
 
 struct Figures {
     sites: usize,
     datagrams: u64,
+    datagrams_in: u64,
     core: Duration,
-    allocs: u64,
+    /// Receive, timeouts, output.
+    allocs: [u64; 3],
     real: Duration,
 }
 
@@ -96,16 +105,19 @@ fn run(sites: usize, seconds: u64) -> Figures {
     }
     // Settle: everyone connected, estimates and slots found.
     s.run(Duration::from_secs(5));
-    let (d0, c0) = (s.sfu_datagrams, s.core_busy);
-    ALLOCS.store(0, Ordering::Relaxed);
+    let (d0, i0, c0) = (s.sfu_datagrams, s.sfu_datagrams_in, s.core_busy);
+    for a in &ALLOCS {
+        a.store(0, Ordering::Relaxed);
+    }
     s.core_hook = Some(count);
     s.run(Duration::from_secs(seconds));
     s.core_hook = None;
     Figures {
         sites,
         datagrams: s.sfu_datagrams - d0,
+        datagrams_in: s.sfu_datagrams_in - i0,
         core: s.core_busy - c0,
-        allocs: ALLOCS.load(Ordering::Relaxed),
+        allocs: ALLOCS.each_ref().map(|a| a.load(Ordering::Relaxed)),
         real: real.elapsed(),
     }
 }
@@ -117,22 +129,33 @@ fn main() {
     } else {
         (&[10, 30], 1)
     };
-    println!("sites  datagrams out/s  core µs/datagram  allocs/datagram  core CPU s/s  (real s)");
+    println!(
+        "| sites | datagrams in/s | out/s | core µs per datagram out | vs 10 sites | allocations per datagram in (receive) | per datagram out (output) | timers per datagram out | core CPU s/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut base = None;
     for &n in sizes {
         let f = run(n, seconds);
         assert!(f.datagrams > 0, "{n} sites: nothing was forwarded");
         let per = f.core.as_secs_f64() * 1e6 / f.datagrams as f64;
         let b = *base.get_or_insert(per);
+        let out = f.datagrams as f64;
         println!(
-            "{:>5}  {:>16.0}  {:>10.2} ({:.2}×)  {:>15.2}  {:>12.3}  ({:.1})",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2}× | {:.2} | {:.2} | {:.2} | {:.3} |",
             f.sites,
-            f.datagrams as f64 / seconds as f64,
+            f.datagrams_in as f64 / seconds as f64,
+            out / seconds as f64,
             per,
             per / b,
-            f.allocs as f64 / f.datagrams as f64,
+            f.allocs[0] as f64 / f.datagrams_in.max(1) as f64,
+            f.allocs[2] as f64 / out,
+            f.allocs[1] as f64 / out,
             f.core.as_secs_f64() / seconds as f64,
-            f.real.as_secs_f64(),
+        );
+        eprintln!(
+            "  ({} sites took {:.1} s of real time)",
+            f.sites,
+            f.real.as_secs_f64()
         );
     }
 }

@@ -159,6 +159,17 @@ struct InFlight {
     up: bool,
 }
 
+/// Which of the room core's entry points is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorePhase {
+    /// `receive`: a datagram in (decrypt, feedback, the publisher's bookkeeping).
+    Receive,
+    /// `handle_timeout`: str0m's timers, and every 100 ms the slots and allocation.
+    Timeout,
+    /// `poll_output`: forwarding into slots, encrypting, pacing, datagrams out.
+    Output,
+}
+
 /// A deterministic random source (xorshift64*): no dependency, same run from a seed.
 struct Rng(u64);
 
@@ -179,13 +190,14 @@ pub struct Sim {
     wire: Vec<InFlight>,
     rng: Rng,
     next_core: Instant,
-    /// Datagrams the SFU sent.
+    /// Datagrams the SFU sent, and received.
     pub sfu_datagrams: u64,
+    pub sfu_datagrams_in: u64,
     /// Real (wall-clock) time spent inside the room core: the SFU's CPU cost.
     pub core_busy: Duration,
-    /// Called with `true` on entering the room core and `false` on leaving it (a
-    /// benchmark counts the core's own allocations with it).
-    pub core_hook: Option<fn(bool)>,
+    /// Called with the phase on entering the room core and `None` on leaving it (a
+    /// benchmark counts the core's own allocations per phase with it).
+    pub core_hook: Option<fn(Option<CorePhase>)>,
 }
 
 const MARK_AUDIO: u8 = b'A';
@@ -212,6 +224,7 @@ impl Sim {
             rng: Rng(seed.max(1)),
             next_core: now,
             sfu_datagrams: 0,
+            sfu_datagrams_in: 0,
             core_busy: Duration::ZERO,
             core_hook: None,
         }
@@ -362,7 +375,7 @@ impl Sim {
             self.poll_client(i);
         }
         if self.now >= self.next_core {
-            let t = self.enter();
+            let t = self.enter(CorePhase::Timeout);
             self.core.handle_timeout(self.now);
             self.leave(t);
         }
@@ -370,9 +383,9 @@ impl Sim {
         self.now += STEP;
     }
 
-    fn enter(&self) -> Instant {
+    fn enter(&self, phase: CorePhase) -> Instant {
         if let Some(h) = self.core_hook {
-            h(true);
+            h(Some(phase));
         }
         Instant::now()
     }
@@ -380,7 +393,7 @@ impl Sim {
     fn leave(&mut self, t: Instant) {
         self.core_busy += t.elapsed();
         if let Some(h) = self.core_hook {
-            h(false);
+            h(None);
         }
     }
 
@@ -437,7 +450,8 @@ impl Sim {
         for d in due {
             let c = &mut self.clients[d.client];
             if d.up {
-                let t = self.enter();
+                self.sfu_datagrams_in += 1;
+                let t = self.enter(CorePhase::Receive);
                 self.core.receive(now, d.from, d.to, &d.data);
                 self.leave(t);
                 // str0m wants its output drained before the next input.
@@ -465,7 +479,7 @@ impl Sim {
 
     fn drain_core(&mut self) {
         loop {
-            let t = self.enter();
+            let t = self.enter(CorePhase::Output);
             let out = self.core.poll_output(self.now);
             self.leave(t);
             match out {

@@ -78,6 +78,8 @@ pub struct SimConfig {
     /// Keyframe interval when nobody asks for one.
     pub keyframe_every: Duration,
     pub link: Option<Arc<Link>>,
+    /// The address to send media from (default 127.0.0.1).
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl SimConfig {
@@ -90,6 +92,7 @@ impl SimConfig {
             audio_level: 40,
             keyframe_every: Duration::from_secs(5),
             link: None,
+            bind: None,
         }
     }
 
@@ -240,7 +243,8 @@ impl SimPeer {
             .and_then(|n| n.parse().ok())
             .context("participant id")?;
 
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let ip = cfg.bind.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let socket = UdpSocket::bind((ip, 0)).await?;
         let local = socket.local_addr()?;
         let mut rtc = RtcConfig::new()
             .set_rtp_mode(true)
