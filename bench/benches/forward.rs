@@ -72,6 +72,8 @@ struct Figures {
     datagrams_in: u64,
     core: Duration,
     /// Receive, timeouts, output.
+    phases: [Duration; 3],
+    /// Receive, timeouts, output.
     allocs: [u64; 3],
     real: Duration,
 }
@@ -105,7 +107,12 @@ fn run(sites: usize, seconds: u64) -> Figures {
     }
     // Settle: everyone connected, estimates and slots found.
     s.run(Duration::from_secs(5));
-    let (d0, i0, c0) = (s.sfu_datagrams, s.sfu_datagrams_in, s.core_busy);
+    let (d0, i0, c0, p0) = (
+        s.sfu_datagrams,
+        s.sfu_datagrams_in,
+        s.core_busy,
+        s.core_phases,
+    );
     for a in &ALLOCS {
         a.store(0, Ordering::Relaxed);
     }
@@ -117,6 +124,7 @@ fn run(sites: usize, seconds: u64) -> Figures {
         datagrams: s.sfu_datagrams - d0,
         datagrams_in: s.sfu_datagrams_in - i0,
         core: s.core_busy - c0,
+        phases: [0, 1, 2].map(|i| s.core_phases[i] - p0[i]),
         allocs: ALLOCS.each_ref().map(|a| a.load(Ordering::Relaxed)),
         real: real.elapsed(),
     }
@@ -124,17 +132,24 @@ fn run(sites: usize, seconds: u64) -> Figures {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (sizes, seconds): (&[usize], u64) = if full {
-        (&[10, 30, 100, 300, 1000], 5)
+    let (mut sizes, seconds): (Vec<usize>, u64) = if full {
+        (vec![10, 30, 100, 300, 1000], 5)
     } else {
-        (&[10, 30], 1)
+        (vec![10, 30], 1)
     };
+    // CAUHOP_BENCH_SITES=300 (or 10,300): other room sizes, e.g. for a profile.
+    if let Ok(list) = std::env::var("CAUHOP_BENCH_SITES") {
+        sizes = list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+    }
     println!(
         "| sites | datagrams in/s | out/s | core µs per datagram out | vs 10 sites | allocations per datagram in (receive) | per datagram out (output) | timers per datagram out | core CPU s/s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut base = None;
-    for &n in sizes {
+    for &n in &sizes {
         let f = run(n, seconds);
         assert!(f.datagrams > 0, "{n} sites: nothing was forwarded");
         let per = f.core.as_secs_f64() * 1e6 / f.datagrams as f64;
@@ -152,10 +167,14 @@ fn main() {
             f.allocs[1] as f64 / out,
             f.core.as_secs_f64() / seconds as f64,
         );
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / out;
         eprintln!(
-            "  ({} sites took {:.1} s of real time)",
+            "  ({} sites: {:.1} s of real time; µs per datagram out in receive {:.2}, timers {:.2}, output {:.2})",
             f.sites,
-            f.real.as_secs_f64()
+            f.real.as_secs_f64(),
+            us(f.phases[0]),
+            us(f.phases[1]),
+            us(f.phases[2]),
         );
     }
 }

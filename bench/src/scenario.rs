@@ -309,7 +309,11 @@ pub async fn run(target: &Target, scenario: &Scenario, opt: &RunOptions) -> anyh
     if up == 0 {
         bail!("{}: no peer connection came up", target.name());
     }
-    wait_connected(&people, pcs, target.name()).await?;
+    // A site whose handshake failed is a finding of the run, not the end of it: the
+    // others are measured, and the report says how many never came up.
+    if let Err(e) = wait_connected(&people, pcs, target.name()).await {
+        problems.push(e.to_string());
+    }
     let setup = started.elapsed();
     say(format!(
         "{pcs} peer connections up in {setup:.1?}; warming up {:?}",

@@ -193,8 +193,11 @@ pub struct Sim {
     /// Datagrams the SFU sent, and received.
     pub sfu_datagrams: u64,
     pub sfu_datagrams_in: u64,
-    /// Real (wall-clock) time spent inside the room core: the SFU's CPU cost.
+    /// Real (wall-clock) time spent inside the room core: the SFU's CPU cost; and by
+    /// phase (receive, timeouts, output).
     pub core_busy: Duration,
+    pub core_phases: [Duration; 3],
+    phase: usize,
     /// Called with the phase on entering the room core and `None` on leaving it (a
     /// benchmark counts the core's own allocations per phase with it).
     pub core_hook: Option<fn(Option<CorePhase>)>,
@@ -226,6 +229,8 @@ impl Sim {
             sfu_datagrams: 0,
             sfu_datagrams_in: 0,
             core_busy: Duration::ZERO,
+            core_phases: [Duration::ZERO; 3],
+            phase: 0,
             core_hook: None,
         }
     }
@@ -383,15 +388,18 @@ impl Sim {
         self.now += STEP;
     }
 
-    fn enter(&self, phase: CorePhase) -> Instant {
+    fn enter(&mut self, phase: CorePhase) -> Instant {
         if let Some(h) = self.core_hook {
             h(Some(phase));
         }
+        self.phase = phase as usize;
         Instant::now()
     }
 
     fn leave(&mut self, t: Instant) {
-        self.core_busy += t.elapsed();
+        let spent = t.elapsed();
+        self.core_busy += spent;
+        self.core_phases[self.phase] += spent;
         if let Some(h) = self.core_hook {
             h(None);
         }

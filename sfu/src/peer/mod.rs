@@ -76,8 +76,9 @@ pub(crate) struct Peer {
     /// Audio slots first, then video slots (main first): fixed for the session.
     pub(crate) slots: Vec<Slot>,
     pending: Option<SdpPendingOffer>,
-    /// When the server may offer its slots (`subscribe.rs`).
+    /// When the server may offer its slots (`subscribe.rs`), and whether it has.
     offer_when: subscribe::OfferWhen,
+    slots_offered: bool,
     /// After an answer was refused, no new offer before this (no offer storm towards a
     /// client whose answers keep failing).
     offer_after: Option<Instant>,
@@ -205,6 +206,7 @@ impl Peer {
             slots,
             pending: None,
             offer_when: subscribe::OfferWhen::NotYet,
+            slots_offered: false,
             offer_after: None,
             slots_changed: false,
             told_slots: SlotMap::default(),

@@ -135,6 +135,10 @@ impl Peer {
 
     /// Offer the slots not yet offered, if no negotiation is under way.
     pub(super) fn negotiate(&mut self, now: Instant) {
+        // Runs on every poll: once the slots are offered there is nothing to do.
+        if self.slots_offered {
+            return;
+        }
         let allowed = match self.offer_when {
             OfferWhen::NotYet => false,
             OfferWhen::Connected => self.connected_at.is_some(),
@@ -148,6 +152,7 @@ impl Peer {
             return;
         }
         if self.slots.iter().all(|s| s.mid.is_some()) {
+            self.slots_offered = true;
             return;
         }
         let mut api = self.rtc.sdp_api();
@@ -172,6 +177,7 @@ impl Peer {
             return;
         };
         self.pending = Some(pending);
+        self.slots_offered = true;
         debug!(participant = %self.id, "sending server offer (slots)");
         self.send_event(crate::types::SfuEvent::Offer(offer.to_sdp_string()));
     }
@@ -213,6 +219,7 @@ impl Peer {
         if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
             // Forget the offered m-lines; negotiate() offers them again, after a pause.
             self.offer_after = Some(now + OFFER_RETRY);
+            self.slots_offered = false;
             for s in &mut self.slots {
                 if !s.open {
                     s.mid = None;
@@ -256,6 +263,7 @@ impl Peer {
             .filter(|s| s.kind == MediaKind::Video)
             .count();
         self.slots = fixed_slots(Some(video));
+        self.slots_offered = false;
         self.slots_changed = true;
         self.pending = None;
         self.offer_when = OfferWhen::NotYet;
