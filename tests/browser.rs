@@ -188,28 +188,20 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
 const SPEAKER: &str = "Xã Bản Phố";
 
 fn province_page(ns: &Netns, dir: &Path, base: &str) -> anyhow::Result<()> {
-    use std::io::BufRead;
     let sites = 29;
     let meeting = "province-page";
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(sites_program())
-        .args([
-            "--ws",
-            &format!("ws://{NS_ADDR}:8080/ws"),
-            "--meeting",
-            meeting,
-        ])
-        .args(["--sites", &sites.to_string(), "--ip", NS_ADDR])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let out = child.stdout.take();
-    let _sites = Child(child);
-    let mut line = String::new();
-    if let Some(out) = out {
-        std::io::BufReader::new(out).read_line(&mut line)?;
-    }
+    let (_sites, line) = spawn_in(
+        ns,
+        Command::new(sites_program())
+            .args([
+                "--ws",
+                &format!("ws://{NS_ADDR}:8080/ws"),
+                "--meeting",
+                meeting,
+            ])
+            .args(["--sites", &sites.to_string(), "--ip", NS_ADDR])
+            .env("RUST_LOG", "warn"),
+    )?;
     anyhow::ensure!(
         line.trim() == "ready",
         "cauhop-sites did not start: {line:?}"
@@ -233,20 +225,12 @@ fn province_page(ns: &Netns, dir: &Path, base: &str) -> anyhow::Result<()> {
 /// returns its address, the process, and when it started (Unix ms, as the scenario's
 /// `Date.now()` counts).
 fn start_link(ns: &Netns, profile: &str) -> anyhow::Result<(String, Child, u128)> {
-    use std::io::BufRead;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(link_program())
-        .args(["--ip", NS_ADDR, "--target", &format!("{NS_ADDR}:50000")])
-        .args(["--profile", profile])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let out = child.stdout.take();
-    let child = Child(child);
-    let mut line = String::new();
-    if let Some(out) = out {
-        std::io::BufReader::new(out).read_line(&mut line)?;
-    }
+    let (child, line) = spawn_in(
+        ns,
+        Command::new(link_program())
+            .args(["--ip", NS_ADDR, "--target", &format!("{NS_ADDR}:50000")])
+            .args(["--profile", profile]),
+    )?;
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis();
@@ -256,6 +240,29 @@ fn start_link(ns: &Netns, profile: &str) -> anyhow::Result<(String, Child, u128)
         .ok_or_else(|| anyhow::anyhow!("cauhop-link did not start: {line:?}"))?
         .to_owned();
     Ok((relay, child, started))
+}
+
+/// Start `program` (its arguments and environment as given) inside the namespace and
+/// read the first line it prints, by which it says it is ready.
+fn spawn_in(ns: &Netns, program: &mut Command) -> anyhow::Result<(Child, String)> {
+    use std::io::BufRead;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.0])
+        .arg(program.get_program());
+    cmd.args(program.get_args());
+    for (k, v) in program.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+    let out = child.stdout.take();
+    let child = Child(child);
+    let mut line = String::new();
+    if let Some(out) = out {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    Ok((child, line))
 }
 
 /// Run one Playwright scenario inside the namespace; it prints one JSON line and exits

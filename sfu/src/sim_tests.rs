@@ -17,6 +17,29 @@ fn chair() -> ClientSpec {
     }
 }
 
+/// A chair sending three layers, and `sites` sites that show one 180 px tile: nobody
+/// wants more than the chair's lowest layer.
+fn chair_and_thumbnails(seed: u64, sites: usize) -> Sim {
+    let mut s = Sim::new(seed);
+    s.join(ClientSpec {
+        layers: CAMERA.to_vec(),
+        ..chair()
+    })
+    .expect("chair");
+    let thumbs = ViewHints {
+        slots: vec![180],
+        ..Default::default()
+    };
+    for _ in 0..sites {
+        s.join(ClientSpec {
+            view: Some(thumbs.clone()),
+            ..ClientSpec::site(ROOM)
+        })
+        .expect("site");
+    }
+    s
+}
+
 fn all_connected(s: &Sim) -> bool {
     s.clients.iter().all(|c| c.connected.is_some())
 }
@@ -129,23 +152,7 @@ fn slots_are_offered_after_connecting_to_a_publisher_and_at_once_to_a_watcher() 
 
 #[test]
 fn unwatched_layers_are_paused_and_come_back_when_a_subscriber_wants_them() {
-    let mut s = Sim::new(3);
-    s.join(ClientSpec {
-        layers: CAMERA.to_vec(),
-        ..chair()
-    })
-    .expect("chair");
-    let thumbs = ViewHints {
-        slots: vec![180],
-        ..Default::default()
-    };
-    for _ in 0..3 {
-        s.join(ClientSpec {
-            view: Some(thumbs.clone()),
-            ..ClientSpec::site(ROOM)
-        })
-        .expect("site");
-    }
+    let mut s = chair_and_thumbnails(3, 3);
     s.run_until(Duration::from_secs(10), all_connected)
         .expect("connected");
     let told = s.run_until(Duration::from_secs(10), |s| {
@@ -407,23 +414,7 @@ fn a_stepped_link_goes_down_with_the_link_stays_down_and_comes_back() {
 /// what trickled in as it stopped.
 #[test]
 fn a_paused_layer_keeps_its_price() {
-    let mut s = Sim::new(8);
-    s.join(ClientSpec {
-        layers: CAMERA.to_vec(),
-        ..chair()
-    })
-    .expect("chair");
-    let thumbs = ViewHints {
-        slots: vec![180],
-        ..Default::default()
-    };
-    for _ in 0..2 {
-        s.join(ClientSpec {
-            view: Some(thumbs.clone()),
-            ..ClientSpec::site(ROOM)
-        })
-        .expect("site");
-    }
+    let mut s = chair_and_thumbnails(8, 2);
     s.run(Duration::from_secs(15));
     assert_eq!(
         s.clients[0].active_layers.as_deref(),

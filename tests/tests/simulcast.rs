@@ -106,13 +106,17 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
     })
     .await?;
     // The commune may spend a moment on audio only while the first keyframes inflate the
-    // layer's price; it must be on 180p before the drop.
+    // layer's price, and the hall a moment on 360p when its first measured estimate
+    // replaces str0m's starting guess; both must hold at once before the drop.
     for _ in 0..40 {
         let st = bridge.sfu.stats().await?;
-        let on_low = st.peers.iter().any(|p| {
-            p.participant == commune.id && p.forwarding.first().and_then(|f| f.height) == Some(180)
-        });
-        if on_low {
+        let height = |id: &str| {
+            st.peers
+                .iter()
+                .find(|p| p.participant == id)
+                .and_then(|p| p.forwarding.first().and_then(|f| f.height))
+        };
+        if height(&commune.id) == Some(180) && height(&hall.id) == Some(720) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
