@@ -125,7 +125,7 @@
       dot.className = 'q ' + q; dot.title = t(q);
     });
   }
-  /** Every site in the meeting, grouped by site name, with the chair's controls. */
+  /** Every site in the meeting, grouped by district, with the chair's controls. */
   var rosterTimer = null;
   function roster() {
     // Batched: 270 sites joining at once redraw the list once, not 270 times.
@@ -135,11 +135,13 @@
       var box = $('roster');
       if (!box) return;
       var q = ($('rosterSearch').value || '').toLowerCase();
+      // By district in a province meeting (the bridge says which); by site otherwise.
       var groups = {};
       Object.keys(participants).forEach(function (id) {
         var p = participants[id];
-        if (q && (p.name + ' ' + p.site).toLowerCase().indexOf(q) < 0) return;
-        (groups[p.site || '—'] = groups[p.site || '—'] || []).push(id);
+        if (q && (p.name + ' ' + p.site + ' ' + (p.district || '')).toLowerCase().indexOf(q) < 0) return;
+        var g = p.district || p.site || '—';
+        (groups[g] = groups[g] || []).push(id);
       });
       var list = $('rosterList');
       list.innerHTML = '';
@@ -151,7 +153,7 @@
           var li = document.createElement('li'); li.dataset.participant = id;
           var dot = document.createElement('span'); dot.className = 'dot ' + (p.quality || 'good'); dot.title = t(p.quality || 'good');
           var n = document.createElement('span'); n.className = 'n';
-          n.textContent = p.name + (p.audio_muted ? ' 🔇' : '');
+          n.textContent = p.name + (p.district && p.site && p.site !== p.district ? ' — ' + p.site : '') + (p.audio_muted ? ' 🔇' : '');
           li.appendChild(dot); li.appendChild(n);
           if (role === 'chair') {
             [['muteOther', 'mute_participant'], ['giveFloor', 'grant_floor']].forEach(function (a) {

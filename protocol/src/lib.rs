@@ -212,6 +212,10 @@ pub struct ParticipantInfo {
     pub id: String,
     pub name: String,
     pub site: String,
+    /// The district the site belongs to (a district or the province: its own name), so a
+    /// page can list a province meeting's sites by district. Empty in ad-hoc rooms.
+    #[serde(default)]
+    pub district: String,
     pub audio_muted: bool,
     pub video_muted: bool,
 }

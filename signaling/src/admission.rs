@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use cauhop_protocol::{ErrorCode, ServerMsg};
-use cauhop_store::model::{Meeting, MeetingRole, NewAttendance};
+use cauhop_store::model::{Meeting, MeetingRole, NewAttendance, SiteKind};
 use cauhop_store::schedule::{Phase, ScheduleConfig};
 use cauhop_store::{Instant, Store, StoreError};
 use tracing::error;
@@ -39,6 +39,9 @@ pub struct Admitted {
     pub role: MeetingRole,
     pub name: String,
     pub site: String,
+    /// The district the site belongs to (its own name for a district or the province);
+    /// empty in ad-hoc rooms.
+    pub district: String,
     /// The site's id and configured downlink (kbit/s): the SFU caps what it sends to
     /// everyone at the site together. `None` in ad-hoc rooms.
     pub site_link: Option<(String, u32)>,
@@ -147,6 +150,7 @@ impl Access {
             name: req.name.to_owned(),
             site: req.site.to_owned(),
             site_link: None,
+            district: String::new(),
             attendance: None,
             state: None,
         })
@@ -266,6 +270,19 @@ impl Access {
             Some(ep) => ep.name.clone(),
             None => req.name.to_owned(),
         };
+        // A commune is listed under its district; a district or the province under its
+        // own name. A parent that cannot be read costs the roster its grouping, not the
+        // join.
+        let district = match (site.kind, site.parent_id) {
+            (SiteKind::Commune, Some(parent)) => match self.store.site(parent).await {
+                Ok(d) => d.name,
+                Err(e) => {
+                    tracing::warn!(site = site.id, "district of the site not read: {e}");
+                    String::new()
+                }
+            },
+            _ => site.name.clone(),
+        };
         Ok(Admitted {
             room: room_of(meeting.id),
             meeting: meeting.id.to_string(),
@@ -285,6 +302,7 @@ impl Access {
                 .filter(|k| *k > 0)
                 .map(|k| (site.id.to_string(), k)),
             site: site.name,
+            district,
             state: meeting_state(&meeting, &self.schedule, now),
         })
     }

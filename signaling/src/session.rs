@@ -357,6 +357,7 @@ async fn handle_text(
                 id: id.to_string(),
                 name: admitted.name.clone(),
                 site: admitted.site.clone(),
+                district: admitted.district.clone(),
                 audio_muted: false,
                 video_muted: false,
             };

@@ -260,6 +260,8 @@ async fn scheduled_meeting_admits_invitees_in_its_window_and_closes_on_time() ->
         .get(&admin, &format!("/api/v1/meetings/{mid}/live"))
         .await?;
     assert_eq!((s, live.as_array().map(Vec::len)), (200, Some(1)), "{live}");
+    // Listed under its district, so a province meeting's roster groups by district.
+    assert_eq!(live[0]["district"], "Sa Pa", "{live}");
 
     // Then the meeting runs out: closing warning, then the end.
     let mut saw_forbidden = false;
