@@ -41,7 +41,14 @@ async fn estimates_follow_each_subscribers_link() -> anyhow::Result<()> {
     }
     let (_, f, g) = samples[samples.len() - 1];
     let (f, g) = (f.unwrap_or(0), g.unwrap_or(0));
-    assert!(g > 0 && g <= 500, "3G estimate {g} kbit/s");
+    // Wall-clock UDP through a lossy link with a 400 ms queue: str0m's estimate of it
+    // read 188-545 kbit/s over nine runs (the subscriber sits on audio only there, the
+    // test publishers' single 290 kbit/s layer being above its floor). The margin is 1.5×
+    // the link's rate; what the test is about is that each link gets its own estimate.
+    assert!(
+        g > 0 && g <= 576,
+        "3G estimate {g} kbit/s on a 384 kbit/s link"
+    );
     assert!(f > g * 2, "fibre {f} vs 3G {g}");
     drop((publisher, a, b));
     Ok(())

@@ -313,6 +313,7 @@ impl Peer {
         Path {
             congested: self.congestion.congested(),
             queueing: self.congestion.queueing(),
+            lossy: self.red.on() || self.stats.loss_down.is_some_and(|l| l >= 0.01),
         }
     }
 
@@ -434,7 +435,11 @@ impl Peer {
             }
         }
         let audio_bps = audio_streams as u64 * u64::from(self.allocator.audio_bps());
-        let ceiling = estimate::probe_ceiling_bps(u64::from(wanted_bps), audio_bps);
+        let ceiling = estimate::probe_ceiling_bps(
+            u64::from(wanted_bps),
+            audio_bps,
+            if forced { a.resume_bps } else { None },
+        );
         let minimum =
             estimate::padding_bps(a.resume_bps, forced, path.congested, ceiling, budget_bps).max(
                 if a.audio_only {

@@ -21,6 +21,8 @@ pub struct Path {
     pub congested: bool,
     /// The round trip stands above its floor (a queue, not loss).
     pub queueing: bool,
+    /// The subscriber reports losing packets (1 % or more, or RED is on for it).
+    pub lossy: bool,
 }
 
 /// The estimate the allocator shares out (bit/s). `raw`: str0m's unsmoothed estimate;
@@ -66,9 +68,16 @@ pub fn shared_bps(
 
 /// How far str0m may probe (bit/s): what the tiles could use plus the upgrade headroom,
 /// so an upgrade has an estimate to go on, and no further: a probe far above a 3G link's
-/// capacity fills its queue, delays the audio and reads as loss.
-pub fn probe_ceiling_bps(wanted_video_bps: u64, audio_bps: u64) -> u64 {
-    ((wanted_video_bps + audio_bps) * 3 / 2).max(300_000)
+/// capacity fills its queue, delays the audio and reads as loss. While the link holds
+/// the subscriber on audio only (`resume_bps`: the rate at which video comes back), the
+/// only useful probe is to a little above that rate; probing for every tile's top layer
+/// let a 384 kbit/s commune's estimate reach 545 kbit/s (bwe.rs, intermittently).
+pub fn probe_ceiling_bps(wanted_video_bps: u64, audio_bps: u64, resume_bps: Option<u32>) -> u64 {
+    let ceiling = ((wanted_video_bps + audio_bps) * 3 / 2).max(300_000);
+    match resume_bps {
+        Some(r) => ceiling.min((u64::from(r) * 5 / 4).max(300_000)),
+        None => ceiling,
+    }
 }
 
 /// What str0m keeps media and padding up to (bit/s) while the subscriber's link holds it
@@ -100,7 +109,9 @@ pub fn padding_bps(
 /// loopback link sat at 180p for 20 s with the estimate near 500 kbit/s and no padding,
 /// because nothing ever sent more than the 180p layer and str0m's estimate grows to at
 /// most 1.5 × what it sees delivered. Capped at 0.85 × the estimate like the padding
-/// on audio only, and none on a path that shows congestion or a queue.
+/// on audio only, and none on a path that shows congestion, a queue or loss: on a 3G
+/// commune's lossy link the padding lifted the estimate to 545 kbit/s on a 384 kbit/s
+/// link (bwe.rs, measured).
 pub fn upgrade_padding_bps(
     next_total_bps: Option<u64>,
     headroom: f64,
@@ -109,7 +120,8 @@ pub fn upgrade_padding_bps(
     budget_bps: u32,
 ) -> u64 {
     match next_total_bps {
-        Some(next) if !path.congested && !path.queueing => ((next as f64 * headroom) as u64)
+        Some(next) if !path.congested && !path.queueing && !path.lossy => ((next as f64 * headroom)
+            as u64)
             .min(ceiling_bps)
             .min(u64::from(budget_bps) * DRAIN_SHARE.0 / DRAIN_SHARE.1),
         _ => 0,
@@ -123,6 +135,7 @@ mod tests {
     const CALM: Path = Path {
         congested: false,
         queueing: false,
+        lossy: false,
     };
 
     #[test]
@@ -152,7 +165,7 @@ mod tests {
         );
         let congested = Path {
             congested: true,
-            queueing: false,
+            ..CALM
         };
         assert_eq!(
             shared_bps(Some(200_000), s, congested, None, t0),
@@ -161,6 +174,7 @@ mod tests {
         let queue = Path {
             congested: true,
             queueing: true,
+            ..CALM
         };
         assert_eq!(
             shared_bps(Some(400_000), s, queue, None, t0),
@@ -192,8 +206,26 @@ mod tests {
 
     #[test]
     fn the_probe_ceiling_has_headroom_and_a_floor() {
-        assert_eq!(probe_ceiling_bps(0, 40_000), 300_000);
-        assert_eq!(probe_ceiling_bps(1_200_000, 120_000), 1_980_000);
+        assert_eq!(probe_ceiling_bps(0, 40_000, None), 300_000);
+        assert_eq!(probe_ceiling_bps(1_200_000, 120_000, None), 1_980_000);
+    }
+
+    #[test]
+    fn on_audio_only_the_probe_goes_a_little_above_where_video_resumes() {
+        assert_eq!(
+            probe_ceiling_bps(2_400_000, 120_000, Some(360_000)),
+            450_000
+        );
+        assert_eq!(
+            probe_ceiling_bps(2_400_000, 120_000, Some(100_000)),
+            300_000,
+            "the floor"
+        );
+        assert_eq!(
+            probe_ceiling_bps(100_000, 40_000, Some(360_000)),
+            300_000,
+            "never above the wish"
+        );
     }
 
     #[test]
@@ -212,9 +244,18 @@ mod tests {
             "0.85 of the estimate: delivered that much, str0m lets it grow by half"
         );
         let q = Path {
-            congested: false,
             queueing: true,
+            ..CALM
         };
+        let lossy = Path {
+            lossy: true,
+            ..CALM
+        };
+        assert_eq!(
+            upgrade_padding_bps(Some(600_000), 1.25, lossy, 2_000_000, 2_000_000),
+            0,
+            "no probing into a link that loses packets"
+        );
         assert_eq!(
             upgrade_padding_bps(Some(600_000), 1.25, q, 2_000_000, 2_000_000),
             0
