@@ -91,6 +91,9 @@ struct ServeArgs {
     /// Public IP to advertise to clients (1:1 NAT).
     #[arg(long, env = "CAUHOP_SFU_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
+    /// Threads that poll media sessions [default 0: one per core].
+    #[arg(long, env = "CAUHOP_SFU_WORKERS")]
+    media_workers: Option<usize>,
     /// Log one JSON object per line.
     #[arg(long, env = "CAUHOP_LOG_JSON")]
     log_json: bool,
@@ -115,6 +118,9 @@ impl ServeArgs {
         }
         if self.public_ip.is_some() {
             c.sfu.public_ip = self.public_ip;
+        }
+        if let Some(w) = self.media_workers {
+            c.sfu.workers = w;
         }
         c.log.json |= self.log_json;
         if let Some(u) = &self.database_url {

@@ -7,9 +7,11 @@
 //! Each meeting: the chair and two more speakers with cameras, everyone else a silent
 //! microphone (DTX) and a small camera; every site receives its slots as the page does.
 //!
-//! `cargo bench -p cauhop-bench --bench forward` (10, 30, 100, 300, 1000 sites; also
-//! 1 vs 2 shards once the core is sharded); under `cargo test` only 10 and 30 sites run,
-//! briefly, and media must have flowed.
+//! `cargo bench -p cauhop-bench --bench forward` (10, 30, 100, 300, 1000 sites, each
+//! with the sessions polled on 1 and on 2 worker threads: `Rooms::set_workers`; the time
+//! counted is the core's elapsed time, so with 2 workers it shows what a second core
+//! buys); under `cargo test` only 10 and 30 sites run, briefly, and media must have
+//! flowed.
 
 // A counting allocator has to implement GlobalAlloc; it only forwards to System.
 #![allow(unsafe_code)]
@@ -68,6 +70,7 @@ fn count(phase: Option<CorePhase>) {
 
 struct Figures {
     sites: usize,
+    workers: usize,
     datagrams: u64,
     datagrams_in: u64,
     core: Duration,
@@ -78,9 +81,12 @@ struct Figures {
     real: Duration,
 }
 
-fn run(sites: usize, seconds: u64) -> Figures {
+fn run(sites: usize, workers: usize, seconds: u64) -> Figures {
     let real = Instant::now();
     let mut s = Sim::new(sites as u64);
+    s.core
+        .set_workers(workers)
+        .expect("worker threads for the room core");
     let room = "bench";
     let thumb = LayerSpec {
         fps: 15,
@@ -121,6 +127,7 @@ fn run(sites: usize, seconds: u64) -> Figures {
     s.core_hook = None;
     Figures {
         sites,
+        workers,
         datagrams: s.sfu_datagrams - d0,
         datagrams_in: s.sfu_datagrams_in - i0,
         core: s.core_busy - c0,
@@ -138,43 +145,60 @@ fn main() {
         (vec![10, 30], 1)
     };
     // CAUHOP_BENCH_SITES=300 (or 10,300): other room sizes, e.g. for a profile.
-    if let Ok(list) = std::env::var("CAUHOP_BENCH_SITES") {
-        sizes = list
-            .split(',')
-            .filter_map(|n| n.trim().parse().ok())
-            .collect();
+    if let Some(list) = env_list("CAUHOP_BENCH_SITES") {
+        sizes = list;
     }
+    // CAUHOP_BENCH_WORKERS=1,2: threads polling sessions (default: 1 and 2 with
+    // --bench, 1 and 2 briefly under `cargo test`, so the parallel path is exercised).
+    let workers = env_list("CAUHOP_BENCH_WORKERS").unwrap_or_else(|| vec![1, 2]);
     println!(
-        "| sites | datagrams in/s | out/s | core µs per datagram out | vs 10 sites | allocations per datagram in (receive) | per datagram out (output) | timers per datagram out | core CPU s/s |"
+        "| sites | workers | datagrams in/s | out/s | core µs per datagram out | vs 10 sites, 1 worker | allocations per datagram in (receive) | per datagram out (output) | timers per datagram out | core busy s/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut base = None;
     for &n in &sizes {
-        let f = run(n, seconds);
-        assert!(f.datagrams > 0, "{n} sites: nothing was forwarded");
-        let per = f.core.as_secs_f64() * 1e6 / f.datagrams as f64;
-        let b = *base.get_or_insert(per);
-        let out = f.datagrams as f64;
-        println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2}× | {:.2} | {:.2} | {:.2} | {:.3} |",
-            f.sites,
-            f.datagrams_in as f64 / seconds as f64,
-            out / seconds as f64,
-            per,
-            per / b,
-            f.allocs[0] as f64 / f.datagrams_in.max(1) as f64,
-            f.allocs[2] as f64 / out,
-            f.allocs[1] as f64 / out,
-            f.core.as_secs_f64() / seconds as f64,
-        );
-        let us = |d: Duration| d.as_secs_f64() * 1e6 / out;
-        eprintln!(
-            "  ({} sites: {:.1} s of real time; µs per datagram out in receive {:.2}, timers {:.2}, output {:.2})",
-            f.sites,
-            f.real.as_secs_f64(),
-            us(f.phases[0]),
-            us(f.phases[1]),
-            us(f.phases[2]),
-        );
+        for &w in &workers {
+            let f = run(n, w, seconds);
+            assert!(f.datagrams > 0, "{n} sites: nothing was forwarded");
+            report(&f, seconds, &mut base);
+        }
     }
+}
+
+fn env_list(name: &str) -> Option<Vec<usize>> {
+    let list = std::env::var(name).ok()?;
+    Some(
+        list.split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+    )
+}
+
+fn report(f: &Figures, seconds: u64, base: &mut Option<f64>) {
+    let per = f.core.as_secs_f64() * 1e6 / f.datagrams as f64;
+    let b = *base.get_or_insert(per);
+    let out = f.datagrams as f64;
+    println!(
+        "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2}× | {:.2} | {:.2} | {:.2} | {:.3} |",
+        f.sites,
+        f.workers,
+        f.datagrams_in as f64 / seconds as f64,
+        out / seconds as f64,
+        per,
+        per / b,
+        f.allocs[0] as f64 / f.datagrams_in.max(1) as f64,
+        f.allocs[2] as f64 / out,
+        f.allocs[1] as f64 / out,
+        f.core.as_secs_f64() / seconds as f64,
+    );
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / out;
+    eprintln!(
+        "  ({} sites, {} workers: {:.1} s of real time; µs per datagram out in receive {:.2}, timers {:.2}, output {:.2})",
+        f.sites,
+        f.workers,
+        f.real.as_secs_f64(),
+        us(f.phases[0]),
+        us(f.phases[1]),
+        us(f.phases[2]),
+    );
 }

@@ -16,6 +16,8 @@ pub struct SfuConfig {
     /// Address clients should send media to when it differs from the local one
     /// (1:1 NAT, cloud VMs). Advertised instead of every non-loopback listen address.
     pub public_ip: Option<IpAddr>,
+    /// Threads that poll media sessions. 0: one per core this process may run on.
+    pub workers: usize,
 }
 
 impl Default for SfuConfig {
@@ -24,6 +26,7 @@ impl Default for SfuConfig {
             port: 50000,
             listen_ips: Vec::new(),
             public_ip: None,
+            workers: 0,
         }
     }
 }

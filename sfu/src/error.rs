@@ -20,4 +20,6 @@ pub enum SfuError {
     },
     #[error("no address to advertise for media: set sfu.public_ip or sfu.listen_ips")]
     NoAddress,
+    #[error("could not start the media worker threads: {0}")]
+    Workers(String),
 }

@@ -36,6 +36,9 @@ use crate::types::{
 pub const ALLOCATE_EVERY: Duration = Duration::from_millis(100);
 /// How often uplink grades are sampled (str0m's stats interval).
 const QUALITY_EVERY: Duration = Duration::from_secs(1);
+/// Fewer sessions to poll than this are polled on the calling thread: waking the
+/// workers costs about as much as polling a handful of sessions.
+const PARALLEL_FROM: usize = 64;
 
 /// What the core asks of its driver.
 pub enum Output {
@@ -89,6 +92,13 @@ pub struct Rooms {
     /// `drain`'s work lists, reused so a forwarded packet allocates none.
     props: Vec<(ParticipantId, Propagated)>,
     batch: Vec<ParticipantId>,
+    /// Worker threads that poll many sessions at once (`set_workers`); `None`: all on
+    /// the calling thread.
+    pool: Option<rayon::ThreadPool>,
+    /// Sessions ever joined: the next one's shard.
+    joined: usize,
+    /// Fewer sessions due at once than this are polled on the calling thread.
+    parallel_from: usize,
 }
 
 impl Rooms {
@@ -108,7 +118,48 @@ impl Rooms {
             events: VecDeque::new(),
             props: Vec::new(),
             batch: Vec::new(),
+            pool: None,
+            joined: 0,
+            parallel_from: PARALLEL_FROM,
         }
+    }
+
+    /// Poll sessions on `workers` threads (1: on the calling thread only).
+    ///
+    /// Nearly all of the core's time is str0m's work inside one session (its timers,
+    /// pacer and SRTP), and sessions share nothing, while what crosses sessions (routing
+    /// a packet into slots, the room's decisions) is a small part. So the sessions due at
+    /// one moment (the 270 subscribers of one voice packet, the peers whose timers
+    /// fired) are polled in parallel, and the room applies what they produced on the
+    /// calling thread, in one place, as before: a publisher's packet is decrypted once
+    /// and every subscriber's copy is written from it.
+    pub fn set_workers(&mut self, workers: usize) -> Result<(), SfuError> {
+        // The calling thread is one of the workers.
+        self.pool = if workers > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(workers - 1)
+                .thread_name(|i| format!("cauhop-sfu-{i}"))
+                .build()
+                .map_err(|e| SfuError::Workers(e.to_string()))?;
+            Some(pool)
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// Use the worker threads from this many sessions due at once (tests: small rooms
+    /// through the parallel path).
+    #[cfg(any(test, feature = "bench"))]
+    pub fn set_parallel_from(&mut self, sessions: usize) {
+        self.parallel_from = sessions.max(1);
+    }
+
+    /// How many threads poll sessions.
+    pub fn workers(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or(1, |p| p.current_num_threads() + 1)
     }
 
     /// A new participant. Its slots are offered after its first offer (or `ready`);
@@ -127,13 +178,15 @@ impl Rooms {
             Some((k, _)) => k.clone(),
             None => room.into(),
         };
-        let peer = Peer::new(
+        let mut peer = Peer::new(
             participant,
             name.clone(),
             options,
             self.candidates.clone(),
             now,
         );
+        peer.shard = self.joined;
+        self.joined += 1;
         self.rooms
             .entry(name)
             .or_insert_with(Room::new)
@@ -288,10 +341,25 @@ impl Rooms {
 
     /// Every peer whose timer is due, and the room ticks that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for p in self.peers.values_mut() {
-            if p.next_timeout <= now {
-                p.handle_timeout(now);
-                self.dirty.insert(p.id);
+        if let Some(pool) = &self.pool {
+            let mut due: Vec<&mut Peer> = self
+                .peers
+                .values_mut()
+                .filter(|p| p.next_timeout <= now)
+                .collect();
+            if due.len() >= self.parallel_from {
+                due = on_shards(pool, due, |p| p.handle_timeout(now));
+            } else {
+                due.iter_mut().for_each(|p| p.handle_timeout(now));
+            }
+            self.dirty.extend(due.iter().map(|p| p.id));
+        } else {
+            // No list on one thread: a timer round allocates nothing.
+            for p in self.peers.values_mut() {
+                if p.next_timeout <= now {
+                    p.handle_timeout(now);
+                    self.dirty.insert(p.id);
+                }
             }
         }
         if self.next_allocate.is_some_and(|t| t <= now) {
@@ -343,12 +411,32 @@ impl Rooms {
         let mut props = std::mem::take(&mut self.props);
         let mut batch = std::mem::take(&mut self.batch);
         while !self.dirty.is_empty() {
-            batch.extend(self.dirty.drain());
-            for id in batch.drain(..) {
-                if let Some(p) = self.peers.get_mut(&id) {
-                    p.poll(now, &mut self.transmits, &mut props);
-                    while let Some(e) = p.take_event() {
-                        self.events.push_back((id, e));
+            match &self.pool {
+                Some(pool) if self.dirty.len() >= self.parallel_from => {
+                    let dirty = &self.dirty;
+                    let due: Vec<&mut Peer> = self
+                        .peers
+                        .values_mut()
+                        .filter(|p| dirty.contains(&p.id))
+                        .collect();
+                    for p in on_shards(pool, due, |p| p.poll_own(now)) {
+                        self.transmits.extend(p.own_transmits.drain(..));
+                        props.append(&mut p.own_props);
+                        while let Some(e) = p.take_event() {
+                            self.events.push_back((p.id, e));
+                        }
+                    }
+                    self.dirty.clear();
+                }
+                _ => {
+                    batch.extend(self.dirty.drain());
+                    for id in batch.drain(..) {
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.poll(now, &mut self.transmits, &mut props);
+                            while let Some(e) = p.take_event() {
+                                self.events.push_back((id, e));
+                            }
+                        }
                     }
                 }
             }
@@ -745,6 +833,33 @@ impl Rooms {
             }
         }
     }
+}
+
+/// Run `work` on each peer of `due`, every peer on its shard's thread: shard 0 on the
+/// calling thread, the others on the pool's (a pool as large as the cores would leave
+/// the caller fighting its own workers for a core). Returns the peers for the room to
+/// gather what they produced.
+fn on_shards<'a>(
+    pool: &rayon::ThreadPool,
+    due: Vec<&'a mut Peer>,
+    work: impl Fn(&mut Peer) + Sync,
+) -> Vec<&'a mut Peer> {
+    let n = pool.current_num_threads() + 1;
+    let mut shards: Vec<Vec<&'a mut Peer>> = (0..n).map(|_| Vec::new()).collect();
+    for p in due {
+        let s = p.shard % n;
+        shards[s].push(p);
+    }
+    let work = &work;
+    let mut rest = shards.split_off(1);
+    let mut first = shards;
+    pool.in_place_scope(|scope| {
+        for shard in rest.iter_mut() {
+            scope.spawn(move |_| shard.iter_mut().for_each(|p| work(p)));
+        }
+        first.iter_mut().flatten().for_each(|p| work(p));
+    });
+    first.into_iter().chain(rest).flatten().collect()
 }
 
 /// How tall a subscriber shows video slot `slot`, now carrying `publisher`; 0 = not at

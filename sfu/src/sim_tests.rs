@@ -455,3 +455,41 @@ fn a_paused_layer_keeps_its_price() {
         "the small picture came: {heights:?}"
     );
 }
+
+/// The sessions polled on three threads (two workers and the caller), from one session
+/// due, so every poll takes the parallel path: the same meeting as on one thread.
+#[test]
+fn sessions_polled_on_worker_threads_make_the_same_meeting() {
+    let mut s = Sim::new(11);
+    s.core.set_workers(3).expect("worker threads");
+    s.core.set_parallel_from(1);
+    assert_eq!(s.core.workers(), 3);
+    s.join(chair()).expect("chair joins");
+    for _ in 1..20 {
+        s.join(ClientSpec::site(ROOM)).expect("site joins");
+    }
+    s.run_until(Duration::from_secs(10), all_connected)
+        .expect("every site connects");
+    s.run(Duration::from_secs(3));
+    let chair_id = s.clients[0].id.0;
+    for i in 1..s.clients.len() {
+        assert_eq!(
+            s.in_slot(i, "v0", Duration::from_millis(500)).map(|x| x.0),
+            Some(chair_id),
+            "site {i} sees the chair in its main slot"
+        );
+        assert!(s.heard(i, Duration::from_millis(500)).contains(&chair_id));
+    }
+    let speaker = 5;
+    let speaker_id = s.clients[speaker].id.0;
+    s.set_level(0, 127);
+    s.set_level(speaker, 25);
+    s.run_until(Duration::from_secs(5), |s| {
+        s.in_slot(9, "v0", Duration::from_millis(100)).map(|x| x.0) == Some(speaker_id)
+    })
+    .expect("the main slot carries the new speaker");
+    for (i, c) in s.clients.iter().enumerate() {
+        assert_eq!(c.offers, 1, "site {i} was offered its slots once");
+        assert_eq!(c.seq_gaps, 0, "site {i}: a slot's sequence numbers jumped");
+    }
+}

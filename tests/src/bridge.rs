@@ -58,6 +58,8 @@ impl Bridge {
             port: media_port,
             listen_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             public_ip: None,
+            // Two, so every real-peer test also runs the sessions on worker threads.
+            workers: 2,
         };
         let sfu = cauhop_sfu::start(&config).await?;
         let (shutdown, rx) = watch::channel(false);

@@ -106,9 +106,20 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         .enumerate()
         .map(|(index, s)| tokio::spawn(receive_loop(index, s.socket.clone(), net_tx.clone())))
         .collect();
+    let mut core = Rooms::new(media_addrs.clone());
+    let workers = match config.workers {
+        // The cores this process may run on (its CPU affinity), not the machine's.
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    core.set_workers(workers)?;
+    info!(
+        workers = core.workers(),
+        "media sessions polled on worker threads"
+    );
     let driver = Driver {
         sockets,
-        core: Rooms::new(media_addrs.clone()),
+        core,
         events: HashMap::new(),
         unclaimed: 0,
         send_drops: 0,

@@ -62,6 +62,9 @@ pub(crate) enum Propagated {
 
 pub(crate) struct Peer {
     pub(crate) id: ParticipantId,
+    /// Which worker thread polls this session (modulo their number): always the same
+    /// one, so its state stays in that core's cache.
+    pub(crate) shard: usize,
     pub(crate) room: std::sync::Arc<str>,
     rtc: Rtc,
     /// What this participant is told, until the room's `poll_output` takes it.
@@ -109,6 +112,10 @@ pub(crate) struct Peer {
     /// previous frames each packet repeats.
     red: RedSwitch,
     red_distance: usize,
+    /// What [`Peer::poll_own`] produced on a worker thread, until the room gathers it.
+    /// Kept between polls so a forwarded packet allocates none.
+    pub(crate) own_transmits: VecDeque<Transmit>,
+    pub(crate) own_props: Vec<(ParticipantId, Propagated)>,
 }
 
 const STATS_INTERVAL: Duration = Duration::from_millis(200);
@@ -196,6 +203,7 @@ impl Peer {
         let slots = subscribe::fixed_slots(options.video_slots);
         Self {
             id,
+            shard: 0,
             room,
             rtc,
             outbox: VecDeque::new(),
@@ -224,7 +232,19 @@ impl Peer {
             paused_with: None,
             red: RedSwitch::default(),
             red_distance: 1,
+            own_transmits: VecDeque::new(),
+            own_props: Vec::new(),
         }
+    }
+
+    /// [`Peer::poll`] into this peer's own buffers: what a worker thread runs, since it
+    /// cannot reach the room's queues.
+    pub(crate) fn poll_own(&mut self, now: Instant) {
+        let mut transmits = std::mem::take(&mut self.own_transmits);
+        let mut props = std::mem::take(&mut self.own_props);
+        self.poll(now, &mut transmits, &mut props);
+        self.own_transmits = transmits;
+        self.own_props = props;
     }
 
     pub(crate) fn accepts(&self, input: &Input) -> bool {
