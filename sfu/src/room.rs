@@ -10,6 +10,10 @@
 //! take packets from which source), so its cost is the subscribers that receive it, not
 //! the size of the room. Every [`ALLOCATE_EVERY`] each room's speaker, slots and each
 //! subscriber's allocation are decided again, and the table rebuilt.
+//!
+//! The sessions due at one moment are polled on worker threads (`set_workers`), each
+//! session always on the same one; everything that crosses sessions stays on the
+//! calling thread, so the core behaves the same with one thread or several.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
