@@ -345,24 +345,29 @@ impl Rooms {
 
     /// Every peer whose timer is due, and the room ticks that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(pool) = &self.pool {
-            let mut due: Vec<&mut Peer> = self
-                .peers
-                .values_mut()
-                .filter(|p| p.next_timeout <= now)
-                .collect();
-            if due.len() >= self.parallel_from {
-                due = on_shards(pool, due, |p| p.handle_timeout(now));
-            } else {
-                due.iter_mut().for_each(|p| p.handle_timeout(now));
-            }
-            self.dirty.extend(due.iter().map(|p| p.id));
-        } else {
-            // No list on one thread: a timer round allocates nothing.
-            for p in self.peers.values_mut() {
-                if p.next_timeout <= now {
-                    p.handle_timeout(now);
+        let due = self
+            .peers
+            .values()
+            .filter(|p| p.next_timeout <= now)
+            .count();
+        match &self.pool {
+            Some(pool) if due >= self.parallel_from => {
+                let due: Vec<&mut Peer> = self
+                    .peers
+                    .values_mut()
+                    .filter(|p| p.next_timeout <= now)
+                    .collect();
+                for p in on_shards(pool, due, |p| p.handle_timeout(now)) {
                     self.dirty.insert(p.id);
+                }
+            }
+            // A small round on the calling thread builds no list: it allocates nothing.
+            _ => {
+                for p in self.peers.values_mut() {
+                    if p.next_timeout <= now {
+                        p.handle_timeout(now);
+                        self.dirty.insert(p.id);
+                    }
                 }
             }
         }
@@ -426,9 +431,7 @@ impl Rooms {
                     for p in on_shards(pool, due, |p| p.poll_own(now)) {
                         self.transmits.extend(p.own_transmits.drain(..));
                         props.append(&mut p.own_props);
-                        while let Some(e) = p.take_event() {
-                            self.events.push_back((p.id, e));
-                        }
+                        p.take_events(&mut self.events);
                     }
                     self.dirty.clear();
                 }
@@ -437,9 +440,7 @@ impl Rooms {
                     for id in batch.drain(..) {
                         if let Some(p) = self.peers.get_mut(&id) {
                             p.poll(now, &mut self.transmits, &mut props);
-                            while let Some(e) = p.take_event() {
-                                self.events.push_back((id, e));
-                            }
+                            p.take_events(&mut self.events);
                         }
                     }
                 }

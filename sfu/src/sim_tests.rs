@@ -46,7 +46,11 @@ fn all_connected(s: &Sim) -> bool {
 
 /// Sites 0..n: the chair speaking with a camera, the rest silent cameras.
 fn meeting(seed: u64, n: usize) -> Sim {
-    let mut s = Sim::new(seed);
+    meeting_in(Sim::new(seed), n)
+}
+
+/// [`meeting`] on a simulation set up beforehand.
+fn meeting_in(mut s: Sim, n: usize) -> Sim {
     s.join(chair()).expect("chair joins");
     for _ in 1..n {
         s.join(ClientSpec::site(ROOM)).expect("site joins");
@@ -54,6 +58,19 @@ fn meeting(seed: u64, n: usize) -> Sim {
     s.run_until(Duration::from_secs(10), all_connected)
         .expect("every site connects");
     s
+}
+
+/// Every site but the chair sees the chair in its main slot and hears it.
+fn assert_chair_on_every_main_slot(s: &Sim) {
+    let chair_id = s.clients[0].id.0;
+    for i in 1..s.clients.len() {
+        assert_eq!(
+            s.in_slot(i, "v0", Duration::from_millis(500)).map(|x| x.0),
+            Some(chair_id),
+            "site {i} sees the chair in its main slot"
+        );
+        assert!(s.heard(i, Duration::from_millis(500)).contains(&chair_id));
+    }
 }
 
 #[test]
@@ -76,16 +93,7 @@ fn slots_keep_the_sdp_fixed_renegotiate_nobody_and_follow_the_speaker() {
         assert_eq!(c.offers, *before, "participant {} was renegotiated", c.id);
     }
     // The chair is on everyone's main slot, and heard.
-    let chair_id = s.clients[0].id.0;
-
-    for i in 1..s.clients.len() {
-        assert_eq!(
-            s.in_slot(i, "v0", Duration::from_millis(500)).map(|x| x.0),
-            Some(chair_id),
-            "site {i} sees the chair in its main slot"
-        );
-        assert!(s.heard(i, Duration::from_millis(500)).contains(&chair_id));
-    }
+    assert_chair_on_every_main_slot(&s);
     // Site 7 speaks, the chair falls silent: site 7 takes the main slot within a
     // keyframe interval (the speaker detector's switch delay, then a keyframe).
     let speaker = 7;
@@ -460,26 +468,13 @@ fn a_paused_layer_keeps_its_price() {
 /// due, so every poll takes the parallel path: the same meeting as on one thread.
 #[test]
 fn sessions_polled_on_worker_threads_make_the_same_meeting() {
-    let mut s = Sim::new(11);
-    s.core.set_workers(3).expect("worker threads");
-    s.core.set_parallel_from(1);
-    assert_eq!(s.core.workers(), 3);
-    s.join(chair()).expect("chair joins");
-    for _ in 1..20 {
-        s.join(ClientSpec::site(ROOM)).expect("site joins");
-    }
-    s.run_until(Duration::from_secs(10), all_connected)
-        .expect("every site connects");
+    let mut threaded = Sim::new(11);
+    threaded.core.set_workers(3).expect("worker threads");
+    threaded.core.set_parallel_from(1);
+    assert_eq!(threaded.core.workers(), 3);
+    let mut s = meeting_in(threaded, 20);
     s.run(Duration::from_secs(3));
-    let chair_id = s.clients[0].id.0;
-    for i in 1..s.clients.len() {
-        assert_eq!(
-            s.in_slot(i, "v0", Duration::from_millis(500)).map(|x| x.0),
-            Some(chair_id),
-            "site {i} sees the chair in its main slot"
-        );
-        assert!(s.heard(i, Duration::from_millis(500)).contains(&chair_id));
-    }
+    assert_chair_on_every_main_slot(&s);
     let speaker = 5;
     let speaker_id = s.clients[speaker].id.0;
     s.set_level(0, 127);

@@ -255,8 +255,9 @@ impl Peer {
         self.outbox.push_back(e);
     }
 
-    pub(crate) fn take_event(&mut self) -> Option<SfuEvent> {
-        self.outbox.pop_front()
+    /// Move what this participant is to be told to the room's queue.
+    pub(crate) fn take_events(&mut self, to: &mut VecDeque<(ParticipantId, SfuEvent)>) {
+        to.extend(self.outbox.drain(..).map(|e| (self.id, e)));
     }
 
     pub(crate) fn stats(&self) -> PeerStats {
