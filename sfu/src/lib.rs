@@ -31,6 +31,9 @@ mod types;
 
 pub use config::SfuConfig;
 pub use error::SfuError;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub use io::batch::SendBatch;
 pub use io::driver::start;
 pub use io::handle::SfuHandle;
 pub use types::{

@@ -5,7 +5,8 @@
 //! local address, hand datagrams over a channel; the driver reads the clock once per
 //! input, hands the input to the core, and drains `poll_output` until it says
 //! `Timeout`: datagrams go to the socket of their source address, events to the
-//! participant's signaling channel.
+//! participant's signaling channel. Datagrams collect in one batch per socket and leave
+//! in `sendmmsg` calls (`batch.rs`) when the core has nothing more to say for now.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,6 +17,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::batch::{MAX_BATCH, SendBatch};
 use super::handle::{Command, SfuHandle};
 use crate::probe::{self, ProbeServer};
 use crate::room::{Output, Rooms};
@@ -63,6 +65,8 @@ struct MediaSocket {
     socket: Arc<UdpSocket>,
     /// The address ICE sees: the public IP when configured, else the local one.
     advertised: SocketAddr,
+    /// Datagrams the core produced for this socket, not yet handed to the kernel.
+    outgoing: SendBatch,
 }
 
 /// Bind the media sockets and start the SFU task.
@@ -96,6 +100,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         sockets.push(MediaSocket {
             socket: Arc::new(socket),
             advertised,
+            outgoing: SendBatch::default(),
         });
     }
     let media_addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.advertised).collect();
@@ -313,16 +318,16 @@ impl Driver {
         loop {
             match self.core.poll_output(now) {
                 Output::Transmit(t) => {
-                    let sock = self
+                    let index = self
                         .sockets
                         .iter()
-                        .find(|s| s.advertised == t.source)
-                        .or_else(|| self.sockets.first());
-                    // Media is real-time: a full send buffer means the packet is late anyway.
-                    if let Some(s) = sock
-                        && s.socket.try_send_to(&t.contents, t.destination).is_err()
-                    {
-                        self.send_drops += 1;
+                        .position(|s| s.advertised == t.source)
+                        .unwrap_or(0);
+                    if let Some(s) = self.sockets.get_mut(index) {
+                        s.outgoing.push(t.destination, t.contents.into());
+                        if s.outgoing.len() >= MAX_BATCH {
+                            self.send_drops += s.outgoing.flush(&s.socket);
+                        }
                     }
                 }
                 Output::Event(p, e) => {
@@ -333,6 +338,7 @@ impl Driver {
                     }
                 }
                 Output::Timeout(t) => {
+                    self.flush();
                     // Sessions the core ended (media gone) have no channel left to feed.
                     if self.events.len() > self.core.len() {
                         let core = &self.core;
@@ -340,6 +346,17 @@ impl Driver {
                     }
                     return t;
                 }
+            }
+        }
+    }
+
+    /// Hand every socket's pending datagrams to the kernel. Media is real time: what
+    /// the kernel refuses (a full send buffer means the packet is late anyway) is
+    /// counted and dropped.
+    fn flush(&mut self) {
+        for s in &mut self.sockets {
+            if !s.outgoing.is_empty() {
+                self.send_drops += s.outgoing.flush(&s.socket);
             }
         }
     }
