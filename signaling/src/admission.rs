@@ -46,6 +46,8 @@ pub struct Admitted {
     /// everyone at the site together. `None` in ad-hoc rooms.
     pub site_link: Option<(String, u32)>,
     pub attendance: Option<NewAttendance>,
+    /// The join link's id, when the join came in by one.
+    pub jti: Option<String>,
     /// The meeting's state, sent right after `welcome`.
     pub state: Option<ServerMsg>,
 }
@@ -152,70 +154,79 @@ impl Access {
             site_link: None,
             district: String::new(),
             attendance: None,
+            jti: None,
             state: None,
         })
     }
 
     async fn scheduled(&self, req: JoinRequest<'_>, now: Instant) -> Result<Admitted, Refusal> {
         // Who is asking: (meeting, site, person, endpoint, role from the link).
-        let (meeting_id, site_id, person_id, endpoint, link_role) = if let Some(token) = req.token {
-            let claims = self.tokens.verify(token, now).map_err(|e| match e {
-                TokenError::Expired { at } => Refusal {
-                    code: ErrorCode::LinkExpired,
-                    message: format!("this join link expired at {}", at.vn_clock()),
-                    at: Some(at),
-                },
-                TokenError::Invalid(why) => Refusal::new(
-                    ErrorCode::Unauthorized,
-                    format!("this join link is not valid ({why})"),
-                ),
-            })?;
-            let record = self
-                .store
-                .link(&claims.jti)
-                .await
-                .map_err(|e| store_failure(&e))?;
-            match record {
-                None => {
-                    return Err(Refusal::new(
+        let (meeting_id, site_id, person_id, endpoint, link_role, jti) =
+            if let Some(token) = req.token {
+                let claims = self.tokens.verify(token, now).map_err(|e| match e {
+                    TokenError::Expired { at } => Refusal {
+                        code: ErrorCode::LinkExpired,
+                        message: format!("this join link expired at {}", at.vn_clock()),
+                        at: Some(at),
+                    },
+                    TokenError::Invalid(why) => Refusal::new(
                         ErrorCode::Unauthorized,
-                        "this join link is unknown",
-                    ));
-                }
-                Some(l) if l.revoked_at.is_some() => {
-                    return Err(Refusal::new(
-                        ErrorCode::Unauthorized,
-                        "this join link was revoked; ask the organiser for a new one",
-                    ));
-                }
-                Some(_) => {}
-            }
-            if !req.meeting.is_empty() && req.meeting != claims.mid.to_string() {
-                return Err(Refusal::new(
-                    ErrorCode::Unauthorized,
-                    "this join link is for another meeting",
-                ));
-            }
-            (claims.mid, claims.site, claims.pid, None, Some(claims.role))
-        } else if let Some(key) = req.key {
-            let ep = self
-                .store
-                .endpoint_by_key(key)
-                .await
-                .map_err(|e| store_failure(&e))?
-                .ok_or_else(|| {
-                    Refusal::new(ErrorCode::Unauthorized, "device key unknown or revoked")
+                        format!("this join link is not valid ({why})"),
+                    ),
                 })?;
-            let id: i64 = req.meeting.parse().map_err(|_| {
-                Refusal::new(
-                    ErrorCode::UnknownMeeting,
-                    "a device joins a meeting by its number",
+                let record = self
+                    .store
+                    .link(&claims.jti)
+                    .await
+                    .map_err(|e| store_failure(&e))?;
+                match record {
+                    None => {
+                        return Err(Refusal::new(
+                            ErrorCode::Unauthorized,
+                            "this join link is unknown",
+                        ));
+                    }
+                    Some(l) if l.revoked_at.is_some() => {
+                        return Err(Refusal::new(
+                            ErrorCode::Unauthorized,
+                            "this join link was revoked; ask the organiser for a new one",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if !req.meeting.is_empty() && req.meeting != claims.mid.to_string() {
+                    return Err(Refusal::new(
+                        ErrorCode::Unauthorized,
+                        "this join link is for another meeting",
+                    ));
+                }
+                (
+                    claims.mid,
+                    claims.site,
+                    claims.pid,
+                    None,
+                    Some(claims.role),
+                    Some(claims.jti),
                 )
-            })?;
-            (id, ep.site_id, None, Some(ep), None)
-        } else {
-            return self.ad_hoc(&req);
-        };
+            } else if let Some(key) = req.key {
+                let ep = self
+                    .store
+                    .endpoint_by_key(key)
+                    .await
+                    .map_err(|e| store_failure(&e))?
+                    .ok_or_else(|| {
+                        Refusal::new(ErrorCode::Unauthorized, "device key unknown or revoked")
+                    })?;
+                let id: i64 = req.meeting.parse().map_err(|_| {
+                    Refusal::new(
+                        ErrorCode::UnknownMeeting,
+                        "a device joins a meeting by its number",
+                    )
+                })?;
+                (id, ep.site_id, None, Some(ep), None, None)
+            } else {
+                return self.ad_hoc(&req);
+            };
 
         let meeting = match self.store.meeting(meeting_id).await {
             Ok(m) => m,
@@ -303,6 +314,7 @@ impl Access {
                 .map(|k| (site.id.to_string(), k)),
             site: site.name,
             district,
+            jti,
             state: meeting_state(&meeting, &self.schedule, now),
         })
     }

@@ -32,7 +32,7 @@ pub use admission::{
     Access, Admission, AdmitFuture, Admitted, JoinRequest, Refusal, meeting_state, room_of,
     valid_meeting_id,
 };
-pub use registry::Registry;
+pub use registry::{Holder, Registry};
 
 use crate::auth::{JoinTokens, RateLimiter};
 

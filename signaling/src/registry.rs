@@ -9,8 +9,20 @@ use std::sync::Mutex;
 use cauhop_protocol::{ParticipantInfo, ServerMsg};
 use tokio::sync::mpsc;
 
+/// What a connection was admitted as: what an administrator's view of one district and
+/// the revocation of a credential match on. All `None` in ad-hoc rooms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holder {
+    pub site_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub endpoint_id: Option<i64>,
+    /// The join link's id, when it came in by a link.
+    pub jti: Option<String>,
+}
+
 struct Member {
     info: ParticipantInfo,
+    holder: Holder,
     tx: mpsc::UnboundedSender<ServerMsg>,
 }
 
@@ -31,6 +43,7 @@ impl Registry {
         &self,
         meeting: &str,
         info: ParticipantInfo,
+        holder: Holder,
         tx: mpsc::UnboundedSender<ServerMsg>,
     ) -> Vec<ParticipantInfo> {
         let mut m = self.lock();
@@ -41,7 +54,7 @@ impl Registry {
                 participant: info.clone(),
             });
         }
-        members.push(Member { info, tx });
+        members.push(Member { info, holder, tx });
         present
     }
 
@@ -106,9 +119,23 @@ impl Registry {
 
     /// Who is in the meeting now.
     pub fn members(&self, meeting: &str) -> Vec<ParticipantInfo> {
+        self.members_where(meeting, |_| true)
+    }
+
+    /// Who is in the meeting now, of those whose admission `keep` accepts.
+    pub fn members_where(
+        &self,
+        meeting: &str,
+        keep: impl Fn(&Holder) -> bool,
+    ) -> Vec<ParticipantInfo> {
         self.lock()
             .get(meeting)
-            .map(|ms| ms.iter().map(|x| x.info.clone()).collect())
+            .map(|ms| {
+                ms.iter()
+                    .filter(|x| keep(&x.holder))
+                    .map(|x| x.info.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -24,6 +24,7 @@ use cauhop_store::model::MeetingRole;
 
 use crate::AppState;
 use crate::admission::{JoinRequest, meeting_state};
+use crate::registry::Holder;
 
 /// A frame as the session sees it, independent of the WebSocket library.
 #[derive(Debug)]
@@ -362,7 +363,15 @@ async fn handle_text(
                 video_muted: false,
             };
             info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, "joined meeting");
-            let present = state.registry.join(&admitted.room, info, out.clone());
+            let holder = Holder {
+                site_id: admitted.attendance.as_ref().and_then(|a| a.site_id),
+                person_id: admitted.attendance.as_ref().and_then(|a| a.person_id),
+                endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
+                jti: admitted.jti.clone(),
+            };
+            let present = state
+                .registry
+                .join(&admitted.room, info, holder, out.clone());
             let _ = out.send(ServerMsg::Welcome {
                 v: PROTOCOL_VERSION,
                 meeting: admitted.meeting.clone(),

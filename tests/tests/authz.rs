@@ -595,3 +595,287 @@ fn openapi_path(p: &str) -> String {
         .join("/")
         .replace("/links/{id}/revoke", "/links/{jti}/revoke")
 }
+
+/// A province meeting that invites a commune of district D1 (and one of D2): D1's admin
+/// is involved, not in charge. It reads the meeting and its own sites' rows, issues and
+/// revokes links for its own sites at their roster role; it cannot change or delete the
+/// meeting, set roles, mint links for the province or D2, revoke D2's links, or see D2's
+/// attendance, links or presence. The province admin sees and does all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_district_invited_to_a_province_meeting_reads_only_its_own_rows() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let bridge = Bridge::start_with(Options::default()).await?;
+    let store = bridge.store.clone();
+    let site = |code: &str, kind, parent| NewSite {
+        code: code.into(),
+        name: code.into(),
+        kind,
+        parent_id: parent,
+        down_kbps: 384,
+        up_kbps: 128,
+    };
+    let p = store
+        .create_site(&site("P", SiteKind::Province, None))
+        .await?;
+    let d1 = store
+        .create_site(&site("D1", SiteKind::District, Some(p.id)))
+        .await?;
+    let d2 = store
+        .create_site(&site("D2", SiteKind::District, Some(p.id)))
+        .await?;
+    let c1 = store
+        .create_site(&site("C1", SiteKind::Commune, Some(d1.id)))
+        .await?;
+    let c2 = store
+        .create_site(&site("C2", SiteKind::Commune, Some(d2.id)))
+        .await?;
+    let pw = "mật-khẩu-dài-2026";
+    let hash = cauhop_signaling::auth::hash_password(pw).map_err(anyhow::Error::msg)?;
+    store
+        .create_person(
+            "district",
+            "Quản trị huyện 1",
+            PersonRole::DistrictAdmin,
+            Some(d1.id),
+            Some(&hash),
+        )
+        .await?;
+    store
+        .create_person(
+            "province",
+            "Quản trị tỉnh",
+            PersonRole::ProvinceAdmin,
+            None,
+            Some(&hash),
+        )
+        .await?;
+    let invite = |site_id| Invitation {
+        site_id,
+        person_id: None,
+        role: MeetingRole::Participant,
+    };
+    let start = Instant::now().plus(3600);
+    let m = store
+        .create_meeting(
+            &meeting_body(
+                p.id,
+                start,
+                vec![invite(d1.id), invite(c1.id), invite(d2.id), invite(c2.id)],
+            ),
+            None,
+        )
+        .await?;
+    let link = |jti: &str, site_id| JoinLink {
+        jti: jti.into(),
+        meeting_id: m.id,
+        site_id,
+        person_id: None,
+        role: MeetingRole::Participant,
+        expires_at: Instant::now().plus(7200),
+        revoked_at: None,
+    };
+    store.create_link(&link("link-c1", c1.id)).await?;
+    store.create_link(&link("link-c2", c2.id)).await?;
+    for (s, name) in [(c1.id, "Xã C1"), (c2.id, "Xã C2")] {
+        store
+            .start_attendance(
+                &NewAttendance {
+                    meeting_id: m.id,
+                    site_id: Some(s),
+                    person_id: None,
+                    endpoint_id: None,
+                    display_name: name.into(),
+                },
+                Instant::now(),
+            )
+            .await?;
+    }
+    // Two sites present now, as the registry knows them.
+    let room = cauhop_signaling::room_of(m.id);
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    for (s, id) in [(c1.id, "1"), (c2.id, "2")] {
+        bridge.state.registry.join(
+            &room,
+            cauhop_protocol::ParticipantInfo {
+                id: id.into(),
+                name: format!("site {s}"),
+                site: format!("site {s}"),
+                district: String::new(),
+                audio_muted: false,
+                video_muted: false,
+            },
+            cauhop_signaling::Holder {
+                site_id: Some(s),
+                ..Default::default()
+            },
+            tx.clone(),
+        );
+    }
+
+    let api = Api::new(bridge.url(""));
+    let district = api.login("district", pw).await?;
+    let province = api.login("province", pw).await?;
+    let id = m.id;
+    let body = json!({"title": "Đổi", "starts_at": start, "ends_at": start.plus(3600), "chair_site_id": d1.id});
+    let mut failures = Vec::new();
+    let mut expect = |what: &str, got: u16, want: u16, answer: &Value| {
+        if got != want {
+            failures.push(format!("{what}: got {got}, want {want} ({answer})"));
+        }
+    };
+    use Method as M;
+    let calls: Vec<(&str, Method, String, Option<Value>, u16)> = vec![
+        (
+            "read the meeting",
+            M::GET,
+            format!("/api/v1/meetings/{id}"),
+            None,
+            200,
+        ),
+        (
+            "rewrite it",
+            M::PUT,
+            format!("/api/v1/meetings/{id}"),
+            Some(body.clone()),
+            403,
+        ),
+        (
+            "a chair link for the province",
+            M::POST,
+            format!("/api/v1/meetings/{id}/links"),
+            Some(json!({"site_id": p.id, "role": "chair"})),
+            403,
+        ),
+        (
+            "a link for the province",
+            M::POST,
+            format!("/api/v1/meetings/{id}/links"),
+            Some(json!({"site_id": p.id})),
+            403,
+        ),
+        (
+            "a link for D2's commune",
+            M::POST,
+            format!("/api/v1/meetings/{id}/links"),
+            Some(json!({"site_id": c2.id})),
+            403,
+        ),
+        (
+            "a chair link for its own commune",
+            M::POST,
+            format!("/api/v1/meetings/{id}/links"),
+            Some(json!({"site_id": c1.id, "role": "chair"})),
+            403,
+        ),
+        (
+            "a link for its own commune",
+            M::POST,
+            format!("/api/v1/meetings/{id}/links"),
+            Some(json!({"site_id": c1.id})),
+            201,
+        ),
+        (
+            "revoke D2's link",
+            M::POST,
+            "/api/v1/links/link-c2/revoke".into(),
+            None,
+            403,
+        ),
+        (
+            "revoke its own link",
+            M::POST,
+            "/api/v1/links/link-c1/revoke".into(),
+            None,
+            200,
+        ),
+        (
+            "delete the meeting",
+            M::DELETE,
+            format!("/api/v1/meetings/{id}"),
+            None,
+            403,
+        ),
+    ];
+    for (what, method, path, body, want) in calls {
+        let (got, answer) = api.call(&district, method, &path, body.as_ref()).await?;
+        expect(what, got, want, &answer);
+    }
+
+    // Reads are filtered to D1's own sites.
+    let sites_of = |v: &Value, key: &str| -> BTreeSet<i64> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|x| x[key].as_i64()).collect())
+            .unwrap_or_default()
+    };
+    let (_, links) = api
+        .get(&district, &format!("/api/v1/meetings/{id}/links"))
+        .await?;
+    assert_eq!(
+        sites_of(&links, "site_id"),
+        BTreeSet::from([c1.id]),
+        "D1 sees its own links only: {links}"
+    );
+    let (_, rows) = api
+        .get(&district, &format!("/api/v1/meetings/{id}/attendance"))
+        .await?;
+    assert_eq!(
+        sites_of(&rows, "site_id"),
+        BTreeSet::from([c1.id]),
+        "D1 sees its own attendance only: {rows}"
+    );
+    let (status, csv) = api
+        .call(
+            &district,
+            M::GET,
+            &format!("/api/v1/meetings/{id}/attendance?format=csv"),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200);
+    let csv = csv.as_str().unwrap_or_default().to_owned();
+    assert!(
+        csv.contains("Xã C1") && !csv.contains("Xã C2"),
+        "D1's CSV has its own rows only: {csv}"
+    );
+    let (_, live) = api
+        .get(&district, &format!("/api/v1/meetings/{id}/live"))
+        .await?;
+    let names: Vec<_> = live
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        names,
+        vec![format!("site {}", c1.id)],
+        "D1 sees its own sites live only"
+    );
+
+    // The province admin manages its own meeting and sees every district's rows.
+    let (_, links) = api
+        .get(&province, &format!("/api/v1/meetings/{id}/links"))
+        .await?;
+    assert_eq!(sites_of(&links, "site_id"), BTreeSet::from([c1.id, c2.id]));
+    let (_, rows) = api
+        .get(&province, &format!("/api/v1/meetings/{id}/attendance"))
+        .await?;
+    assert_eq!(sites_of(&rows, "site_id"), BTreeSet::from([c1.id, c2.id]));
+    let (_, live) = api
+        .get(&province, &format!("/api/v1/meetings/{id}/live"))
+        .await?;
+    assert_eq!(live.as_array().map_or(0, Vec::len), 2);
+    let (got, answer) = api
+        .call(
+            &province,
+            M::POST,
+            &format!("/api/v1/meetings/{id}/links"),
+            Some(&json!({"site_id": p.id, "role": "chair"})),
+        )
+        .await?;
+    expect("province: a chair link for itself", got, 201, &answer);
+    let (got, answer) = api
+        .call(&province, M::POST, "/api/v1/links/link-c2/revoke", None)
+        .await?;
+    expect("province: revoke D2's link", got, 200, &answer);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}

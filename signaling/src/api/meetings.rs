@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -47,12 +48,50 @@ async fn can_see(state: &AppState, principal: &Principal, m: &Meeting) -> Result
     }
 }
 
-/// A district admin's meeting: chaired or attended by a site of the district.
-async fn in_scope(state: &AppState, scope: Scope, m: &Meeting) -> Result<bool, ApiError> {
+/// How an administrator stands to a meeting.
+///
+/// A meeting belongs to the district that chairs it. A district one of whose sites is
+/// merely invited (a commune in a province meeting) is involved: it reads its own sites'
+/// links, attendance and presence, and issues and revokes links for them, but does not
+/// change the meeting, set roles, or see the other districts' rows.
+enum Standing {
+    /// The province admin, or the admin of the chairing site's district. `scope` is the
+    /// admin's own sites (`None`: every site), the only ones it may issue links for.
+    Manages { scope: Option<HashSet<i64>> },
+    /// A district with an invited site; `own` is the district's sites.
+    Involved { own: HashSet<i64> },
+}
+
+impl Standing {
+    /// May this admin read or act on a row of `site`?
+    fn covers(&self, site: Option<i64>) -> bool {
+        match self {
+            Standing::Manages { .. } => true,
+            Standing::Involved { own } => site.is_some_and(|s| own.contains(&s)),
+        }
+    }
+}
+
+async fn standing(
+    state: &AppState,
+    scope: Scope,
+    m: &Meeting,
+) -> Result<Option<Standing>, ApiError> {
     let Some(own) = scope.site_ids(&state.store).await? else {
-        return Ok(true);
+        return Ok(Some(Standing::Manages { scope: None }));
     };
-    Ok(own.contains(&m.chair_site_id) || m.roster.iter().any(|i| own.contains(&i.site_id)))
+    if own.contains(&m.chair_site_id) {
+        return Ok(Some(Standing::Manages { scope: Some(own) }));
+    }
+    if m.roster.iter().any(|i| own.contains(&i.site_id)) {
+        return Ok(Some(Standing::Involved { own }));
+    }
+    Ok(None)
+}
+
+/// A district admin's meeting to see: chaired by or inviting a site of the district.
+async fn in_scope(state: &AppState, scope: Scope, m: &Meeting) -> Result<bool, ApiError> {
+    Ok(standing(state, scope, m).await?.is_some())
 }
 
 /// A district admin may schedule only among the district's own sites.
@@ -87,19 +126,37 @@ async fn load_visible(
     Ok(m)
 }
 
+/// A meeting this admin may change: its own district chairs it (or it is the province's
+/// admin).
 async fn load_managed(
     state: &AppState,
     principal: &Principal,
     id: i64,
 ) -> Result<Meeting, ApiError> {
+    let (m, standing) = load_involved(state, principal, id).await?;
+    match standing {
+        Standing::Manages { .. } => Ok(m),
+        Standing::Involved { .. } => Err(ApiError::forbidden(
+            "another district chairs this meeting: you can read and issue links for your \
+             own sites, not change it",
+        )),
+    }
+}
+
+/// A meeting this admin manages or is involved in, and which of the two.
+async fn load_involved(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+) -> Result<(Meeting, Standing), ApiError> {
     let scope = principal.admin()?;
     let m = state.store.meeting(id).await?;
-    if !in_scope(state, scope, &m).await? {
-        return Err(ApiError::forbidden(
+    match standing(state, scope, &m).await? {
+        Some(s) => Ok((m, s)),
+        None => Err(ApiError::forbidden(
             "this meeting belongs to another district",
-        ));
+        )),
     }
-    Ok(m)
 }
 
 #[utoipa::path(operation_id = "meetings_list", get, path = "/api/v1/meetings", tag = "meetings", params(MeetingQuery),
@@ -281,7 +338,28 @@ pub async fn create_link(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<NewLink>,
 ) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
-    let m = load_managed(&state, &principal, id).await?;
+    let (m, standing) = load_involved(&state, &principal, id).await?;
+    match &standing {
+        Standing::Manages { scope: Some(own) } if !own.contains(&req.site_id) => {
+            return Err(ApiError::forbidden(
+                "links only for your own district's sites; the province issues the others",
+            ));
+        }
+        Standing::Involved { own } => {
+            if !own.contains(&req.site_id) {
+                return Err(ApiError::forbidden(
+                    "links only for your own district's sites",
+                ));
+            }
+            let roster = m.role_of(req.site_id, req.person_id);
+            if req.role.is_some() && req.role != roster {
+                return Err(ApiError::forbidden(
+                    "only the chairing district or the province sets roles in this meeting",
+                ));
+            }
+        }
+        Standing::Manages { .. } => {}
+    }
     Ok((StatusCode::CREATED, Json(issue(&state, &m, req).await?)))
 }
 
@@ -292,8 +370,10 @@ pub async fn list_links(
     principal: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<JoinLink>>, ApiError> {
-    load_managed(&state, &principal, id).await?;
-    Ok(Json(state.store.links(id).await?))
+    let (_, standing) = load_involved(&state, &principal, id).await?;
+    let mut links = state.store.links(id).await?;
+    links.retain(|l| standing.covers(Some(l.site_id)));
+    Ok(Json(links))
 }
 
 #[utoipa::path(operation_id = "meetings_revoke_link", post, path = "/api/v1/links/{jti}/revoke", params(("jti" = String, Path)), tag = "links",
@@ -309,7 +389,12 @@ pub async fn revoke_link(
         .link(&jti)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("join link {jti} does not exist")))?;
-    load_managed(&state, &principal, link.meeting_id).await?;
+    let (_, standing) = load_involved(&state, &principal, link.meeting_id).await?;
+    if !standing.covers(Some(link.site_id)) {
+        return Err(ApiError::forbidden(
+            "this link is another district's; its chair or the province revokes it",
+        ));
+    }
     Ok(Json(state.store.revoke_link(&jti, Instant::now()).await?))
 }
 
@@ -365,8 +450,9 @@ pub async fn attendance(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<AttendanceQuery>,
 ) -> Result<Response, ApiError> {
-    let m = load_managed(&state, &principal, id).await?;
-    let rows = state.store.attendance(id).await?;
+    let (m, standing) = load_involved(&state, &principal, id).await?;
+    let mut rows = state.store.attendance(id).await?;
+    rows.retain(|r| standing.covers(r.site_id));
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rows).into_response()),
         Some("csv") => {
@@ -428,6 +514,8 @@ pub async fn live(
     principal: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<ParticipantInfo>>, ApiError> {
-    load_managed(&state, &principal, id).await?;
-    Ok(Json(state.registry.members(&room_of(id))))
+    let (_, standing) = load_involved(&state, &principal, id).await?;
+    Ok(Json(state.registry.members_where(&room_of(id), |h| {
+        standing.covers(h.site_id)
+    })))
 }
