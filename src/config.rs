@@ -3,7 +3,7 @@
 //! lists every field with its default; a test checks that it parses.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cauhop_sfu::SfuConfig;
@@ -24,12 +24,16 @@ pub(crate) struct Config {
 pub(crate) struct StoreConfig {
     /// `sqlite://cauhop.db` (a file, created on first run) or `postgres://user@host/db`.
     pub(crate) database_url: String,
+    /// The keys join links are signed with: outside the store, so no backup holds them.
+    /// Created on first run (owner-only); `CAUHOP_JOIN_KEY` replaces it.
+    pub(crate) join_key_file: PathBuf,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             database_url: "sqlite://cauhop.db".into(),
+            join_key_file: "cauhop-join.key".into(),
         }
     }
 }

@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 
+use cauhop_signaling::auth::JoinKeys;
+
 use crate::config::Config;
 
 #[derive(Parser)]
@@ -47,6 +49,19 @@ enum Command {
         file: PathBuf,
         #[arg(long, env = "CAUHOP_DATABASE_URL")]
         database_url: Option<String>,
+    },
+    /// The keys join links are signed with.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key; the old ones still verify the links already sent, unless
+    /// --drop-old (then every link issued so far stops working). Restart the bridge after.
+    Rotate {
+        #[arg(long)]
+        drop_old: bool,
     },
 }
 
@@ -165,7 +180,68 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Restore { file, database_url }) => {
             restore(&database_url.unwrap_or(config.store.database_url), &file)
         }
+        Some(Command::Keys(KeysCommand::Rotate { drop_old })) => {
+            let path = &config.store.join_key_file;
+            anyhow::ensure!(
+                std::env::var_os(JOIN_KEY_ENV).is_none(),
+                "{JOIN_KEY_ENV} is set: the key comes from it, not from {}; change it there",
+                path.display()
+            );
+            let keys = JoinKeys::load(path)?.with_context(|| {
+                format!(
+                    "{} does not exist yet; start the bridge once",
+                    path.display()
+                )
+            })?;
+            let rotated = keys.rotated(drop_old);
+            rotated.save(path)?;
+            println!(
+                "khoá mới / new key {} in {}; {} — restart the bridge",
+                rotated.current().kid,
+                path.display(),
+                if drop_old {
+                    "old links no longer work / liên kết cũ hết hiệu lực"
+                } else {
+                    "old links work until they expire / liên kết cũ dùng đến khi hết hạn"
+                }
+            );
+            Ok(())
+        }
     }
+}
+
+/// The environment variable that replaces the key file.
+const JOIN_KEY_ENV: &str = "CAUHOP_JOIN_KEY";
+
+/// The join-link keys: from `CAUHOP_JOIN_KEY`, else the key file (created on first run);
+/// a key an older version kept in the store is moved out of it.
+async fn join_keys(config: &Config, store: &cauhop_store::Store) -> anyhow::Result<JoinKeys> {
+    use cauhop_signaling::auth::join_keys::{move_out_of_store, too_open};
+    if let Ok(secret) = std::env::var(JOIN_KEY_ENV) {
+        info!("join links signed with the key from {JOIN_KEY_ENV}");
+        let keys = JoinKeys::from_env_secret(&secret)?;
+        return Ok(move_out_of_store(store, keys, None).await?);
+    }
+    let path = &config.store.join_key_file;
+    let keys = match JoinKeys::load(path)? {
+        Some(keys) => {
+            if too_open(path) {
+                warn!(
+                    file = %path.display(),
+                    "the join-link key file is readable by other users; making it owner-only"
+                );
+                keys.save(path)?;
+            }
+            keys
+        }
+        None => {
+            let keys = JoinKeys::ephemeral();
+            keys.save(path)?;
+            info!(file = %path.display(), "created the join-link signing key (owner-only; not in the store or its backups)");
+            keys
+        }
+    };
+    Ok(move_out_of_store(store, keys, Some(path)).await?)
 }
 
 fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -338,6 +414,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .then(|| config.meetings.allowed.clone()),
         schedule: config.meetings.schedule(),
         secure_cookies: config.http.secure_cookies,
+        join_keys: join_keys(&config, &store).await?,
     };
     let state =
         cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())

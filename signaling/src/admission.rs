@@ -16,7 +16,7 @@ use cauhop_store::schedule::{Phase, ScheduleConfig};
 use cauhop_store::{Instant, Store, StoreError};
 use tracing::error;
 
-use crate::auth::{JoinTokens, TokenError};
+use crate::auth::{JoinClaims, JoinTokens, TokenError};
 
 /// What a `join` message presents.
 #[derive(Debug, Clone, Copy)]
@@ -159,55 +159,67 @@ impl Access {
         })
     }
 
+    /// A join link's claims, once its signature holds, it has not expired, its record
+    /// exists unrevoked with the very same claims, and it is for `meeting` (if named).
+    async fn link(&self, token: &str, meeting: &str, now: Instant) -> Result<JoinClaims, Refusal> {
+        let claims = self.tokens.verify(token, now).map_err(|e| match e {
+            TokenError::Expired { at } => Refusal {
+                code: ErrorCode::LinkExpired,
+                message: format!("this join link expired at {}", at.vn_clock()),
+                at: Some(at),
+            },
+            TokenError::Invalid(why) => Refusal::new(
+                ErrorCode::Unauthorized,
+                format!("this join link is not valid ({why})"),
+            ),
+        })?;
+        let record = self
+            .store
+            .link(&claims.jti)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        match record {
+            None => {
+                return Err(Refusal::new(
+                    ErrorCode::Unauthorized,
+                    "this join link is unknown",
+                ));
+            }
+            Some(l) if l.revoked_at.is_some() => {
+                return Err(Refusal::new(
+                    ErrorCode::Unauthorized,
+                    "this join link was revoked; ask the organiser for a new one",
+                ));
+            }
+            // A valid signature over claims the bridge never issued under this id: a
+            // forged link (a leaked key) or a tampered record. Either way, no entry.
+            Some(l)
+                if (l.meeting_id, l.site_id, l.person_id, l.role, l.expires_at.0)
+                    != (claims.mid, claims.site, claims.pid, claims.role, claims.exp) =>
+            {
+                tracing::warn!(jti = %claims.jti, "join link refused: its claims differ from the link issued under its id");
+                return Err(Refusal::new(
+                    ErrorCode::Unauthorized,
+                    "this join link does not match the one the organiser issued",
+                ));
+            }
+            Some(_) => {}
+        }
+        if !meeting.is_empty() && meeting != claims.mid.to_string() {
+            return Err(Refusal::new(
+                ErrorCode::Unauthorized,
+                "this join link is for another meeting",
+            ));
+        }
+        Ok(claims)
+    }
+
     async fn scheduled(&self, req: JoinRequest<'_>, now: Instant) -> Result<Admitted, Refusal> {
         // Who is asking: (meeting, site, person, endpoint, role from the link).
         let (meeting_id, site_id, person_id, endpoint, link_role, jti) =
             if let Some(token) = req.token {
-                let claims = self.tokens.verify(token, now).map_err(|e| match e {
-                    TokenError::Expired { at } => Refusal {
-                        code: ErrorCode::LinkExpired,
-                        message: format!("this join link expired at {}", at.vn_clock()),
-                        at: Some(at),
-                    },
-                    TokenError::Invalid(why) => Refusal::new(
-                        ErrorCode::Unauthorized,
-                        format!("this join link is not valid ({why})"),
-                    ),
-                })?;
-                let record = self
-                    .store
-                    .link(&claims.jti)
-                    .await
-                    .map_err(|e| store_failure(&e))?;
-                match record {
-                    None => {
-                        return Err(Refusal::new(
-                            ErrorCode::Unauthorized,
-                            "this join link is unknown",
-                        ));
-                    }
-                    Some(l) if l.revoked_at.is_some() => {
-                        return Err(Refusal::new(
-                            ErrorCode::Unauthorized,
-                            "this join link was revoked; ask the organiser for a new one",
-                        ));
-                    }
-                    Some(_) => {}
-                }
-                if !req.meeting.is_empty() && req.meeting != claims.mid.to_string() {
-                    return Err(Refusal::new(
-                        ErrorCode::Unauthorized,
-                        "this join link is for another meeting",
-                    ));
-                }
-                (
-                    claims.mid,
-                    claims.site,
-                    claims.pid,
-                    None,
-                    Some(claims.role),
-                    Some(claims.jti),
-                )
+                let c = self.link(token, req.meeting, now).await?;
+                (c.mid, c.site, c.pid, None, Some(c.role), Some(c.jti))
             } else if let Some(key) = req.key {
                 let ep = self
                     .store
@@ -298,7 +310,8 @@ impl Access {
             room: room_of(meeting.id),
             meeting: meeting.id.to_string(),
             meeting_id: Some(meeting.id),
-            role: link_role.unwrap_or(roster_role),
+            // The roster as it is now decides; a link may only narrow it.
+            role: link_role.map_or(roster_role, |l| l.narrower(roster_role)),
             attendance: Some(NewAttendance {
                 meeting_id: meeting.id,
                 site_id: Some(site.id),

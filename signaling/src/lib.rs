@@ -34,7 +34,7 @@ pub use admission::{
 };
 pub use registry::{Holder, Registry};
 
-use crate::auth::{JoinTokens, RateLimiter};
+use crate::auth::{JoinKeys, JoinTokens, RateLimiter};
 
 /// Frames larger than this are cut off by the WebSocket layer itself and close the
 /// connection; frames between [`cauhop_protocol::MAX_MESSAGE_BYTES`] and this get an
@@ -51,6 +51,10 @@ pub struct Options {
     /// Mark the session cookie `Secure` (browsers then send it over HTTPS and to localhost
     /// only). Turn off only for a plain-HTTP test bridge on a LAN.
     pub secure_cookies: bool,
+    /// The keys join links are signed with (never from the store: a backup would hold
+    /// them). The binary reads them from the key file or `CAUHOP_JOIN_KEY`; the default
+    /// is a random key that lives as long as the process.
+    pub join_keys: JoinKeys,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             ad_hoc: None,
             schedule: ScheduleConfig::default(),
             secure_cookies: true,
+            join_keys: JoinKeys::ephemeral(),
         }
     }
 }
@@ -79,15 +84,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Build the state; reads (or creates) the join-link signing key in the store.
+    /// Build the state (the join-link keys come in `options`, never from the store).
     pub async fn new(
         sfu: SfuHandle,
         store: Store,
         options: Options,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, cauhop_store::StoreError> {
-        let secret = store.secret_setting("join_link_key").await?;
-        let tokens = Arc::new(JoinTokens::new(secret.as_bytes()));
+        let tokens = Arc::new(JoinTokens::new(&options.join_keys));
         let admission = Box::new(Access {
             store: store.clone(),
             tokens: tokens.clone(),

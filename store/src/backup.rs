@@ -22,10 +22,42 @@ impl Store {
         let target = dest
             .to_str()
             .ok_or_else(|| StoreError::invalid("file", "the backup path must be valid UTF-8"))?;
+        // Created empty and owner-only first (SQLite accepts an empty target): a backup
+        // holds every meeting and person and is not for other users of the machine.
+        create_owner_only(dest)
+            .map_err(|e| StoreError::invalid("file", format!("cannot create {target}: {e}")))?;
         sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(&self.pool)
             .await?;
         Ok(std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0))
     }
+}
+
+/// An empty file readable and writable by its owner only.
+pub(crate) fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map(drop)
+}
+
+/// Make an existing file owner-only (the store and its journal files).
+pub(crate) fn restrict_to_owner(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(file = %path.display(), "cannot make the store owner-only: {e}");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }

@@ -70,6 +70,13 @@ impl Store {
         if backend == Backend::Sqlite {
             // Persistent in the file: readers (and `cauhop backup`) never block the writer.
             pool.execute("PRAGMA journal_mode = WAL").await?;
+            // Every meeting, person and session is in these files: not for other users.
+            if let Some(path) = &sqlite_path {
+                for suffix in ["", "-wal", "-shm"] {
+                    let p = format!("{path}{suffix}");
+                    crate::backup::restrict_to_owner(std::path::Path::new(&p));
+                }
+            }
         }
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -120,26 +127,43 @@ impl Store {
         Ok(row.0)
     }
 
-    /// A server secret kept in the store, created on first use (e.g. the JWT signing key),
-    /// so join links stay valid across restarts.
-    pub async fn secret_setting(&self, key: &str) -> Result<String> {
-        let fresh = crate::random_secret(32);
-        let insert = match self.backend {
-            Backend::Sqlite => "INSERT OR IGNORE INTO settings (key, value) VALUES ($1, $2)",
-            Backend::Postgres => {
-                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
-            }
-        };
-        sqlx::query(insert)
+    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
             .bind(key)
-            .bind(&fresh)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Read and delete a setting, in one transaction: a secret an older version kept
+    /// in the store is moved out of it (and so out of every later backup).
+    pub async fn take_setting(&self, key: &str) -> Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Write a setting (tests of the move out of the store use it to stand in for an
+    /// older version's store).
+    pub async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
             .execute(&self.pool)
             .await?;
-        let row: (String,) = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)")
             .bind(key)
-            .fetch_one(&self.pool)
+            .bind(value)
+            .execute(&self.pool)
             .await?;
-        Ok(row.0)
+        Ok(())
     }
 
     /// One page of `table` in id order with the total count. With `district`, only rows

@@ -176,6 +176,22 @@ impl MeetingRole {
         }
     }
 
+    /// Of two roles, the one with fewer powers: a link can narrow what the roster gives a
+    /// site (a viewer link for a participant), never widen it.
+    pub fn narrower(self, other: Self) -> Self {
+        let rank = |r: Self| match r {
+            Self::Chair => 0,
+            Self::Presenter => 1,
+            Self::Participant => 2,
+            Self::Viewer => 3,
+        };
+        if rank(self) >= rank(other) {
+            self
+        } else {
+            other
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "chair" => Self::Chair,

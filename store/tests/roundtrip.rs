@@ -294,8 +294,13 @@ async fn every_entity_round_trips_on_both_backends() {
                 .is_none()
         );
 
-        let secret = store.secret_setting("jwt").await.expect("secret");
-        assert_eq!(store.secret_setting("jwt").await.expect("again"), secret);
+        store.put_setting("legacy", "v1").await.expect("put");
+        store.put_setting("legacy", "v2").await.expect("replace");
+        assert_eq!(
+            store.take_setting("legacy").await.expect("take").as_deref(),
+            Some("v2")
+        );
+        assert_eq!(store.take_setting("legacy").await.expect("gone"), None);
 
         store.delete_meeting(m.id).await.expect("delete");
         assert!(matches!(

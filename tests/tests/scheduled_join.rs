@@ -69,6 +69,7 @@ async fn scheduled_meeting_admits_invitees_in_its_window_and_closes_on_time() ->
             grace_secs: 1,
         },
         secure_cookies: true,
+        ..Options::default()
     })
     .await?;
     let store = &bridge.store;

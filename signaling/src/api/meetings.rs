@@ -258,7 +258,8 @@ pub struct NewLink {
     pub site_id: i64,
     #[serde(default)]
     pub person_id: Option<i64>,
-    /// Defaults to the site's role on the roster.
+    /// Defaults to the site's role on the roster; may narrow it (a viewer link for a
+    /// participant), never widen it: change the roster to make a site chair.
     #[serde(default)]
     pub role: Option<MeetingRole>,
     /// Defaults to the end of the meeting's last session plus the grace period.
@@ -299,6 +300,17 @@ async fn issue(state: &AppState, m: &Meeting, req: NewLink) -> Result<IssuedLink
             "this site (or person) is not on the meeting's roster",
         ));
     };
+    if let Some(asked) = req.role
+        && asked.narrower(role) != asked
+    {
+        return Err(ApiError::invalid(
+            "role",
+            format!(
+                "the roster makes this site {}; a link cannot give more (change the roster)",
+                role.as_str()
+            ),
+        ));
+    }
     let now = Instant::now();
     let expires_at = req.expires_at.unwrap_or_else(|| last_end(state, m));
     if expires_at <= now {
