@@ -4,10 +4,10 @@
 //! the packet path, so a mutex is fine here.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use cauhop_protocol::{ParticipantInfo, ServerMsg};
-use tokio::sync::mpsc;
+use cauhop_protocol::{ErrorCode, ParticipantInfo, ServerMsg};
+use tokio::sync::{Notify, mpsc};
 
 /// What a connection was admitted as: what an administrator's view of one district and
 /// the revocation of a credential match on. All `None` in ad-hoc rooms.
@@ -24,6 +24,9 @@ struct Member {
     info: ParticipantInfo,
     holder: Holder,
     tx: mpsc::UnboundedSender<ServerMsg>,
+    /// Wakes the connection's session to end it (its credential was withdrawn), even if
+    /// the client is not reading what is sent to it.
+    end: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -45,6 +48,7 @@ impl Registry {
         info: ParticipantInfo,
         holder: Holder,
         tx: mpsc::UnboundedSender<ServerMsg>,
+        end: Arc<Notify>,
     ) -> Vec<ParticipantInfo> {
         let mut m = self.lock();
         let members = m.entry(meeting.to_owned()).or_default();
@@ -54,7 +58,12 @@ impl Registry {
                 participant: info.clone(),
             });
         }
-        members.push(Member { info, holder, tx });
+        members.push(Member {
+            info,
+            holder,
+            tx,
+            end,
+        });
         present
     }
 
@@ -94,6 +103,43 @@ impl Registry {
                 video,
             },
         );
+    }
+
+    /// End the sessions of everyone admitted as `whom` says, in `meeting` or (with
+    /// `None`) in every meeting: each is told why (a final error, so the page does not
+    /// rejoin by itself) and its session leaves the room at once. Returns how many.
+    pub fn eject(
+        &self,
+        meeting: Option<&str>,
+        whom: impl Fn(&Holder) -> bool,
+        code: ErrorCode,
+        why: &str,
+    ) -> usize {
+        let m = self.lock();
+        let mut n = 0;
+        for (room, members) in m.iter() {
+            if meeting.is_some_and(|want| want != room) {
+                continue;
+            }
+            for x in members.iter().filter(|x| whom(&x.holder)) {
+                let _ = x.tx.send(ServerMsg::fatal(code, why.to_owned()));
+                x.end.notify_one();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Everyone's admission in `meeting`, with their participant ids.
+    pub fn holders(&self, meeting: &str) -> Vec<(String, Holder)> {
+        self.lock()
+            .get(meeting)
+            .map(|ms| {
+                ms.iter()
+                    .map(|x| (x.info.id.clone(), x.holder.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Send to everyone in the meeting except `except`.

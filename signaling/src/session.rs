@@ -42,6 +42,8 @@ struct Joined {
     role: MeetingRole,
     attendance: Option<i64>,
     media: mpsc::UnboundedReceiver<SfuEvent>,
+    /// Notified when the credential this session came in with is withdrawn.
+    end: Arc<tokio::sync::Notify>,
 }
 
 enum Flow {
@@ -74,6 +76,13 @@ where
     let mut joined: Option<Joined> = None;
     let mut shutdown = state.shutdown.clone();
     loop {
+        let ejected = joined.as_ref().map(|j| j.end.clone());
+        let ejected = async {
+            match ejected {
+                Some(end) => end.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         let media_event = async {
             match joined.as_mut() {
                 Some(j) => j.media.recv().await,
@@ -103,6 +112,11 @@ where
             },
             // The writer stops after a final message (meeting ended, fatal error): so do we.
             _ = &mut writer_done => Flow::End,
+            // Its link, key, person or place on the roster was withdrawn (`Registry::eject`).
+            () = ejected => {
+                info!(%peer, "session ended: its credential was withdrawn");
+                Flow::End
+            }
             _ = shutdown.changed() => {
                 let _ = out_tx.send(ServerMsg::MeetingEnded { reason: "server_shutdown".into() });
                 Flow::End
@@ -369,9 +383,11 @@ async fn handle_text(
                 endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
                 jti: admitted.jti.clone(),
             };
-            let present = state
-                .registry
-                .join(&admitted.room, info, holder, out.clone());
+            let end = Arc::new(tokio::sync::Notify::new());
+            let present =
+                state
+                    .registry
+                    .join(&admitted.room, info, holder, out.clone(), end.clone());
             let _ = out.send(ServerMsg::Welcome {
                 v: PROTOCOL_VERSION,
                 meeting: admitted.meeting.clone(),
@@ -389,6 +405,7 @@ async fn handle_text(
                 role: admitted.role,
                 attendance,
                 media,
+                end,
             });
         }
         (ClientMsg::Ping, _) => {

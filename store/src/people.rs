@@ -106,15 +106,23 @@ impl Store {
         Ok(Some((person(&row)?, row.try_get("password_hash")?)))
     }
 
+    /// Set a new password and end every admin session the person had: a password is
+    /// changed because the old one may be known, and so may a session opened with it.
     pub async fn set_password(&self, id: i64, password_hash: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query("UPDATE people SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("person", id));
         }
+        sqlx::query("DELETE FROM admin_sessions WHERE person_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -709,6 +709,7 @@ async fn a_district_invited_to_a_province_meeting_reads_only_its_own_rows() -> a
                 ..Default::default()
             },
             tx.clone(),
+            Default::default(),
         );
     }
 

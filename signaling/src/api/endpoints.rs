@@ -74,7 +74,9 @@ pub async fn rotate_key(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<EndpointWithKey>, ApiError> {
     scoped(&state, &principal, id).await?;
-    Ok(Json(state.store.rotate_endpoint_key(id).await?))
+    let fresh = state.store.rotate_endpoint_key(id).await?;
+    end_device_sessions(&state, id, "this room's device key was replaced");
+    Ok(Json(fresh))
 }
 
 #[utoipa::path(operation_id = "endpoints_delete", delete, path = "/api/v1/endpoints/{id}", params(("id" = i64, Path)), tag = "endpoints",
@@ -87,7 +89,19 @@ pub async fn delete(
     scoped(&state, &principal, id).await?;
     // Attendance keeps its rows; the device's key dies with it.
     state.store.delete_endpoint(id).await?;
+    end_device_sessions(&state, id, "this room's device was removed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A key that no longer admits must not keep a room in a meeting either.
+fn end_device_sessions(state: &AppState, id: i64, why: &str) {
+    let ended = state.registry.eject(
+        None,
+        |h| h.endpoint_id == Some(id),
+        cauhop_protocol::ErrorCode::Unauthorized,
+        why,
+    );
+    tracing::info!(endpoint = id, ended, "{why}");
 }
 
 /// The calling device's meetings from a day ago to a week ahead, with their phase.

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cauhop_protocol::ParticipantInfo;
+use cauhop_protocol::{ErrorCode, ParticipantInfo};
 use cauhop_store::model::{Attendance, JoinLink, Meeting, MeetingRole, NewMeeting, Paged};
 use cauhop_store::schedule::overlap::HORIZON_SECS;
 use cauhop_store::{Instant, MeetingFilter, random_secret};
@@ -229,6 +229,19 @@ pub async fn update(
     load_managed(&state, &principal, id).await?;
     check_new(&state, scope, &m).await?;
     let mut out = state.store.update_meeting(id, &m).await?;
+    // Whoever the new roster no longer invites leaves now, not at the next join.
+    let ended = state.registry.eject(
+        Some(&room_of(id)),
+        |h| {
+            h.site_id
+                .is_some_and(|s| out.role_of(s, h.person_id).is_none())
+        },
+        ErrorCode::NotInvited,
+        "your site was taken off this meeting's invitation list",
+    );
+    if ended > 0 {
+        tracing::info!(meeting = id, ended, "sessions ended: taken off the roster");
+    }
     out.phase = Some(out.times().phase(&state.schedule, Instant::now()));
     Ok(Json(out))
 }
@@ -407,7 +420,15 @@ pub async fn revoke_link(
             "this link is another district's; its chair or the province revokes it",
         ));
     }
-    Ok(Json(state.store.revoke_link(&jti, Instant::now()).await?))
+    let revoked = state.store.revoke_link(&jti, Instant::now()).await?;
+    let ended = state.registry.eject(
+        Some(&room_of(link.meeting_id)),
+        |h| h.jti.as_deref() == Some(jti.as_str()),
+        ErrorCode::Unauthorized,
+        "this join link was revoked by the organiser",
+    );
+    tracing::info!(%jti, meeting = link.meeting_id, ended, "join link revoked");
+    Ok(Json(revoked))
 }
 
 /// An official's own link to a meeting their site is invited to.

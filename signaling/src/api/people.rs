@@ -80,7 +80,15 @@ pub async fn delete(
             reason: "you cannot remove yourself".into(),
         });
     }
+    // Their admin sessions go with the row; their meeting sessions end here.
     state.store.delete_person(id).await?;
+    let ended = state.registry.eject(
+        None,
+        |h| h.person_id == Some(id),
+        cauhop_protocol::ErrorCode::Unauthorized,
+        "this person's account was removed",
+    );
+    tracing::info!(person = id, ended, "person removed");
     Ok(StatusCode::NO_CONTENT)
 }
 

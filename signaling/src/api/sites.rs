@@ -121,5 +121,11 @@ pub async fn delete(
     };
     check_scope(&state, scope, &as_new, Some(id)).await?;
     state.store.delete_site(id).await?;
+    state.registry.eject(
+        None,
+        |h| h.site_id == Some(id),
+        cauhop_protocol::ErrorCode::NotInvited,
+        "this site was removed",
+    );
     Ok(StatusCode::NO_CONTENT)
 }
