@@ -45,13 +45,18 @@ pub(crate) struct HttpConfig {
     pub(crate) listen: SocketAddr,
     /// Mark the admin session cookie `Secure` (sent only over HTTPS, or to localhost).
     pub(crate) secure_cookies: bool,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client, for
+    /// rate limits and logs. Only these: anyone else could claim any address.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            // Behind the TLS proxy on the same machine: plain HTTP never leaves it.
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             secure_cookies: true,
+            trusted_proxies: cauhop_signaling::client_addr::TrustedProxies::default().0,
         }
     }
 }

@@ -94,7 +94,8 @@ enum AdminCommand {
 
 #[derive(clap::Args, Clone, Default)]
 struct ServeArgs {
-    /// HTTP address for the page, API and WebSocket [default 0.0.0.0:8080].
+    /// HTTP address for the page, API and WebSocket [default 127.0.0.1:8080: for the TLS
+    /// proxy on this machine].
     #[arg(long, env = "CAUHOP_HTTP_LISTEN")]
     listen: Option<SocketAddr>,
     /// UDP port for all media [default 50000].
@@ -415,6 +416,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         schedule: config.meetings.schedule(),
         secure_cookies: config.http.secure_cookies,
         join_keys: join_keys(&config, &store).await?,
+        trusted_proxies: cauhop_signaling::client_addr::TrustedProxies(
+            config.http.trusted_proxies.clone(),
+        ),
     };
     let state =
         cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())
@@ -436,6 +440,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Browsers allow camera and microphone only on https or on localhost.
     println!("cauhop đang chạy — mở / open: http://localhost:{port}/");
     println!("quản trị / admin:            http://localhost:{port}/admin");
+    if addr.ip().is_loopback() {
+        info!(
+            "HTTP listens on {addr} only: other machines reach the bridge through the HTTPS \
+             proxy on this one (deploy/README.md), or set http.listen = \"0.0.0.0:{port}\" \
+             on a trusted LAN"
+        );
+    }
     let shutdown = async move {
         wait_for_signal().await;
         info!("shutting down: telling clients the meeting ended");

@@ -7,6 +7,7 @@
 mod admission;
 pub mod api;
 pub mod auth;
+pub mod client_addr;
 mod registry;
 pub mod scheduler;
 pub mod session;
@@ -35,6 +36,7 @@ pub use admission::{
 pub use registry::{Holder, Registry};
 
 use crate::auth::{JoinKeys, JoinTokens, RateLimiter};
+use crate::client_addr::TrustedProxies;
 
 /// Frames larger than this are cut off by the WebSocket layer itself and close the
 /// connection; frames between [`cauhop_protocol::MAX_MESSAGE_BYTES`] and this get an
@@ -55,6 +57,8 @@ pub struct Options {
     /// them). The binary reads them from the key file or `CAUHOP_JOIN_KEY`; the default
     /// is a random key that lives as long as the process.
     pub join_keys: JoinKeys,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (default: loopback).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for Options {
@@ -64,6 +68,7 @@ impl Default for Options {
             schedule: ScheduleConfig::default(),
             secure_cookies: true,
             join_keys: JoinKeys::ephemeral(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct AppState {
     /// Flips to `true` when the server is shutting down; sessions tell their clients.
     pub shutdown: watch::Receiver<bool>,
     login_limit: Mutex<RateLimiter>,
+    /// Per username as well: guessing one admin's password from many addresses.
+    login_user_limit: Mutex<RateLimiter<String>>,
     join_limit: Mutex<RateLimiter>,
 }
 
@@ -111,19 +118,27 @@ impl AppState {
             // 10 logins at once, then 6 a minute, per address: enough for an office
             // behind one NAT, too slow for guessing passwords.
             login_limit: Mutex::new(RateLimiter::new(10, 6)),
+            login_user_limit: Mutex::new(RateLimiter::new(10, 6)),
             // Room PCs rejoin after every drop; 30 at once then 60 a minute per address.
             join_limit: Mutex::new(RateLimiter::new(30, 60)),
         }))
     }
 
-    pub fn check_login_rate(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// One login attempt from `ip` for `username`: both the address's and the name's
+    /// budget must allow it.
+    pub fn check_login_rate(&self, ip: IpAddr, username: &str) -> Result<(), Duration> {
+        let now = std::time::Instant::now();
         self.login_limit
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .check(ip, std::time::Instant::now())
+            .check(client_addr::rate_key(ip), now)?;
+        self.login_user_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(username.trim().to_lowercase(), now)
     }
 
-    /// `peer` is the socket's remote address as text ("unknown" when not known).
+    /// `peer` is the client's address as text ("unknown" when not known).
     pub fn check_join_rate(&self, peer: &str) -> Result<(), Duration> {
         let Ok(addr) = peer.parse::<std::net::SocketAddr>() else {
             return Ok(());
@@ -131,7 +146,16 @@ impl AppState {
         self.join_limit
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .check(addr.ip(), std::time::Instant::now())
+            .check(client_addr::rate_key(addr.ip()), std::time::Instant::now())
+    }
+
+    /// The client behind the proxy, for a request that came over TCP from `peer`.
+    pub fn client_addr(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::SocketAddr {
+        self.options.trusted_proxies.client(peer, headers)
     }
 }
 
@@ -148,9 +172,13 @@ pub fn app(state: Arc<AppState>) -> Router {
 async fn ws_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
     connect: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
 ) -> Response {
-    let peer = connect.map_or_else(|| "unknown".to_owned(), |c| c.0.0.to_string());
+    let peer = connect.map_or_else(
+        || "unknown".to_owned(),
+        |c| state.client_addr(c.0.0, &headers).to_string(),
+    );
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| serve_socket(state, socket, peer))

@@ -51,13 +51,14 @@ fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
               (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
     connect: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let ip = connect.map(|c| c.0.0.ip());
+    let ip = connect.map(|c| state.client_addr(c.0.0, &headers).ip());
     if let Some(ip) = ip {
         state
-            .check_login_rate(ip)
+            .check_login_rate(ip, &req.username)
             .map_err(|wait| ApiError::RateLimited(wait.as_secs() + 1))?;
     }
     let found = state.store.person_for_login(req.username.trim()).await?;

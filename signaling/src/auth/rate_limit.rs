@@ -1,17 +1,19 @@
-//! Token buckets per client address, with time passed in: login and join attempts.
+//! Token buckets per key (a client address, a username), with time passed in: login and
+//! join attempts.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     burst: f64,
     per_sec: f64,
-    buckets: HashMap<IpAddr, (f64, Instant)>,
+    buckets: HashMap<K, (f64, Instant)>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
     /// `burst` attempts at once, refilled at `per_minute`.
     pub fn new(burst: u32, per_minute: u32) -> Self {
         Self {
@@ -21,15 +23,15 @@ impl RateLimiter {
         }
     }
 
-    /// Take one attempt for `ip`, or say how long to wait.
-    pub fn check(&mut self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// Take one attempt for `key`, or say how long to wait.
+    pub fn check(&mut self, key: K, now: Instant) -> Result<(), Duration> {
         if self.buckets.len() > 100_000 {
             // Bound memory under a spray of addresses: full buckets carry no information.
             let (burst, rate) = (self.burst, self.per_sec);
             self.buckets
                 .retain(|_, (t, at)| *t + now.duration_since(*at).as_secs_f64() * rate < burst);
         }
-        let (tokens, at) = self.buckets.entry(ip).or_insert((self.burst, now));
+        let (tokens, at) = self.buckets.entry(key).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
@@ -47,7 +49,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill_per_address() {
-        let mut r = RateLimiter::new(3, 60);
+        let mut r: RateLimiter = RateLimiter::new(3, 60);
         let t0 = Instant::now();
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
