@@ -122,9 +122,13 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     }
     anyhow::ensure!(create.wait()?.success(), "admin create-user failed");
     let config = db.path().join("cauhop.toml");
+    // The join-link key beside the temporary store, not in the working directory.
     std::fs::write(
         &config,
-        "[http]\nsecure_cookies = false\n[meetings]\nlobby_minutes = 0\n",
+        format!(
+            "[http]\nsecure_cookies = false\n[store]\njoin_key_file = \"{}\"\n[meetings]\nlobby_minutes = 0\n",
+            db.path().join("join.key").display()
+        ),
     )?;
     let bridge = Child(
         Command::new("ip")

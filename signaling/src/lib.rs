@@ -165,8 +165,36 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
         .merge(web::routes())
+        .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
+}
+
+/// What the pages may load and who may frame them: only this bridge's own scripts, styles
+/// and WebSocket, never inside another site's frame (a join page framed by a look-alike
+/// could be clicked through), no MIME guessing, and no join link leaking in `Referer`.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+async fn security_headers(mut r: Response) -> Response {
+    use axum::http::{HeaderValue, header};
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
 }
 
 async fn ws_upgrade(
