@@ -51,7 +51,9 @@ CauhopSession.prototype.connect = function () {
       .catch(function (e) { self.emit('warning', String(e)); });
   };
   ws.onclose = function () {
-    if (self.ws !== ws) return;
+    // A socket left waiting for the lobby is closed by the bridge after a few seconds; the
+    // retry timer below (`not_open`) opens the next one.
+    if (self.ws !== ws || ws.waitingForLobby) return;
     self.teardown();
     if (self.closedByUser) { self.emit('state', 'left'); return; }
     // Jittered exponential backoff: a commune's 3G drop must not become a reconnect storm.
@@ -110,6 +112,7 @@ CauhopSession.prototype.handle = async function (msg) {
         if (msg.at) wait = Math.max(2000, Math.min(wait, Date.parse(msg.at) - Date.now()));
         this.emit('waiting', msg);
         var self = this, ws = this.ws;
+        ws.waitingForLobby = true;
         setTimeout(function () { if (!self.closedByUser && self.ws === ws && !self.me) self.connect(); }, wait);
         return;
       }

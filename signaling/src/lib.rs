@@ -8,9 +8,11 @@ mod admission;
 pub mod api;
 pub mod auth;
 pub mod client_addr;
+pub mod outbox;
 mod registry;
 pub mod scheduler;
 pub mod session;
+pub mod session_limits;
 mod web;
 
 use std::net::IpAddr;

@@ -4,10 +4,11 @@
 //! the packet path, so a mutex is fine here.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use cauhop_protocol::{ErrorCode, ParticipantInfo, ServerMsg};
-use tokio::sync::{Notify, mpsc};
+
+use crate::outbox::Outbox;
 
 /// What a connection was admitted as: what an administrator's view of one district and
 /// the revocation of a credential match on. All `None` in ad-hoc rooms.
@@ -23,10 +24,9 @@ pub struct Holder {
 struct Member {
     info: ParticipantInfo,
     holder: Holder,
-    tx: mpsc::UnboundedSender<ServerMsg>,
-    /// Wakes the connection's session to end it (its credential was withdrawn), even if
-    /// the client is not reading what is sent to it.
-    end: Arc<Notify>,
+    /// The connection's outgoing queue; `Outbox::end` ends its session even if the
+    /// client is not reading.
+    out: Outbox,
 }
 
 #[derive(Default)]
@@ -47,23 +47,17 @@ impl Registry {
         meeting: &str,
         info: ParticipantInfo,
         holder: Holder,
-        tx: mpsc::UnboundedSender<ServerMsg>,
-        end: Arc<Notify>,
+        out: Outbox,
     ) -> Vec<ParticipantInfo> {
         let mut m = self.lock();
         let members = m.entry(meeting.to_owned()).or_default();
         let present: Vec<ParticipantInfo> = members.iter().map(|x| x.info.clone()).collect();
         for x in members.iter() {
-            let _ = x.tx.send(ServerMsg::ParticipantJoined {
+            x.out.send(ServerMsg::ParticipantJoined {
                 participant: info.clone(),
             });
         }
-        members.push(Member {
-            info,
-            holder,
-            tx,
-            end,
-        });
+        members.push(Member { info, holder, out });
         present
     }
 
@@ -74,7 +68,7 @@ impl Registry {
         };
         members.retain(|x| x.info.id != participant);
         for x in members.iter() {
-            let _ = x.tx.send(ServerMsg::ParticipantLeft {
+            x.out.send(ServerMsg::ParticipantLeft {
                 participant: participant.to_owned(),
                 reason: reason.to_owned(),
             });
@@ -122,8 +116,8 @@ impl Registry {
                 continue;
             }
             for x in members.iter().filter(|x| whom(&x.holder)) {
-                let _ = x.tx.send(ServerMsg::fatal(code, why.to_owned()));
-                x.end.notify_one();
+                x.out.send(ServerMsg::fatal(code, why.to_owned()));
+                x.out.end();
                 n += 1;
             }
         }
@@ -150,7 +144,7 @@ impl Registry {
                 .iter()
                 .filter(|x| Some(x.info.id.as_str()) != except)
             {
-                let _ = x.tx.send(msg.clone());
+                x.out.send(msg.clone());
             }
         }
     }
@@ -160,7 +154,7 @@ impl Registry {
         let m = self.lock();
         m.get(meeting)
             .and_then(|ms| ms.iter().find(|x| x.info.id == participant))
-            .is_some_and(|x| x.tx.send(msg).is_ok())
+            .is_some_and(|x| x.out.send(msg))
     }
 
     /// Who is in the meeting now.

@@ -24,7 +24,11 @@ use cauhop_store::model::MeetingRole;
 
 use crate::AppState;
 use crate::admission::{JoinRequest, meeting_state};
+use crate::outbox::{OUTBOX_CAPACITY, Outbox};
 use crate::registry::Holder;
+use crate::session_limits::{
+    JOIN_WITHIN, LogBudget, MESSAGE_CHARS, MESSAGES_PER_SEC, MessageRate, Verdict, clip, clip_to,
+};
 
 /// A frame as the session sees it, independent of the WebSocket library.
 #[derive(Debug)]
@@ -42,8 +46,6 @@ struct Joined {
     role: MeetingRole,
     attendance: Option<i64>,
     media: mpsc::UnboundedReceiver<SfuEvent>,
-    /// Notified when the credential this session came in with is withdrawn.
-    end: Arc<tokio::sync::Notify>,
 }
 
 enum Flow {
@@ -57,7 +59,7 @@ where
     R: Stream<Item = Result<Frame, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMsg>();
+    let (out_tx, mut out_rx) = Outbox::new(OUTBOX_CAPACITY);
     let (done_tx, mut writer_done) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
         let _done = done_tx;
@@ -75,14 +77,15 @@ where
 
     let mut joined: Option<Joined> = None;
     let mut shutdown = state.shutdown.clone();
+    let conn = Conn {
+        peer: peer.clone(),
+        out: out_tx.clone(),
+        log: LogBudget::default(),
+    };
+    let mut rate = MessageRate::new(std::time::Instant::now());
+    let mut join_by = tokio::time::Instant::now() + JOIN_WITHIN;
     loop {
-        let ejected = joined.as_ref().map(|j| j.end.clone());
-        let ejected = async {
-            match ejected {
-                Some(end) => end.notified().await,
-                None => std::future::pending().await,
-            }
-        };
+        let waiting_for_join = joined.is_none();
         let media_event = async {
             match joined.as_mut() {
                 Some(j) => j.media.recv().await,
@@ -93,32 +96,60 @@ where
             frame = stream.next() => match frame {
                 None | Some(Ok(Frame::Close)) => Flow::End,
                 Some(Err(e)) => {
-                    warn!(%peer, "websocket read failed: {e}");
-                    let _ = out_tx.send(ServerMsg::fatal(ErrorCode::TooLarge, format!("connection closed: {e}")));
+                    if conn.log.allow() {
+                        warn!(%peer, "websocket read failed: {}", clip_to(&e.to_string(), MESSAGE_CHARS));
+                    }
+                    out_tx.send(ServerMsg::fatal(ErrorCode::TooLarge, clip_to(&format!("connection closed: {e}"), MESSAGE_CHARS)));
                     Flow::End
                 }
-                Some(Ok(Frame::Binary(n))) => {
-                    warn!(%peer, bytes = n, "binary frame refused");
-                    let _ = out_tx.send(ServerMsg::error(ErrorCode::BinaryFrame, "binary frames are not part of the protocol; send JSON text"));
-                    Flow::Continue
-                }
-                Some(Ok(Frame::Text(text))) => {
-                    handle_text(&state, &out_tx, &mut joined, &text, &peer).await
-                }
+                Some(Ok(frame)) => match rate.take(std::time::Instant::now()) {
+                    Verdict::Handle => match frame {
+                        Frame::Binary(n) => {
+                            conn.err(ErrorCode::BinaryFrame, format!("binary frame of {n} bytes refused: binary frames are not part of the protocol; send JSON text"));
+                            Flow::Continue
+                        }
+                        Frame::Text(text) => {
+                            let was_joined = joined.is_some();
+                            let flow = handle_text(&state, &conn, &mut joined, &text).await;
+                            // Each join attempt (a refused one too) gives another 10 s.
+                            if !was_joined {
+                                join_by = tokio::time::Instant::now() + JOIN_WITHIN;
+                            }
+                            flow
+                        }
+                        Frame::Close => Flow::End,
+                    },
+                    Verdict::Drop => {
+                        conn.err(ErrorCode::RateLimited, format!("over {MESSAGES_PER_SEC} messages a second; message dropped"));
+                        Flow::Continue
+                    }
+                    Verdict::Close => {
+                        warn!(%peer, "connection closed: message flood");
+                        out_tx.send(ServerMsg::fatal(ErrorCode::RateLimited, "too many messages; connection closed"));
+                        Flow::End
+                    }
+                },
             },
+            // A socket that never joins costs a task and a descriptor: closed quietly (a
+            // page waiting for its meeting's lobby opens a new one when it retries).
+            () = tokio::time::sleep_until(join_by), if waiting_for_join => {
+                debug!(%peer, "no join within {JOIN_WITHIN:?}; connection closed");
+                Flow::End
+            }
             ev = media_event => match ev {
                 Some(ev) => handle_media_event(&state, &out_tx, joined.as_ref(), ev),
                 None => Flow::End,
             },
             // The writer stops after a final message (meeting ended, fatal error): so do we.
             _ = &mut writer_done => Flow::End,
-            // Its link, key, person or place on the roster was withdrawn (`Registry::eject`).
-            () = ejected => {
-                info!(%peer, "session ended: its credential was withdrawn");
+            // Its credential was withdrawn (`Registry::eject`), or it fell too far behind
+            // reading (`Outbox`).
+            () = out_tx.ended() => {
+                info!(%peer, "session ended by the bridge (credential withdrawn or client not reading)");
                 Flow::End
             }
             _ = shutdown.changed() => {
-                let _ = out_tx.send(ServerMsg::MeetingEnded { reason: "server_shutdown".into() });
+                out_tx.send(ServerMsg::MeetingEnded { reason: "server_shutdown".into() });
                 Flow::End
             }
         };
@@ -136,8 +167,38 @@ where
         state.registry.leave(&j.meeting, &j.id.to_string(), "left");
         info!(participant = %j.id, meeting = %j.meeting, "left meeting");
     }
+    if conn.log.suppressed() > 0 {
+        info!(%peer, suppressed = conn.log.suppressed(), "errors of this connection not logged one by one");
+    }
+    drop(conn);
     drop(out_tx);
-    let _ = writer.await;
+    // A client that does not read would hold the writer (and its socket) forever.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+        abort.abort();
+        debug!(%peer, "writer stopped: the client was not reading");
+    }
+}
+
+/// How long the last messages (a final error, `meeting_ended`) may take to leave.
+const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One connection's ways to answer: its outbox, and its share of the log.
+struct Conn {
+    peer: String,
+    out: Outbox,
+    log: LogBudget,
+}
+
+impl Conn {
+    /// An error for the client, and a log line while the connection's log budget lasts.
+    fn err(&self, code: ErrorCode, message: String) {
+        let message = clip_to(&message, MESSAGE_CHARS);
+        if self.log.allow() {
+            warn!(peer = %self.peer, ?code, "{message}");
+        }
+        self.out.send(ServerMsg::error(code, message));
+    }
 }
 
 fn kind(k: TrackKind) -> MediaKind {
@@ -149,7 +210,7 @@ fn kind(k: TrackKind) -> MediaKind {
 
 fn handle_media_event(
     state: &AppState,
-    out: &mpsc::UnboundedSender<ServerMsg>,
+    out: &Outbox,
     joined: Option<&Joined>,
     ev: SfuEvent,
 ) -> Flow {
@@ -159,7 +220,7 @@ fn handle_media_event(
     let me = j.id.to_string();
     match ev {
         SfuEvent::Offer(sdp) => {
-            let _ = out.send(ServerMsg::Offer { sdp });
+            out.send(ServerMsg::Offer { sdp });
         }
         SfuEvent::Published { mid, kind: k } => state.registry.broadcast(
             &j.meeting,
@@ -190,13 +251,13 @@ fn handle_media_event(
             estimate_kbps,
         } => {
             info!(participant = %me, estimate_kbps, "audio only: {audio_only}");
-            let _ = out.send(ServerMsg::Bandwidth {
+            out.send(ServerMsg::Bandwidth {
                 audio_only,
                 kbps: estimate_kbps,
             });
         }
         SfuEvent::Speaker { participant } => {
-            let _ = out.send(ServerMsg::Speaker {
+            out.send(ServerMsg::Speaker {
                 participant: participant.map(|p| p.to_string()),
             });
         }
@@ -204,13 +265,13 @@ fn handle_media_event(
             participant,
             quality,
         } => {
-            let _ = out.send(ServerMsg::LinkQuality {
+            out.send(ServerMsg::LinkQuality {
                 participant: participant.to_string(),
                 quality: quality.as_str().to_owned(),
             });
         }
         SfuEvent::Slots(map) => {
-            let _ = out.send(ServerMsg::Slots {
+            out.send(ServerMsg::Slots {
                 audio: map.audio.iter().map(|a| a.map(|p| p.to_string())).collect(),
                 video: map
                     .video
@@ -225,11 +286,11 @@ fn handle_media_event(
             });
         }
         SfuEvent::Layers { mid, active } => {
-            let _ = out.send(ServerMsg::Layers { mid, active });
+            out.send(ServerMsg::Layers { mid, active });
         }
         SfuEvent::Disconnected { reason } => {
             warn!(participant = %me, %reason, "media connection lost");
-            let _ = out.send(ServerMsg::fatal(
+            out.send(ServerMsg::fatal(
                 ErrorCode::Internal,
                 format!("media connection lost ({reason}); rejoin"),
             ));
@@ -259,15 +320,12 @@ fn sfu_error(e: &SfuError) -> ErrorCode {
 
 async fn handle_text(
     state: &Arc<AppState>,
-    out: &mpsc::UnboundedSender<ServerMsg>,
+    conn: &Conn,
     joined: &mut Option<Joined>,
     text: &str,
-    peer: &str,
 ) -> Flow {
-    let reply_err = |code: ErrorCode, message: String| {
-        warn!(%peer, ?code, "{message}");
-        let _ = out.send(ServerMsg::error(code, message));
-    };
+    let (out, peer) = (&conn.out, conn.peer.as_str());
+    let reply_err = |code: ErrorCode, message: String| conn.err(code, message);
     if text.len() > MAX_MESSAGE_BYTES {
         reply_err(
             ErrorCode::TooLarge,
@@ -281,7 +339,10 @@ async fn handle_text(
     let msg = match ClientMsg::parse(text) {
         Ok(m) => m,
         Err(e) => {
-            reply_err(ErrorCode::BadMessage, format!("unreadable message: {e}"));
+            reply_err(
+                ErrorCode::BadMessage,
+                format!("unreadable message: {}", clip(&e)),
+            );
             return Flow::Continue;
         }
     };
@@ -302,7 +363,7 @@ async fn handle_text(
         ) => {
             if v != PROTOCOL_VERSION {
                 warn!(%peer, v, "unsupported protocol version");
-                let _ = out.send(ServerMsg::fatal(
+                out.send(ServerMsg::fatal(
                     ErrorCode::UnsupportedVersion,
                     format!("this bridge speaks protocol version {PROTOCOL_VERSION}, not {v}; reload the page"),
                 ));
@@ -336,7 +397,7 @@ async fn handle_text(
                 Ok(a) => a,
                 Err(refusal) => {
                     warn!(%peer, code = ?refusal.code, "join refused: {}", refusal.message);
-                    let _ = out.send(ServerMsg::Error {
+                    out.send(ServerMsg::Error {
                         code: refusal.code,
                         message: refusal.message,
                         fatal: false,
@@ -383,12 +444,10 @@ async fn handle_text(
                 endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
                 jti: admitted.jti.clone(),
             };
-            let end = Arc::new(tokio::sync::Notify::new());
-            let present =
-                state
-                    .registry
-                    .join(&admitted.room, info, holder, out.clone(), end.clone());
-            let _ = out.send(ServerMsg::Welcome {
+            let present = state
+                .registry
+                .join(&admitted.room, info, holder, out.clone());
+            out.send(ServerMsg::Welcome {
                 v: PROTOCOL_VERSION,
                 meeting: admitted.meeting.clone(),
                 participant: id.to_string(),
@@ -396,7 +455,7 @@ async fn handle_text(
                 role: admitted.role.as_str().to_owned(),
             });
             if let Some(st) = admitted.state {
-                let _ = out.send(st);
+                out.send(st);
             }
             *joined = Some(Joined {
                 id,
@@ -405,11 +464,10 @@ async fn handle_text(
                 role: admitted.role,
                 attendance,
                 media,
-                end,
             });
         }
         (ClientMsg::Ping, _) => {
-            let _ = out.send(ServerMsg::Pong);
+            out.send(ServerMsg::Pong);
         }
         (ClientMsg::Leave, _) => return Flow::End,
         (_, None) => {
@@ -417,7 +475,7 @@ async fn handle_text(
         }
         (ClientMsg::Offer { sdp }, Some(j)) => match state.sfu.offer(j.id, sdp).await {
             Ok(OfferOutcome::Answer(sdp)) => {
-                let _ = out.send(ServerMsg::Answer { sdp });
+                out.send(ServerMsg::Answer { sdp });
             }
             Ok(OfferOutcome::Ignored) => {
                 debug!(participant = %j.id, "offer ignored on glare; the client answers ours first")
@@ -506,25 +564,16 @@ async fn handle_text(
                 );
                 return Flow::Continue;
             }
-            return chair_action(state, out, j, msg, peer).await;
+            return chair_action(state, conn, j, msg).await;
         }
     }
     Flow::Continue
 }
 
 /// What only the chair may do; the caller checked the role.
-async fn chair_action(
-    state: &Arc<AppState>,
-    out: &mpsc::UnboundedSender<ServerMsg>,
-    j: &Joined,
-    msg: ClientMsg,
-    peer: &str,
-) -> Flow {
+async fn chair_action(state: &Arc<AppState>, conn: &Conn, j: &Joined, msg: ClientMsg) -> Flow {
     let me = j.id.to_string();
-    let reply_err = |code: ErrorCode, message: String| {
-        warn!(%peer, ?code, "{message}");
-        let _ = out.send(ServerMsg::error(code, message));
-    };
+    let reply_err = |code: ErrorCode, message: String| conn.err(code, message);
     match msg {
         ClientMsg::MuteParticipant { participant }
             if !state.registry.send_to(
@@ -535,7 +584,7 @@ async fn chair_action(
         {
             reply_err(
                 ErrorCode::BadMessage,
-                format!("no participant {participant} here"),
+                format!("no participant {} here", clip(&participant)),
             );
         }
         ClientMsg::GrantFloor { participant } => {

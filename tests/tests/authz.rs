@@ -692,7 +692,7 @@ async fn a_district_invited_to_a_province_meeting_reads_only_its_own_rows() -> a
     }
     // Two sites present now, as the registry knows them.
     let room = cauhop_signaling::room_of(m.id);
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (out, _rx) = cauhop_signaling::outbox::Outbox::new(16);
     for (s, id) in [(c1.id, "1"), (c2.id, "2")] {
         bridge.state.registry.join(
             &room,
@@ -708,8 +708,7 @@ async fn a_district_invited_to_a_province_meeting_reads_only_its_own_rows() -> a
                 site_id: Some(s),
                 ..Default::default()
             },
-            tx.clone(),
-            Default::default(),
+            out.clone(),
         );
     }
 
