@@ -75,6 +75,10 @@ pub(crate) struct MeetingsConfig {
     pub(crate) warn_minutes: u32,
     /// The room closes this many minutes after the end (the chair can extend or end early).
     pub(crate) grace_minutes: u32,
+    /// Participants one meeting admits at once (further joins get `full`).
+    pub(crate) max_per_meeting: usize,
+    /// Participants the whole bridge admits at once.
+    pub(crate) max_participants: usize,
 }
 
 impl Default for MeetingsConfig {
@@ -85,6 +89,8 @@ impl Default for MeetingsConfig {
             lobby_minutes: 15,
             warn_minutes: 5,
             grace_minutes: 10,
+            max_per_meeting: 500,
+            max_participants: 2000,
         }
     }
 }

@@ -419,6 +419,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         trusted_proxies: cauhop_signaling::client_addr::TrustedProxies(
             config.http.trusted_proxies.clone(),
         ),
+        max_per_meeting: config.meetings.max_per_meeting,
+        max_participants: config.meetings.max_participants,
     };
     let state =
         cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())

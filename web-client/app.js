@@ -3,11 +3,21 @@
 'use strict';
 (function () {
   var $ = function (id) { return document.getElementById(id); };
-  var params = new URLSearchParams(location.search);
+  // Link parameters come in the fragment (#t=…: never sent to the server, so not in proxy
+  // logs or Referer); links sent before that have them in the query, which still works.
+  var query = new URLSearchParams(location.search), frag = new URLSearchParams(location.hash.slice(1));
+  var params = { get: function (k) { return frag.get(k) || query.get(k); } };
   var lang = localStorage.getItem('cauhop.lang') || 'vi';
   var session = null, stream = null, audioMuted = false, videoMuted = false, screenTrack = null;
   var participants = {}; // id -> {name, site}
-  var state = '', role = '', token = params.get('t') || '';
+  // The token is kept for this tab only (a reload rejoins) and taken out of the address bar.
+  var tokenKey = 'cauhop.t:' + location.pathname;
+  var state = '', role = '', token = params.get('t') || sessionStorage.getItem(tokenKey) || '';
+  if (params.get('t')) {
+    sessionStorage.setItem(tokenKey, token);
+    frag.delete('t'); query.delete('t');
+    history.replaceState(null, '', location.pathname + (query.toString() ? '?' + query : '') + (frag.toString() ? '#' + frag : ''));
+  }
   // The user's data switches, remembered per browser: a commune PC keeps "low data".
   var audioOnly = localStorage.getItem('cauhop.audioOnly') === '1';
   var lowData = localStorage.getItem('cauhop.lowData') === '1';
@@ -224,7 +234,7 @@
       case 'error':
         // Known codes in the user's language; the server's sentence otherwise.
         status(CAUHOP_STRINGS.vi[data.code] ? fill(data.code, data) : data.message);
-        if (['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting'].indexOf(data.code) >= 0) showJoin();
+        if (['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting', 'replaced'].indexOf(data.code) >= 0) showJoin();
         break;
       case 'meeting_state':
         var ph = $('phase');
@@ -297,7 +307,7 @@
     if (!meeting || !name) { status(t('needName')); return; }
     localStorage.setItem('cauhop.name', name);
     localStorage.setItem('cauhop.site', $('site').value.trim());
-    history.replaceState(null, '', '/m/' + encodeURIComponent(meeting) + location.search);
+    history.replaceState(null, '', '/m/' + encodeURIComponent(meeting) + location.search + location.hash);
     $('join').classList.add('hidden');
     $('meetingView').classList.remove('hidden');
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';

@@ -1,4 +1,4 @@
-// Kiosk mode for a meeting-room PC (/kiosk?key=DEVICE_KEY): waits for the room's next
+// Kiosk mode for a meeting-room PC (/kiosk#key=DEVICE_KEY): waits for the room's next
 // meeting with a clock, joins by itself when it opens, shows the meeting full screen with
 // only a mute button, rejoins after drops, and reports its state to the bridge.
 'use strict';
@@ -16,9 +16,16 @@
       noMedia: 'Cannot open camera/microphone: ' }
   };
   var $ = function (id) { return document.getElementById(id); };
-  var params = new URLSearchParams(location.search);
+  // The key comes in the fragment (never sent to the server: not in proxy logs); an older
+  // link's query works too. It is remembered, then taken out of the address bar.
+  var query = new URLSearchParams(location.search), frag = new URLSearchParams(location.hash.slice(1));
+  var params = { get: function (k) { return frag.get(k) || query.get(k); } };
   var key = params.get('key') || localStorage.getItem('cauhop.kioskKey') || '';
-  if (params.get('key')) localStorage.setItem('cauhop.kioskKey', key);
+  if (params.get('key')) {
+    localStorage.setItem('cauhop.kioskKey', key);
+    frag.delete('key'); query.delete('key');
+    history.replaceState(null, '', location.pathname + (query.toString() ? '?' + query : '') + (frag.toString() ? '#' + frag : ''));
+  }
   var lang = params.get('lang') || 'vi';
   var session = null, stream = null, state = 'waiting', current = null, muted = false, lastLoss = null;
   function t(k) { return (K[lang] || K.vi)[k] || (CAUHOP_STRINGS[lang] || CAUHOP_STRINGS.vi)[k] || k; }

@@ -266,6 +266,9 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many attempts from this address; wait and retry.
     RateLimited,
+    /// The same join link was opened again elsewhere (another tab or PC); this session
+    /// gave way to it. Final: the client does not rejoin by itself.
+    Replaced,
 }
 
 impl ClientMsg {

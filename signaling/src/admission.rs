@@ -289,9 +289,21 @@ impl Access {
             }
             Phase::Lobby | Phase::Open | Phase::Closing => {}
         }
-        let name = match &endpoint {
-            Some(ep) => ep.name.clone(),
-            None => req.name.to_owned(),
+        // A room device is its name; a link naming a person is that person (the roster
+        // and the minutes show who was there, not what someone typed).
+        let name = match (&endpoint, person_id) {
+            (Some(ep), _) => ep.name.clone(),
+            (None, Some(pid)) => match self.store.person(pid).await {
+                Ok(p) => p.display_name,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(Refusal::new(
+                        ErrorCode::Unauthorized,
+                        "the person this join link names no longer has an account",
+                    ));
+                }
+                Err(e) => return Err(store_failure(&e)),
+            },
+            (None, None) => req.name.to_owned(),
         };
         // A commune is listed under its district; a district or the province under its
         // own name. A parent that cannot be read costs the roster its grouping, not the

@@ -61,6 +61,9 @@ pub struct Options {
     pub join_keys: JoinKeys,
     /// Reverse proxies whose `X-Forwarded-For` names the client (default: loopback).
     pub trusted_proxies: TrustedProxies,
+    /// Participants one meeting admits at once, and the whole bridge.
+    pub max_per_meeting: usize,
+    pub max_participants: usize,
 }
 
 impl Default for Options {
@@ -71,6 +74,9 @@ impl Default for Options {
             secure_cookies: true,
             join_keys: JoinKeys::ephemeral(),
             trusted_proxies: TrustedProxies::default(),
+            // The province meeting is ~270 sites; room for the chair's office and guests.
+            max_per_meeting: 500,
+            max_participants: 2000,
         }
     }
 }

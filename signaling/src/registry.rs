@@ -179,6 +179,11 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// How many are in `meeting` now.
+    pub fn count_in(&self, meeting: &str) -> usize {
+        self.lock().get(meeting).map_or(0, Vec::len)
+    }
+
     pub fn count(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
     }

@@ -406,6 +406,30 @@ async fn handle_text(
                     return Flow::Continue;
                 }
             };
+            // One live session per link: the newest wins (a reloaded tab, a second PC),
+            // the one it replaces is told so and does not come back by itself.
+            let replaced = admitted.jti.as_deref().map_or(0, |jti| {
+                state.registry.eject(
+                    Some(&admitted.room),
+                    |h| h.jti.as_deref() == Some(jti),
+                    ErrorCode::Replaced,
+                    "this join link was opened again elsewhere; this session gave way",
+                )
+            });
+            if replaced == 0 {
+                let (here, all) = (
+                    state.registry.count_in(&admitted.room),
+                    state.registry.count(),
+                );
+                if here >= state.options.max_per_meeting || all >= state.options.max_participants {
+                    warn!(%peer, here, all, "join refused: participant cap reached");
+                    out.send(ServerMsg::error(
+                        ErrorCode::Full,
+                        "the meeting (or the bridge) has as many participants as it admits",
+                    ));
+                    return Flow::Continue;
+                }
+            }
             let id = ParticipantId(state.next_participant.fetch_add(1, Ordering::Relaxed));
             let options = JoinOptions {
                 chair: admitted.role == MeetingRole::Chair,

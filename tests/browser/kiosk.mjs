@@ -1,4 +1,4 @@
-// Kiosk mode in real Chromium: a room PC opens /kiosk?key=… before its meeting, shows the
+// Kiosk mode in real Chromium: a room PC opens /kiosk#key=… before its meeting, shows the
 // next meeting, joins by itself when it opens, receives the chair's video, rejoins after
 // its WebSocket is killed, and reports its health. Usage: node kiosk.mjs BASE USER PASSWORD
 import { launch } from './launch.mjs';
@@ -43,7 +43,7 @@ try {
 
   const kiosk = await (await browser.newContext()).newPage();
   kiosk.on('console', (m) => { if (m.type() === 'error') console.error(`[kiosk] ${m.text()}`); });
-  await kiosk.goto(`${base}/kiosk?key=${encodeURIComponent(setup.key)}`);
+  await kiosk.goto(`${base}/kiosk#key=${encodeURIComponent(setup.key)}`);
   await kiosk.waitForFunction(() => /phòng chống thiên tai/.test(document.getElementById('next').textContent), null, { timeout: 8000 });
   result.waitingText = await kiosk.textContent('#next');
   // The kiosk polls every 15 s: it must be in by then after the start.

@@ -286,7 +286,8 @@ pub struct IssuedLink {
     pub link: JoinLink,
     /// The signed token (JWT).
     pub token: String,
-    /// Path of the join page with the token; prefix the bridge's address.
+    /// Path of the join page with the token in the fragment (`/m/12#t=…`); prefix the
+    /// bridge's address.
     pub url: String,
 }
 
@@ -351,7 +352,9 @@ async fn issue(state: &AppState, m: &Meeting, req: NewLink) -> Result<IssuedLink
             iat: now.0,
         })
         .map_err(ApiError::Internal)?;
-    let url = format!("/m/{}?t={token}", m.id);
+    // In the fragment: browsers never send it, so the token stays out of proxy logs and
+    // `Referer`; the page takes it out of the address bar.
+    let url = format!("/m/{}#t={token}", m.id);
     Ok(IssuedLink { link, token, url })
 }
 
