@@ -35,6 +35,8 @@ pub struct AgentConfig {
     /// ...unless the last one is younger than this.
     pub check_max_age: Duration,
     pub check_plan: Plan,
+    /// What the agent trusts in the bridge's certificate (`None`: the public web's roots).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl AgentConfig {
@@ -52,6 +54,7 @@ impl AgentConfig {
             check_lead: Duration::from_secs(15 * 60),
             check_max_age: Duration::from_secs(30 * 60),
             check_plan: Plan::default(),
+            tls: None,
         }
     }
 }
@@ -86,7 +89,10 @@ pub async fn run(
     status: Arc<Mutex<AgentStatus>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client = BridgeClient::new(&cfg.bridge, &cfg.key);
+    let client = match &cfg.tls {
+        Some(tls) => BridgeClient::with_tls(&cfg.bridge, &cfg.key, tls.clone()),
+        None => BridgeClient::new(&cfg.bridge, &cfg.key),
+    };
     let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max);
     let mut rejoin = Backoff::new(cfg.backoff_base, cfg.rejoin_max);
     let mut session: Option<Session> = None;
@@ -180,7 +186,9 @@ pub async fn run(
                     }
                     Action::Join(id) => {
                         set(&status, |s| s.state = "joining");
-                        match join(&client.ws_url(), client.key(), id, &cfg.media).await {
+                        match join(&client.ws_url(), client.key(), id, &cfg.media, client.tls())
+                            .await
+                        {
                             Ok(s) => {
                                 let participant = s.view.borrow().participant.clone();
                                 info!(meeting = id, %participant, "joined the meeting");

@@ -1,5 +1,6 @@
 //! The bridge's device API, as the agent sees it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -49,20 +50,36 @@ pub struct BridgeClient {
     base: String,
     key: String,
     http: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl BridgeClient {
-    /// `base`: the bridge's address, e.g. `https://cauhop.laocai.gov.vn`.
+    /// `base`: the bridge's address, e.g. `https://cauhop.laocai.gov.vn`, trusted through
+    /// the public web's roots.
     pub fn new(base: &str, key: &str) -> Self {
+        let tls = crate::tls::client_config(None)
+            .expect("the web roots alone always make a TLS configuration");
+        Self::with_tls(base, key, tls)
+    }
+
+    /// As [`new`](Self::new), trusting what `tls` trusts (e.g. a province's own CA).
+    pub fn with_tls(base: &str, key: &str, tls: Arc<rustls::ClientConfig>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .use_preconfigured_tls((*tls).clone())
             .build()
             .unwrap_or_default();
         Self {
             base: base.trim_end_matches('/').to_owned(),
             key: key.to_owned(),
             http,
+            tls,
         }
+    }
+
+    /// What the WebSocket to the bridge trusts: the same as the device API.
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        self.tls.clone()
     }
 
     pub fn key(&self) -> &str {
@@ -71,15 +88,7 @@ impl BridgeClient {
 
     /// The bridge runs on this machine (a demo, or tests): loopback media is fine.
     pub fn is_local(&self) -> bool {
-        let Ok(url) = reqwest::Url::parse(&self.base) else {
-            return false;
-        };
-        let host = url.host_str().unwrap_or("");
-        host == "localhost"
-            || host
-                .trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        crate::tls::is_loopback_url(&self.base)
     }
 
     /// The WebSocket URL of the bridge.

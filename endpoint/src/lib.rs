@@ -13,6 +13,7 @@ pub mod media;
 pub mod mixer;
 pub mod session;
 pub mod settings;
+pub mod tls;
 pub mod tone;
 
 pub use backoff::Backoff;

@@ -41,6 +41,14 @@ struct Common {
     /// The bridge's address, e.g. https://cauhop.example.gov.vn
     #[arg(long, env = "CAUHOP_BRIDGE", global = true)]
     bridge: Option<String>,
+    /// PEM file of the CA that signed the bridge's certificate, when a province issues its
+    /// own (trusted besides the public web's roots).
+    #[arg(long, env = "CAUHOP_CA_FILE", global = true)]
+    ca_file: Option<std::path::PathBuf>,
+    /// Allow http:// to a bridge on another machine (a closed test network only: the
+    /// room's key would cross the network in clear).
+    #[arg(long, global = true)]
+    insecure: bool,
     /// This room's device key (from the admin page, "Thiết bị phòng họp").
     #[arg(long, env = "CAUHOP_DEVICE_KEY", hide_env_values = true, global = true)]
     key: Option<String>,
@@ -76,6 +84,8 @@ fn settings(c: Common) -> anyhow::Result<Settings> {
         Overrides {
             bridge: c.bridge,
             key: c.key,
+            ca_file: c.ca_file,
+            insecure: c.insecure,
             video: c.video,
             audio: c.audio,
             video_out: c.video_out,
@@ -103,11 +113,12 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let s = settings(cli.common)?;
+    let tls = cauhop_endpoint::tls::client_config(s.ca_file.as_deref())?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Check => {
-                let client = BridgeClient::new(&s.bridge, &s.key);
+                let client = BridgeClient::with_tls(&s.bridge, &s.key, tls.clone());
                 let f = check::run(&client, s.media.media_via, Plan::default()).await?;
                 let (v, why) = judge(&f);
                 print!("{}", render(&f, v, &why));
@@ -116,7 +127,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Run => {
                 let mut cfg = AgentConfig::new(&s.bridge, &s.key);
                 cfg.media = s.media;
-                cfg.media.loopback_only = BridgeClient::new(&s.bridge, &s.key).is_local();
+                cfg.media.loopback_only = cauhop_endpoint::tls::is_loopback_url(&s.bridge);
+                cfg.tls = Some(tls.clone());
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 let status = Arc::new(Mutex::new(AgentStatus::default()));
                 let agent = tokio::spawn(run(cfg, status, rx));

@@ -68,10 +68,12 @@ pub async fn join(
     key: &str,
     meeting: i64,
     media: &MediaConfig,
+    tls: std::sync::Arc<rustls::ClientConfig>,
 ) -> anyhow::Result<Session> {
+    let connector = tokio_tungstenite::Connector::Rustls(tls);
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(ws_url),
+        tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, Some(connector)),
     )
     .await
     .map_err(|_| anyhow::anyhow!("no WebSocket connection within 10 s"))??;

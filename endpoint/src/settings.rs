@@ -64,6 +64,12 @@ impl FromStr for AudioIn {
 pub struct FileSettings {
     pub bridge: Option<String>,
     pub key: Option<String>,
+    /// PEM certificates of the CA that signed the bridge's certificate (a province's own
+    /// CA), trusted besides the public web's.
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` to a bridge that is not on this machine (a closed test network).
+    #[serde(default)]
+    pub insecure: bool,
     #[serde(default)]
     pub media: FileMedia,
 }
@@ -89,6 +95,8 @@ impl FileSettings {
 pub struct Overrides {
     pub bridge: Option<String>,
     pub key: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure: bool,
     pub video: Option<String>,
     pub audio: Option<String>,
     pub video_out: Option<String>,
@@ -100,6 +108,7 @@ pub struct Overrides {
 pub struct Settings {
     pub bridge: String,
     pub key: String,
+    pub ca_file: Option<PathBuf>,
     pub media: MediaConfig,
 }
 
@@ -124,6 +133,18 @@ pub fn resolve(file: FileSettings, flags: Overrides) -> Result<Settings, Setting
             reason: format!("{bridge:?} must start with https:// (or http:// on a test network)"),
         });
     }
+    let insecure = flags.insecure || file.insecure;
+    if bridge.starts_with("http://") && !crate::tls::is_loopback_url(&bridge) && !insecure {
+        return Err(SettingsError::Invalid {
+            field: "bridge",
+            reason: format!(
+                "{bridge:?}: plain http:// would send this room's key across the network in \
+                 clear; use https:// (with ca_file for a private certificate), or --insecure \
+                 on a closed test network"
+            ),
+        });
+    }
+    let ca_file = flags.ca_file.or(file.ca_file);
     let key = flags
         .key
         .or(file.key)
@@ -157,7 +178,12 @@ pub fn resolve(file: FileSettings, flags: Overrides) -> Result<Settings, Setting
         media_via: addr("via", flags.via.or(m.via))?,
         ..MediaConfig::default()
     };
-    Ok(Settings { bridge, key, media })
+    Ok(Settings {
+        bridge,
+        key,
+        ca_file,
+        media,
+    })
 }
 
 #[cfg(test)]
@@ -202,6 +228,32 @@ mod tests {
             s.media.audio_out,
             Some("127.0.0.1:6000".parse().expect("a"))
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine_or_when_told() {
+        let with = |bridge: &str, insecure: bool| {
+            resolve(
+                FileSettings::default(),
+                Overrides {
+                    bridge: Some(bridge.into()),
+                    key: Some("k".into()),
+                    insecure,
+                    ..Default::default()
+                },
+            )
+        };
+        let refused = with("http://10.0.0.5:8080", false).expect_err("refused");
+        assert!(refused.to_string().contains("in clear"), "{refused}");
+        assert!(with("http://10.0.0.5:8080", true).is_ok());
+        assert!(with("http://127.0.0.1:8080", false).is_ok());
+        assert!(with("https://cauhop.example.gov.vn", false).is_ok());
+        let file = FileSettings::parse(
+            "bridge = \"http://10.0.0.5\"\nkey = \"k\"\ninsecure = true\nca_file = \"/etc/cauhop/ca.pem\"\n",
+        )
+        .expect("file");
+        let s = resolve(file, Overrides::default()).expect("insecure in the file");
+        assert_eq!(s.ca_file, Some(PathBuf::from("/etc/cauhop/ca.pem")));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod profiles;
 pub mod reception;
 pub mod signal;
 pub mod sim_peer;
+pub mod tls_front;
 pub mod vp8_shape;
 
 /// Wait until `cond` holds, polling every 50 ms; `Err` with `what` after `timeout`.

@@ -1,0 +1,127 @@
+//! The room agent over HTTPS and WSS (rustls): it joins its meeting through a TLS front
+//! whose certificate a CA of the province's own signed, when given that CA's file; it
+//! cannot reach the same bridge without it (the certificate is not trusted); and it
+//! refuses plain http:// to a bridge on another machine.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as Wall};
+
+use cauhop_endpoint::agent::{AgentConfig, AgentStatus, run};
+use cauhop_endpoint::settings::{FileSettings, Overrides, resolve};
+use cauhop_signaling::{Options, room_of};
+use cauhop_store::Instant;
+use cauhop_store::model::*;
+use cauhop_tests::bridge::Bridge;
+use cauhop_tests::tls_front::TlsFront;
+
+fn config(url: &str, key: &str) -> AgentConfig {
+    AgentConfig {
+        poll: Duration::from_millis(300),
+        health_every: Duration::from_millis(500),
+        backoff_base: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(1),
+        link_check: false,
+        ..AgentConfig::new(url, key)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_joins_over_https_with_the_provinces_ca_and_not_without() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let bridge = Bridge::start_with(Options::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let front = TlsFront::start(bridge.http, dir.path()).await?;
+    let store = &bridge.store;
+    let p = store
+        .create_site(&NewSite {
+            code: "P".into(),
+            name: "Tỉnh".into(),
+            kind: SiteKind::Province,
+            parent_id: None,
+            down_kbps: 10_000,
+            up_kbps: 10_000,
+        })
+        .await?;
+    let room = store
+        .create_endpoint(&NewEndpoint {
+            site_id: p.id,
+            name: "Phòng họp tỉnh".into(),
+        })
+        .await?;
+    let start = Instant::now().plus(-30);
+    let m = store
+        .create_meeting(
+            &NewMeeting {
+                title: "Giao ban".into(),
+                agenda: String::new(),
+                starts_at: start,
+                ends_at: start.plus(600),
+                rrule: None,
+                chair_site_id: p.id,
+                roster: vec![],
+            },
+            None,
+        )
+        .await?;
+
+    // Without the province's CA: the certificate is refused, nothing joins.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let untrusting = Arc::new(Mutex::new(AgentStatus::default()));
+    let agent = tokio::spawn(run(
+        config(&front.url, &room.key),
+        untrusting.clone(),
+        stop_rx,
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_tx.send(true);
+    let _ = agent.await;
+    let s = untrusting
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(
+        bridge.state.registry.members(&room_of(m.id)).is_empty(),
+        "joined through an untrusted certificate"
+    );
+    let why = s.last_error.unwrap_or_default();
+    eprintln!("without the CA: {why}");
+    assert!(!why.is_empty(), "no error reported without the CA");
+
+    // With it: the device API and the WebSocket both go over TLS, and the room joins.
+    let mut cfg = config(&front.url, &room.key);
+    cfg.tls = Some(cauhop_endpoint::tls::client_config(Some(&front.ca_file))?);
+    cfg.media.loopback_only = true;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let status = Arc::new(Mutex::new(AgentStatus::default()));
+    let agent = tokio::spawn(run(cfg, status.clone(), stop_rx));
+    let t0 = Wall::now();
+    let mut joined = false;
+    while t0.elapsed() < Duration::from_secs(15) {
+        if !bridge.state.registry.members(&room_of(m.id)).is_empty() {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = agent.await;
+    assert!(
+        joined,
+        "the agent did not join over HTTPS: {:?}",
+        status.lock().map(|s| s.clone())
+    );
+    eprintln!("joined over HTTPS after {:?}", t0.elapsed());
+
+    // Plain http:// to another machine is refused before anything is sent.
+    let refused = resolve(
+        FileSettings::default(),
+        Overrides {
+            bridge: Some("http://192.0.2.10:8080".into()),
+            key: Some(room.key.clone()),
+            ..Default::default()
+        },
+    )
+    .expect_err("http:// to another machine");
+    assert!(refused.to_string().contains("in clear"), "{refused}");
+    Ok(())
+}
