@@ -16,6 +16,8 @@
 
 mod config;
 mod error;
+#[cfg(test)]
+mod hostile_input_tests;
 mod io;
 mod peer;
 pub mod policy;

@@ -208,6 +208,7 @@ const MARK_VIDEO: u8 = b'V';
 /// Length of the VP8 payload descriptor written here (X, 15-bit PictureID, TL0PICIDX).
 const VP8_DESCRIPTOR: usize = 5;
 const STEP: Duration = Duration::from_millis(2);
+const SFU_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
 
 fn client_addr(i: usize) -> SocketAddr {
     let ip = Ipv4Addr::from(0x0a01_0000 + i as u32 + 10);
@@ -217,9 +218,8 @@ fn client_addr(i: usize) -> SocketAddr {
 impl Sim {
     pub fn new(seed: u64) -> Self {
         let now = Instant::now();
-        let sfu = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
         Self {
-            core: Rooms::new(vec![sfu]),
+            core: Rooms::new(vec![SFU_ADDR]),
             now,
             start: now,
             clients: Vec::new(),
@@ -233,6 +233,16 @@ impl Sim {
             phase: 0,
             core_hook: None,
         }
+    }
+
+    /// Where client `i` sends from (tests inject datagrams "from" it).
+    pub fn client_addr(&self, i: usize) -> SocketAddr {
+        client_addr(i)
+    }
+
+    /// The SFU's media address in the simulation.
+    pub fn sfu_addr(&self) -> SocketAddr {
+        SFU_ADDR
     }
 
     /// Simulated time since the start.
