@@ -168,3 +168,88 @@ fn the_room_core_takes_any_datagram_and_the_meeting_goes_on() {
         );
     }
 }
+
+/// A STUN binding request naming `ufrag`, with a MESSAGE-INTEGRITY made without the
+/// session's password: a forgery that parses.
+fn forged_check(ufrag: &str) -> Vec<u8> {
+    let name = format!("{ufrag}:someone");
+    let mut attr = Vec::new();
+    attr.extend(0x0006u16.to_be_bytes());
+    attr.extend((name.len() as u16).to_be_bytes());
+    attr.extend(name.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    // PRIORITY, which a check must carry (RFC 8445 7.1.1).
+    attr.extend(0x0024u16.to_be_bytes());
+    attr.extend(4u16.to_be_bytes());
+    attr.extend(0x6e00_1effu32.to_be_bytes());
+    attr.extend(0x0008u16.to_be_bytes());
+    attr.extend(20u16.to_be_bytes());
+    attr.extend([0x5au8; 20]);
+    let mut d = vec![0x00, 0x01];
+    d.extend((attr.len() as u16).to_be_bytes());
+    d.extend([0x21, 0x12, 0xa4, 0x42]);
+    d.extend([9u8; 12]);
+    d.extend(attr);
+    d
+}
+
+/// Junk from addresses the core does not know costs one lookup and asks no session
+/// (before, each such datagram asked every session on the server); a check naming a
+/// session asks that one only, and a forged one admits nothing.
+#[test]
+fn strangers_datagrams_ask_no_session_and_a_named_check_asks_one() {
+    let mut s = Sim::new(11);
+    for i in 0..6 {
+        s.join(ClientSpec {
+            chair: i == 0,
+            level: if i == 0 { 30 } else { 127 },
+            ..ClientSpec::site("room")
+        })
+        .expect("joins");
+    }
+    s.run_until(Duration::from_secs(10), |s| {
+        s.clients.iter().all(|c| c.connected.is_some())
+    })
+    .expect("every site connects");
+    let to = s.sfu_addr();
+    let before = s.core.asked();
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        ..Config::default()
+    });
+    let core = RefCell::new(&mut s.core);
+    let now = s.now;
+    runner
+        .run(&(1u16..60000, datagram()), |(port, d)| {
+            let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 3)), port);
+            // Unless it happens to be a check naming a real session (it cannot here: the
+            // ufrags are random), nobody claims it.
+            prop_assert!(!core.borrow_mut().receive(now, from, to, &d));
+            Ok(())
+        })
+        .expect("strangers' datagrams are refused");
+    assert_eq!(
+        s.core.asked(),
+        before,
+        "a stranger's datagram asked a session whether it was its own"
+    );
+    let target = s.clients[3].id;
+    let ufrag = s.core.ufrag_of(target).expect("a session has a ufrag");
+    let stranger = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 4)), 5555);
+    let now = s.now;
+    assert!(
+        !s.core.receive(now, stranger, to, &forged_check(&ufrag)),
+        "a check with no valid integrity is refused"
+    );
+    assert_eq!(
+        s.core.asked(),
+        before + 1,
+        "the named session alone was asked"
+    );
+    // The meeting goes on.
+    s.run(Duration::from_secs(2));
+    let chair = s.clients[0].id.0;
+    assert!(s.heard(3, Duration::from_millis(500)).contains(&chair));
+}

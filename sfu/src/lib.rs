@@ -18,6 +18,7 @@ mod config;
 mod error;
 #[cfg(test)]
 mod hostile_input_tests;
+mod ice_ufrag;
 mod io;
 mod peer;
 pub mod policy;

@@ -26,6 +26,7 @@ use str0m::rtp::Ssrc;
 use tracing::{debug, info};
 
 use crate::SfuError;
+use crate::ice_ufrag;
 use crate::peer::{Peer, Propagated, PublishedLayers, SlotChoice};
 use crate::policy::allocator::{Priority, VideoSource, layer_for_tile};
 use crate::policy::budget::site_shares;
@@ -83,6 +84,11 @@ pub struct Rooms {
     rooms: HashMap<Arc<str>, Room>,
     pub(crate) dirty: HashSet<ParticipantId>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
+    /// Each session's ICE ufrag: how a STUN check from a new address finds its session.
+    by_ufrag: HashMap<String, ParticipantId>,
+    /// How many times a session was asked whether a datagram is its own (a hostile
+    /// sender must not make this grow with the number of sessions).
+    asked: u64,
     /// Publishers whose audio is silent now and not forwarded (`SpeakerDetector::audible`).
     silent: HashSet<ParticipantId>,
     /// Per publisher, how often its audio resumed: each resumption is a new source to the
@@ -113,6 +119,8 @@ impl Rooms {
             rooms: HashMap::new(),
             dirty: HashSet::new(),
             by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            asked: 0,
             silent: HashSet::new(),
             audio_epoch: HashMap::new(),
             candidates,
@@ -191,6 +199,7 @@ impl Rooms {
         );
         peer.shard = self.joined;
         self.joined += 1;
+        self.by_ufrag.insert(peer.local_ufrag(), participant);
         self.rooms
             .entry(name)
             .or_insert_with(Room::new)
@@ -216,8 +225,21 @@ impl Rooms {
         let result = p.handle_offer(sdp);
         if matches!(result, Ok(OfferOutcome::Answer(_))) {
             self.dirty.insert(participant);
+            self.refresh_ufrag(participant);
         }
         result
+    }
+
+    /// Re-read a session's ICE ufrag after a negotiation (an ICE restart changes it).
+    fn refresh_ufrag(&mut self, participant: ParticipantId) {
+        let Some(p) = self.peers.get_mut(&participant) else {
+            return;
+        };
+        let ufrag = p.local_ufrag();
+        if self.by_ufrag.get(&ufrag) != Some(&participant) {
+            self.by_ufrag.retain(|_, id| *id != participant);
+            self.by_ufrag.insert(ufrag, participant);
+        }
     }
 
     pub fn answer(
@@ -232,6 +254,7 @@ impl Rooms {
             .ok_or_else(|| SfuError::UnknownParticipant(participant.to_string()))?;
         let result = p.handle_answer(now, sdp);
         self.dirty.insert(participant);
+        self.refresh_ufrag(participant);
         result
     }
 
@@ -289,6 +312,21 @@ impl Rooms {
         self.peers.is_empty()
     }
 
+    /// Times a session was asked whether a datagram was its own.
+    #[cfg(test)]
+    pub(crate) fn asked(&self) -> u64 {
+        self.asked
+    }
+
+    /// The ICE ufrag a session's checks name.
+    #[cfg(test)]
+    pub(crate) fn ufrag_of(&self, participant: ParticipantId) -> Option<String> {
+        self.by_ufrag
+            .iter()
+            .find(|(_, id)| **id == participant)
+            .map(|(u, _)| u.clone())
+    }
+
     /// Hand a datagram to the peer it belongs to; `false` if nobody claims it. As with
     /// str0m, drain [`Rooms::poll_output`] before the next input: a peer's output left
     /// unpolled is lost.
@@ -311,27 +349,25 @@ impl Rooms {
         };
         let input = str0m::Input::Receive(now, receive);
         // Remember which peer owns a remote address, so the per-packet lookup is one hash
-        // probe instead of asking every peer on the server; `accepts` still confirms it.
-        let cached = self
-            .by_addr
-            .get(&source)
-            .copied()
-            .filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
-        let id = match cached {
-            Some(id) => id,
-            None => {
-                let Some(id) = self
-                    .peers
-                    .values()
-                    .find(|p| p.accepts(&input))
-                    .map(|p| p.id)
-                else {
-                    return false;
-                };
-                self.by_addr.insert(source, id);
-                id
-            }
+        // probe; `accepts` still confirms it. A new address is admitted only by a STUN
+        // check naming a session's ufrag (`ice_ufrag.rs`): ICE sends one before any media,
+        // and junk from strangers then costs one lookup, not a question to every session.
+        let known = self.by_addr.get(&source).copied();
+        // A STUN check names its session outright (an address can pass from an ended
+        // session to a new one behind the same NAT); anything else goes by the address.
+        let named = ice_ufrag::local_ufrag(data)
+            .and_then(|u| self.by_ufrag.get(u))
+            .copied();
+        let Some(id) = named.or(known) else {
+            return false;
         };
+        self.asked += 1;
+        if !self.peers.get(&id).is_some_and(|p| p.accepts(&input)) {
+            return false;
+        }
+        if known != Some(id) {
+            self.by_addr.insert(source, id);
+        }
         let Some(peer) = self.peers.get_mut(&id) else {
             return false;
         };
@@ -459,6 +495,7 @@ impl Rooms {
         };
         info!(%participant, room = %peer.room, "left media room");
         self.by_addr.retain(|_, id| *id != participant);
+        self.by_ufrag.retain(|_, id| *id != participant);
         self.silent.remove(&participant);
         self.audio_epoch.remove(&participant);
         self.dirty.remove(&participant);

@@ -251,6 +251,12 @@ impl Peer {
         self.rtc.accepts(input)
     }
 
+    /// Our ICE ufrag for this session: the name its STUN checks carry. It changes when
+    /// the client restarts ICE (a new offer), so the room re-reads it after negotiating.
+    pub(crate) fn local_ufrag(&mut self) -> String {
+        self.rtc.direct_api().local_ice_credentials().ufrag
+    }
+
     pub(crate) fn send_event(&mut self, e: SfuEvent) {
         self.outbox.push_back(e);
     }
