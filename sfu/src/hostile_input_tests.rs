@@ -253,3 +253,55 @@ fn strangers_datagrams_ask_no_session_and_a_named_check_asks_one() {
     let chair = s.clients[0].id.0;
     assert!(s.heard(3, Duration::from_millis(500)).contains(&chair));
 }
+
+/// A client sending view changes as fast as it can: its room is decided at most once a
+/// second more than the regular ticks would, and its last choice still takes effect by
+/// the next tick (here: audio only, so its video slot goes quiet).
+#[test]
+fn a_view_flood_costs_one_extra_decision_a_second_and_the_last_view_wins() {
+    let mut s = Sim::new(13);
+    s.join(ClientSpec {
+        chair: true,
+        level: 30,
+        ..ClientSpec::site("room")
+    })
+    .expect("chair joins");
+    for _ in 0..3 {
+        s.join(ClientSpec::site("room")).expect("site joins");
+    }
+    s.run_until(Duration::from_secs(10), |s| {
+        s.clients.iter().all(|c| c.connected.is_some())
+    })
+    .expect("every site connects");
+    s.run(Duration::from_secs(3));
+    assert!(
+        s.in_slot(1, "v0", Duration::from_millis(300)).is_some(),
+        "site 1 sees the chair before the flood"
+    );
+    let quiet = s.core.decisions();
+    s.run(Duration::from_secs(1));
+    let per_second = s.core.decisions() - quiet;
+    let start = s.core.decisions();
+    let flooder = s.clients[1].id;
+    for n in 0..500u32 {
+        let view = crate::types::ViewHints {
+            audio_only: n % 2 == 1,
+            ..Default::default()
+        };
+        s.set_view(1, view);
+        // One view per 2 ms step, as fast as the simulation steps.
+        s.run(Duration::from_millis(2));
+    }
+    let flood = s.core.decisions() - start;
+    assert!(
+        flood <= per_second + 2,
+        "500 views in a second made {flood} room decisions, against {per_second} without"
+    );
+    // The last view (audio only) holds by the next tick: no more video to site 1.
+    s.run(Duration::from_millis(600));
+    assert_eq!(
+        s.in_slot(1, "v0", Duration::from_millis(300)),
+        None,
+        "site {flooder} chose audio only last and still gets video"
+    );
+}

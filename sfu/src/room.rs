@@ -39,6 +39,13 @@ use crate::types::{
 /// How often every subscriber's slots and allocation and every room's speaker are
 /// re-evaluated. A capacity drop must be acted on well within half a second.
 pub const ALLOCATE_EVERY: Duration = Duration::from_millis(100);
+/// A view change is decided at once (the user sees their own choice take effect) at most
+/// this often per participant, and not when the room was decided less than
+/// [`VIEW_ROOM_GAP`] ago; other view changes wait for the next room tick
+/// ([`ALLOCATE_EVERY`]). A client sending views as fast as it can then costs its room at
+/// most one extra decision a second, not one per message.
+pub const VIEW_DECIDE_EVERY: Duration = Duration::from_secs(1);
+pub const VIEW_ROOM_GAP: Duration = Duration::from_millis(50);
 /// How often uplink grades are sampled (str0m's stats interval).
 const QUALITY_EVERY: Duration = Duration::from_secs(1);
 /// Fewer sessions to poll than this are polled on the calling thread: waking the
@@ -64,6 +71,8 @@ struct Room {
     floor: Option<ParticipantId>,
     /// Which subscribers' slots take packets from each source: (subscriber, slot).
     routes: HashMap<TrackKey, Vec<(ParticipantId, usize)>>,
+    /// When slots and allocation were last decided.
+    decided_at: Option<Instant>,
 }
 
 impl Room {
@@ -74,6 +83,7 @@ impl Room {
             recent: Vec::new(),
             floor: None,
             routes: HashMap::new(),
+            decided_at: None,
         }
     }
 }
@@ -107,6 +117,10 @@ pub struct Rooms {
     pool: Option<rayon::ThreadPool>,
     /// Sessions ever joined: the next one's shard.
     joined: usize,
+    /// When each participant's view change was last decided at once (`view`).
+    view_decided: HashMap<ParticipantId, Instant>,
+    /// Room decisions made (slots and allocation), for tests of what input costs.
+    decisions: u64,
     /// Fewer sessions due at once than this are polled on the calling thread.
     parallel_from: usize,
 }
@@ -132,6 +146,8 @@ impl Rooms {
             batch: Vec::new(),
             pool: None,
             joined: 0,
+            view_decided: HashMap::new(),
+            decisions: 0,
             parallel_from: PARALLEL_FROM,
         }
     }
@@ -275,7 +291,20 @@ impl Rooms {
         debug!(%participant, ?hints, "view changed");
         p.set_view(hints, now);
         let room = p.room.clone();
-        self.decide_room(now, &room);
+        let mine_recently = self
+            .view_decided
+            .get(&participant)
+            .is_some_and(|t| now.saturating_duration_since(*t) < VIEW_DECIDE_EVERY);
+        let room_recently = self
+            .rooms
+            .get(&room)
+            .and_then(|r| r.decided_at)
+            .is_some_and(|t| now.saturating_duration_since(t) < VIEW_ROOM_GAP);
+        // Otherwise the next room tick (within ALLOCATE_EVERY) applies it.
+        if !mine_recently && !room_recently {
+            self.view_decided.insert(participant, now);
+            self.decide_room(now, &room);
+        }
     }
 
     /// Who holds the floor in `room` (`None`: nobody in particular).
@@ -310,6 +339,12 @@ impl Rooms {
 
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
+    }
+
+    /// Room decisions made so far.
+    #[cfg(test)]
+    pub(crate) fn decisions(&self) -> u64 {
+        self.decisions
     }
 
     /// Times a session was asked whether a datagram was its own.
@@ -496,6 +531,7 @@ impl Rooms {
         info!(%participant, room = %peer.room, "left media room");
         self.by_addr.retain(|_, id| *id != participant);
         self.by_ufrag.retain(|_, id| *id != participant);
+        self.view_decided.remove(&participant);
         self.silent.remove(&participant);
         self.audio_epoch.remove(&participant);
         self.dirty.remove(&participant);
@@ -632,6 +668,10 @@ impl Rooms {
 
     /// Slots, allocation, routes and publishers' layers of one room, decided now.
     fn decide_room(&mut self, now: Instant, room: &Arc<str>) {
+        self.decisions += 1;
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.decided_at = Some(now);
+        }
         self.assign_slots(now, room);
         // Measured once per decision: the allocation prices them, the publishers are
         // told which of them anyone uses.
@@ -999,5 +1039,50 @@ mod offer_tests {
             (2..=7).contains(&offers),
             "{offers} offers in 5 s to a client whose answers are all refused"
         );
+    }
+}
+
+#[cfg(test)]
+mod publish_cap_tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use str0m::RtcConfig;
+    use str0m::media::{Direction, MediaKind};
+
+    use super::*;
+
+    /// A client offering more tracks than a participant may publish is refused with a
+    /// reason, before any of them costs the bridge a stream; four are accepted.
+    #[test]
+    fn a_participant_publishes_at_most_four_tracks() {
+        let now = Instant::now();
+        let sfu = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
+        let mut core = Rooms::new(vec![sfu]);
+        let offer_of = |tracks: usize| {
+            let mut client = RtcConfig::new().build(now);
+            let mut api = client.sdp_api();
+            for i in 0..tracks {
+                let kind = if i % 2 == 0 {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                api.add_media(kind, Direction::SendOnly, None, None, None);
+            }
+            let (offer, _) = api.apply().expect("an offer");
+            offer.to_sdp_string()
+        };
+        core.join(now, "r", ParticipantId(1), JoinOptions::default())
+            .expect("join");
+        match core.offer(ParticipantId(1), &offer_of(40)) {
+            Err(SfuError::BadSdp(why)) => assert!(why.contains("at most 4"), "{why}"),
+            other => panic!("40 tracks accepted: {other:?}"),
+        }
+        core.join(now, "r", ParticipantId(2), JoinOptions::default())
+            .expect("join");
+        assert!(matches!(
+            core.offer(ParticipantId(2), &offer_of(4)),
+            Ok(OfferOutcome::Answer(_))
+        ));
     }
 }

@@ -193,6 +193,13 @@ impl Peer {
         if !sdp.contains("a=fingerprint:") {
             return Err(SfuError::BadSdp("missing a=fingerprint".into()));
         }
+        let (sections, sending) = media_sections(sdp);
+        if sending > MAX_PUBLISHED || sections > MAX_SECTIONS {
+            return Err(SfuError::BadSdp(format!(
+                "{sending} sending m-lines of {sections}: at most {MAX_PUBLISHED} tracks \
+                 published (voice, camera, screen and a spare) in at most {MAX_SECTIONS} m-lines"
+            )));
+        }
         let result = self.rtc.sdp_api().accept_offer(offer);
         match result {
             Ok(answer) => {
@@ -466,5 +473,63 @@ impl Peer {
             .iter()
             .filter(|s| s.kind == MediaKind::Video)
             .flat_map(|s| s.target.into_iter().chain(s.current))
+    }
+}
+
+/// Tracks one participant may publish: a voice, a camera, a screen, and one spare (a
+/// second camera in a studio). More is a client gone wrong or a hostile one: each track
+/// costs the bridge a stream, a place in every allocation and a route.
+pub(crate) const MAX_PUBLISHED: usize = 4;
+/// M-lines one session may hold: its own tracks and the bridge's slots, with room to
+/// spare for m-lines a client stopped but keeps in its SDP.
+pub(crate) const MAX_SECTIONS: usize = 32;
+
+/// The media sections of an offer, and how many of them the client sends on
+/// (`sendrecv` or `sendonly`, not rejected with port 0).
+fn media_sections(sdp: &str) -> (usize, usize) {
+    let (mut sections, mut sending) = (0, 0);
+    let mut current: Option<(bool, bool)> = None; // (rejected, sends)
+    let close = |c: Option<(bool, bool)>, sending: &mut usize| {
+        if let Some((rejected, sends)) = c
+            && !rejected
+            && sends
+        {
+            *sending += 1;
+        }
+    };
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            close(current.take(), &mut sending);
+            sections += 1;
+            let rejected = m.split_whitespace().nth(1) == Some("0");
+            // Without a direction attribute a section is sendrecv (RFC 8866 6.7).
+            current = Some((rejected, true));
+        } else if let Some((_, sends)) = current.as_mut() {
+            match line {
+                "a=recvonly" | "a=inactive" => *sends = false,
+                "a=sendrecv" | "a=sendonly" => *sends = true,
+                _ => {}
+            }
+        }
+    }
+    close(current, &mut sending);
+    (sections, sending)
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::media_sections;
+
+    #[test]
+    fn sending_sections_are_counted_by_direction() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n\
+                   m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+        // audio sendrecv, video sendonly, and the last audio with no direction: 3 send;
+        // recvonly and the rejected (port 0) section do not.
+        assert_eq!(media_sections(sdp), (5, 3));
+        assert_eq!(media_sections(""), (0, 0));
     }
 }
