@@ -256,6 +256,9 @@ pub async fn run(
 
     // 1. Echoes: RTT and loss each way.
     let mut rtts = Vec::new();
+    // The bridge's cookie from its echo replies: a download train needs it (proof that
+    // this address receives what the bridge sends).
+    let mut cookie: Option<Vec<u8>> = None;
     let mut tick = tokio::time::interval(plan.echo_every);
     let mut sent = 0u32;
     let mut last_sent = Instant::now();
@@ -266,17 +269,21 @@ pub async fn run(
         }
         tokio::select! {
             _ = tick.tick(), if sent < plan.echoes => {
-                let p = probe::packet(probe::ECHO, &token, sent, us(Instant::now()), &[], plan.echo_size);
+                let size = plan.echo_size.max(probe::MIN_ECHO);
+                let p = probe::packet(probe::ECHO, &token, sent, us(Instant::now()), &[], size);
                 sock.send(&p).await?;
                 sent += 1;
                 last_sent = Instant::now();
             }
             r = sock.recv(&mut buf) => {
                 let n = r?;
-                if let Some((h, _)) = probe::parse(&buf[..n])
+                if let Some((h, body)) = probe::parse(&buf[..n])
                     && h.kind == probe::ECHO_REPLY
                 {
                     rtts.push((us(Instant::now()).saturating_sub(h.time_us)) as f64 / 1000.0);
+                    if let Some(c) = body.get(4..4 + probe::COOKIE_LEN) {
+                        cookie = Some(c.to_vec());
+                    }
                 }
             }
             _ = tokio::time::sleep(straggler_wait) => {}
@@ -338,6 +345,7 @@ pub async fn run(
     body.extend_from_slice(&plan.train_kbps.to_be_bytes());
     body.extend_from_slice(&(plan.train_time.as_millis() as u32).to_be_bytes());
     body.extend_from_slice(&(size as u16).to_be_bytes());
+    body.extend_from_slice(cookie.as_deref().unwrap_or_default());
     let (mut bytes, mut packets) = (0u64, 0u32);
     let (mut first, mut last) = (None, None);
     for attempt in 0..3u32 {

@@ -9,8 +9,11 @@ pub const TOKEN_LEN: usize = 16;
 pub const HEADER_LEN: usize = 4 + 1 + TOKEN_LEN + 4 + 8;
 
 pub const ECHO: u8 = 1;
+/// Body: echoes received (u32), then the session's cookie ([`COOKIE_LEN`] bytes). The
+/// reply is as long as its request, so a request must have room for both.
 pub const ECHO_REPLY: u8 = 2;
-/// Body: rate kbit/s (u32), duration ms (u32), packet size (u16).
+/// Body: rate kbit/s (u32), duration ms (u32), packet size (u16), then the cookie from an
+/// echo reply: only an address that receives the bridge's replies can ask for a train.
 pub const TRAIN_REQUEST: u8 = 3;
 pub const TRAIN_DATA: u8 = 4;
 pub const UPLOAD: u8 = 5;
@@ -23,6 +26,12 @@ pub const MAX_TRAIN_KBPS: u32 = 4000;
 pub const MAX_TRAIN_MS: u32 = 4000;
 pub const MAX_TRAINS: u32 = 3;
 pub const MAX_PACKET: usize = 1200;
+/// The per-session secret an echo reply carries and a train request must return.
+pub const COOKIE_LEN: usize = 8;
+/// The smallest echo request the bridge answers (header, echo count, cookie).
+pub const MIN_ECHO: usize = HEADER_LEN + 4 + COOKIE_LEN;
+/// Download trains the bridge sends at once, over all devices.
+pub const MAX_CONCURRENT_TRAINS: usize = 4;
 
 pub type Token = [u8; TOKEN_LEN];
 

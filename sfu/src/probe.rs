@@ -2,11 +2,15 @@
 //! and usable bandwidth each way against the very port its media will use, before a
 //! meeting (`cauhop-endpoint check`).
 //!
-//! The wire format is `cauhop_protocol::probe`. A probe is answered only with a token signaling issued to an
-//! authenticated device, only to the first address that used it, and an echo is never
-//! larger than its request; the one reply larger than its request (a download train) is
-//! capped in rate, length and count per token. So the port cannot be used to amplify
-//! traffic towards a third party.
+//! The wire format is `cauhop_protocol::probe`. A probe is answered only with a token
+//! signaling issued to an authenticated device, only to the first address that used it,
+//! and an echo is never larger than its request. The one reply larger than its request
+//! (a download train) needs a round trip first: the train request must carry the cookie
+//! of an echo reply, which only the address that really sent the echo receives (a
+//! spoofed first packet binds the token to a victim's address, but the attacker never
+//! sees the cookie). Trains are capped in rate, length, count per token and number at
+//! once over the server. So the port cannot be used to amplify traffic towards a third
+//! party.
 //!
 //! Pure: time is passed in, datagrams come back as values.
 
@@ -29,6 +33,8 @@ struct Train {
 struct Session {
     expires: Instant,
     source: Option<SocketAddr>,
+    /// Sent in echo replies; a train request must return it.
+    cookie: [u8; COOKIE_LEN],
     report: Report,
     upload_first: Option<Instant>,
     upload_last: Option<Instant>,
@@ -44,6 +50,8 @@ pub struct ProbeServer {
     sessions: HashMap<Token, Session>,
     /// Probe datagrams refused (unknown or expired token, wrong source, bad request).
     pub refused: u64,
+    /// Train requests refused because [`MAX_CONCURRENT_TRAINS`] were running.
+    pub busy_refusals: u64,
 }
 
 impl ProbeServer {
@@ -55,6 +63,7 @@ impl ProbeServer {
             Session {
                 expires,
                 source: None,
+                cookie: rand::random(),
                 report: Report::default(),
                 upload_first: None,
                 upload_last: None,
@@ -75,6 +84,8 @@ impl ProbeServer {
             self.refused += 1;
             return None;
         };
+        // Trains running now, over every device (counted before borrowing this session).
+        let busy = self.sessions.values().filter(|s| s.train.is_some()).count();
         let Some(s) = self.sessions.get_mut(&h.token).filter(|s| s.expires > now) else {
             self.refused += 1;
             return None;
@@ -86,9 +97,15 @@ impl ProbeServer {
         }
         match h.kind {
             ECHO => {
+                // Same size as the request, never more: it must have room for the cookie.
+                if d.len() < MIN_ECHO {
+                    self.refused += 1;
+                    return None;
+                }
                 s.report.echoes += 1;
-                let body = s.report.echoes.to_be_bytes();
-                // Same size as the request, never more.
+                let mut body = [0u8; 4 + COOKIE_LEN];
+                body[..4].copy_from_slice(&s.report.echoes.to_be_bytes());
+                body[4..].copy_from_slice(&s.cookie);
                 let reply = packet(ECHO_REPLY, &h.token, h.seq, h.time_us, &body, d.len());
                 Some((socket, from, reply))
             }
@@ -110,8 +127,14 @@ impl ProbeServer {
                 (reply.len() <= d.len()).then_some((socket, from, reply))
             }
             TRAIN_REQUEST => {
-                if body.len() < 10 || s.trains >= MAX_TRAINS || s.train.is_some() {
+                let cookie_ok = body.get(10..10 + COOKIE_LEN) == Some(&s.cookie[..]);
+                if !cookie_ok || s.trains >= MAX_TRAINS || s.train.is_some() {
                     self.refused += 1;
+                    return None;
+                }
+                if busy >= MAX_CONCURRENT_TRAINS {
+                    self.refused += 1;
+                    self.busy_refusals += 1;
                     return None;
                 }
                 let kbps = u32::from_be_bytes([body[0], body[1], body[2], body[3]])
@@ -186,6 +209,7 @@ mod tests {
         let mut s = ProbeServer::default();
         let req = packet(ECHO, &T, 1, 42, &[], 160);
         assert!(s.handle(now, 0, addr(1), &req).is_none(), "unknown token");
+        let tiny = packet(ECHO, &T, 1, 42, &[], HEADER_LEN);
         s.allow(T, now + Duration::from_secs(60), now);
         let (_, to, reply) = s.handle(now, 0, addr(1), &req).expect("echo");
         assert_eq!(to, addr(1));
@@ -196,7 +220,73 @@ mod tests {
         assert!(s.handle(now, 0, addr(2), &req).is_none(), "another source");
         let later = now + Duration::from_secs(61);
         assert!(s.handle(later, 0, addr(1), &req).is_none(), "expired");
-        assert_eq!(s.refused, 3);
+        assert!(
+            s.handle(now, 0, addr(1), &tiny).is_none(),
+            "no room for the cookie: no (larger) reply"
+        );
+        assert_eq!(s.refused, 4);
+    }
+
+    /// The cookie of an echo reply to `from` (the round trip a train needs).
+    fn cookie(s: &mut ProbeServer, now: Instant, token: &Token, from: SocketAddr) -> Vec<u8> {
+        let (_, _, reply) = s
+            .handle(now, 0, from, &packet(ECHO, token, 0, 0, &[], 160))
+            .expect("echo reply");
+        let (_, body) = parse(&reply).expect("parse");
+        body[4..4 + COOKIE_LEN].to_vec()
+    }
+
+    fn train_request(token: &Token, kbps: u32, ms: u32, size: u16, cookie: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&kbps.to_be_bytes());
+        body.extend_from_slice(&ms.to_be_bytes());
+        body.extend_from_slice(&size.to_be_bytes());
+        body.extend_from_slice(cookie);
+        packet(TRAIN_REQUEST, token, 0, 0, &body, 0)
+    }
+
+    /// The attack the cookie stops: the first packet with a valid token, spoofed from a
+    /// victim's address, binds the token to the victim; the attacker then asks for a
+    /// train (also spoofed) without the cookie it never saw. No train leaves.
+    #[test]
+    fn no_train_without_the_round_trip() {
+        let now = Instant::now();
+        let mut s = ProbeServer::default();
+        s.allow(T, now + Duration::from_secs(60), now);
+        let victim = addr(9);
+        // The spoofed echo's reply goes to the victim; the attacker guesses a cookie.
+        let _ = s.handle(now, 0, victim, &packet(ECHO, &T, 0, 0, &[], 160));
+        for guess in [[0u8; COOKIE_LEN], [0xff; COOKIE_LEN]] {
+            let req = train_request(&T, 4000, 4000, 1200, &guess);
+            assert!(s.handle(now, 0, victim, &req).is_none());
+        }
+        let no_cookie = train_request(&T, 4000, 4000, 1200, &[]);
+        assert!(s.handle(now, 0, victim, &no_cookie).is_none());
+        assert_eq!(s.next_timeout(), None, "no train towards the victim");
+        let mut out = Vec::new();
+        s.poll(now + Duration::from_secs(5), &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn at_most_four_trains_at_once_over_the_server() {
+        let now = Instant::now();
+        let mut s = ProbeServer::default();
+        let mut started = 0;
+        for n in 0..6u8 {
+            let token = [n + 1; TOKEN_LEN];
+            s.allow(token, now + Duration::from_secs(60), now);
+            let from = addr(100 + u16::from(n));
+            let c = cookie(&mut s, now, &token, from);
+            if s.handle(now, 0, from, &train_request(&token, 1000, 1000, 1000, &c))
+                .is_none()
+                && s.sessions.get(&token).is_some_and(|x| x.train.is_some())
+            {
+                started += 1;
+            }
+        }
+        assert_eq!(started, MAX_CONCURRENT_TRAINS);
+        assert_eq!(s.busy_refusals, 2);
     }
 
     #[test]
@@ -204,11 +294,9 @@ mod tests {
         let now = Instant::now();
         let mut s = ProbeServer::default();
         s.allow(T, now + Duration::from_secs(60), now);
-        let mut body = Vec::new();
-        body.extend_from_slice(&100_000u32.to_be_bytes()); // asks 100 Mbit/s
-        body.extend_from_slice(&60_000u32.to_be_bytes()); // for a minute
-        body.extend_from_slice(&9000u16.to_be_bytes()); // jumbo packets
-        let req = packet(TRAIN_REQUEST, &T, 0, 0, &body, 0);
+        let c = cookie(&mut s, now, &T, addr(1));
+        // Asks 100 Mbit/s for a minute in jumbo packets.
+        let req = train_request(&T, 100_000, 60_000, 9000, &c);
         assert!(s.handle(now, 0, addr(1), &req).is_none());
         let mut out = Vec::new();
         let mut t = now;

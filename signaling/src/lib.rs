@@ -96,6 +96,8 @@ pub struct AppState {
     /// Per username as well: guessing one admin's password from many addresses.
     login_user_limit: Mutex<RateLimiter<String>>,
     join_limit: Mutex<RateLimiter>,
+    /// Link-check tickets per room device: each lets a device ask for download trains.
+    link_check_limit: Mutex<RateLimiter<i64>>,
 }
 
 impl AppState {
@@ -129,6 +131,9 @@ impl AppState {
             login_user_limit: Mutex::new(RateLimiter::new(10, 6)),
             // Room PCs rejoin after every drop; 30 at once then 60 a minute per address.
             join_limit: Mutex::new(RateLimiter::new(30, 60)),
+            // The agent checks at start-up and before meetings (at most every 30 min),
+            // an operator by hand now and then: 6 an hour is plenty.
+            link_check_limit: Mutex::new(RateLimiter::per_hour(6, 6)),
         }))
     }
 
@@ -155,6 +160,14 @@ impl AppState {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .check(client_addr::rate_key(addr.ip()), std::time::Instant::now())
+    }
+
+    /// One link-check ticket for room device `endpoint`, or how long to wait.
+    pub fn check_link_check_rate(&self, endpoint: i64) -> Result<(), Duration> {
+        self.link_check_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(endpoint, std::time::Instant::now())
     }
 
     /// The client behind the proxy, for a request that came over TCP from `peer`.

@@ -88,5 +88,13 @@ async fn link_check_verdicts_per_profile() -> anyhow::Result<()> {
     }
     let stats = bridge.sfu.stats().await?;
     assert!(stats.probes_refused >= 1, "the forged probe was counted");
+    // Six tickets an hour per device (three went to the checks above).
+    for n in 0..3 {
+        assert!(client.link_check_ticket().await.is_ok(), "ticket {}", n + 4);
+    }
+    match client.link_check_ticket().await {
+        Err(cauhop_endpoint::bridge::BridgeError::Status(429, _)) => {}
+        other => panic!("a seventh ticket within the hour: {other:?}"),
+    }
     Ok(())
 }

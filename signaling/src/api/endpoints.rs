@@ -171,12 +171,16 @@ const LINK_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[utoipa::path(operation_id = "endpoints_device_link_check", post, path = "/api/v1/device/link-check", tag = "device",
     security(("device_key" = [])),
-    responses((status = 200, body = LinkCheckTicket), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = LinkCheckTicket), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "More than 6 checks in an hour from this device")))]
 pub async fn device_link_check(
     State(state): State<Arc<AppState>>,
     principal: Principal,
 ) -> Result<Json<LinkCheckTicket>, ApiError> {
     let ep = principal.endpoint()?;
+    state
+        .check_link_check_rate(ep.id)
+        .map_err(|wait| ApiError::RateLimited(wait.as_secs() + 1))?;
     let token: [u8; 16] = rand::random();
     state
         .sfu

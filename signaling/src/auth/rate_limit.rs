@@ -23,6 +23,16 @@ impl<K: Hash + Eq> RateLimiter<K> {
         }
     }
 
+    /// `burst` at once, refilled at `per_hour` (for things a device does a few times an
+    /// hour, such as link checks).
+    pub fn per_hour(burst: u32, per_hour: u32) -> Self {
+        Self {
+            burst: f64::from(burst),
+            per_sec: f64::from(per_hour) / 3600.0,
+            buckets: HashMap::new(),
+        }
+    }
+
     /// Take one attempt for `key`, or say how long to wait.
     pub fn check(&mut self, key: K, now: Instant) -> Result<(), Duration> {
         if self.buckets.len() > 100_000 {
