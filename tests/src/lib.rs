@@ -5,6 +5,7 @@
 pub mod api;
 pub mod bridge;
 pub mod emulator;
+pub mod fixture;
 pub mod link;
 pub mod peer;
 pub mod profiles;

@@ -11,6 +11,7 @@ use cauhop_signaling::auth::{JoinClaims, JoinKeys, JoinTokens};
 use cauhop_store::Instant;
 use cauhop_store::model::*;
 use cauhop_tests::bridge::Bridge;
+use cauhop_tests::fixture::{invite, open_meeting, province_tree};
 use cauhop_tests::init_log;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -49,44 +50,16 @@ async fn forged_claims_are_refused_the_roster_decides_and_backups_hold_no_key() 
     })
     .await?;
     let store = bridge.store.clone();
-    let site = |code: &str, kind, parent| NewSite {
-        code: code.into(),
-        name: code.into(),
-        kind,
-        parent_id: parent,
-        down_kbps: 384,
-        up_kbps: 128,
-    };
-    let p = store
-        .create_site(&site("P", SiteKind::Province, None))
-        .await?;
-    let d = store
-        .create_site(&site("D", SiteKind::District, Some(p.id)))
-        .await?;
-    let a = store
-        .create_site(&site("A", SiteKind::Commune, Some(d.id)))
-        .await?;
-    let start = Instant::now().plus(-60);
-    let mut body = NewMeeting {
-        title: "Giao ban".into(),
-        agenda: String::new(),
-        starts_at: start,
-        ends_at: start.plus(3600),
-        rrule: None,
-        chair_site_id: p.id,
-        roster: vec![Invitation {
-            site_id: a.id,
-            person_id: None,
-            role: MeetingRole::Participant,
-        }],
-    };
+    let tree = province_tree(&store, &["A"]).await?;
+    let (p, a) = (tree.province, tree.communes[0]);
+    let mut body = open_meeting("Giao ban", p, vec![invite(a, None)]);
     let m = store.create_meeting(&body, None).await?;
     let expires = Instant::now().plus(7200);
     store
         .create_link(&JoinLink {
             jti: "live-jti".into(),
             meeting_id: m.id,
-            site_id: a.id,
+            site_id: a,
             person_id: None,
             role: MeetingRole::Participant,
             expires_at: expires,
@@ -97,7 +70,7 @@ async fn forged_claims_are_refused_the_roster_decides_and_backups_hold_no_key() 
     let claims = JoinClaims {
         jti: "live-jti".into(),
         mid: m.id,
-        site: a.id,
+        site: a,
         pid: None,
         role: MeetingRole::Participant,
         exp: expires.0,
@@ -117,7 +90,7 @@ async fn forged_claims_are_refused_the_roster_decides_and_backups_hold_no_key() 
         (
             "the province's site",
             JoinClaims {
-                site: p.id,
+                site: p,
                 ..claims.clone()
             },
         ),

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use cauhop_protocol::{ErrorCode, ServerMsg};
 use cauhop_signaling::Options;
-use cauhop_signaling::auth::{JoinClaims, JoinKeys, JoinTokens};
-use cauhop_store::Instant;
+use cauhop_signaling::auth::{JoinKeys, JoinTokens};
 use cauhop_store::model::*;
 use cauhop_tests::api::Api;
 use cauhop_tests::bridge::Bridge;
+use cauhop_tests::fixture::{invite, issued_link, open_meeting, province_tree};
 use cauhop_tests::init_log;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -59,29 +59,8 @@ async fn one_session_per_link_the_persons_name_and_caps() -> anyhow::Result<()> 
     })
     .await?;
     let store = bridge.store.clone();
-    let site = |code: &str, kind, parent| NewSite {
-        code: code.into(),
-        name: code.into(),
-        kind,
-        parent_id: parent,
-        down_kbps: 384,
-        up_kbps: 128,
-    };
-    let p = store
-        .create_site(&site("P", SiteKind::Province, None))
-        .await?;
-    let d = store
-        .create_site(&site("D", SiteKind::District, Some(p.id)))
-        .await?;
-    let mut sites = Vec::new();
-    for code in ["A", "B", "C"] {
-        sites.push(
-            store
-                .create_site(&site(code, SiteKind::Commune, Some(d.id)))
-                .await?
-                .id,
-        );
-    }
+    let tree = province_tree(&store, &["A", "B", "C"]).await?;
+    let (p, sites) = (tree.province, tree.communes);
     let official = store
         .create_person(
             "an",
@@ -91,25 +70,11 @@ async fn one_session_per_link_the_persons_name_and_caps() -> anyhow::Result<()> 
             None,
         )
         .await?;
-    let start = Instant::now().plus(-60);
-    let meeting = |title: &str, roster: Vec<Invitation>| NewMeeting {
-        title: title.into(),
-        agenda: String::new(),
-        starts_at: start,
-        ends_at: start.plus(3600),
-        rrule: None,
-        chair_site_id: p.id,
-        roster,
-    };
-    let invite = |site_id, person_id| Invitation {
-        site_id,
-        person_id,
-        role: MeetingRole::Participant,
-    };
     let m1 = store
         .create_meeting(
-            &meeting(
+            &open_meeting(
                 "Họp 1",
+                p,
                 vec![
                     invite(sites[0], None),
                     invite(sites[1], Some(official.id)),
@@ -120,45 +85,25 @@ async fn one_session_per_link_the_persons_name_and_caps() -> anyhow::Result<()> 
         )
         .await?;
     let m2 = store
-        .create_meeting(&meeting("Họp 2", vec![invite(sites[2], None)]), None)
+        .create_meeting(
+            &open_meeting("Họp 2", p, vec![invite(sites[2], None)]),
+            None,
+        )
         .await?;
     let tokens = JoinTokens::new(&keys);
-    let expires = Instant::now().plus(7200);
-    let mut n = 0;
-    let mut link = |m: i64, site: i64, pid: Option<i64>| {
-        n += 1;
-        let jti = format!("jti-{n}");
-        let row = JoinLink {
-            jti: jti.clone(),
-            meeting_id: m,
-            site_id: site,
-            person_id: pid,
-            role: MeetingRole::Participant,
-            expires_at: expires,
-            revoked_at: None,
-        };
-        let token = tokens.issue(&JoinClaims {
-            jti,
-            mid: m,
-            site,
-            pid,
-            role: MeetingRole::Participant,
-            exp: expires.0,
-            iat: Instant::now().0,
-        });
-        (row, token)
-    };
     let mut issued = Vec::new();
-    for (m, s, pid) in [
+    for (n, (m, site, pid)) in [
         (m1.id, sites[0], None),
         (m1.id, sites[1], Some(official.id)),
         (m1.id, sites[2], None),
         (m2.id, sites[2], None),
         (m2.id, sites[2], None),
-    ] {
-        let (row, token) = link(m, s, pid);
-        store.create_link(&row).await?;
-        issued.push(token.map_err(anyhow::Error::msg)?);
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let jti = format!("jti-{n}");
+        issued.push(issued_link(&store, &tokens, &jti, m, site, pid).await?);
     }
     let room1 = cauhop_signaling::room_of(m1.id);
 

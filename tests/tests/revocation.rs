@@ -9,10 +9,10 @@ use std::time::{Duration, Instant as Clock};
 use cauhop_protocol::{ErrorCode, ServerMsg};
 use cauhop_signaling::Options;
 use cauhop_signaling::auth::JoinTokens;
-use cauhop_store::Instant;
 use cauhop_store::model::*;
 use cauhop_tests::api::{Api, As};
 use cauhop_tests::bridge::Bridge;
+use cauhop_tests::fixture::{invite, issued_link, open_meeting, province_tree};
 use cauhop_tests::init_log;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -87,35 +87,14 @@ async fn each_withdrawn_credential_ends_its_sessions_within_two_seconds() -> any
     })
     .await?;
     let store = bridge.store.clone();
-    let site = |code: &str, kind, parent| NewSite {
-        code: code.into(),
-        name: code.into(),
-        kind,
-        parent_id: parent,
-        down_kbps: 384,
-        up_kbps: 128,
-    };
-    let p = store
-        .create_site(&site("P", SiteKind::Province, None))
-        .await?;
-    let d = store
-        .create_site(&site("D", SiteKind::District, Some(p.id)))
-        .await?;
-    let mut communes = Vec::new();
-    for code in ["A", "B", "C", "E", "F"] {
-        communes.push(
-            store
-                .create_site(&site(code, SiteKind::Commune, Some(d.id)))
-                .await?
-                .id,
-        );
-    }
+    let tree = province_tree(&store, &["A", "B", "C", "E", "F"]).await?;
+    let p = tree.province;
     let (a, b, c, e, f) = (
-        communes[0],
-        communes[1],
-        communes[2],
-        communes[3],
-        communes[4],
+        tree.communes[0],
+        tree.communes[1],
+        tree.communes[2],
+        tree.communes[3],
+        tree.communes[4],
     );
     let pw = "mật-khẩu-dài-2026";
     let hash = cauhop_signaling::auth::hash_password(pw).map_err(anyhow::Error::msg)?;
@@ -131,57 +110,23 @@ async fn each_withdrawn_credential_ends_its_sessions_within_two_seconds() -> any
     let official = store
         .create_person("canbo", "Cán bộ xã C", PersonRole::Official, Some(c), None)
         .await?;
-    let invite = |site_id, person_id| Invitation {
-        site_id,
-        person_id,
-        role: MeetingRole::Participant,
-    };
-    let start = Instant::now().plus(-60);
-    let mut body = NewMeeting {
-        title: "Giao ban".into(),
-        agenda: String::new(),
-        starts_at: start,
-        ends_at: start.plus(3600),
-        rrule: None,
-        chair_site_id: p.id,
-        roster: vec![
+    let mut body = open_meeting(
+        "Giao ban",
+        p,
+        vec![
             invite(a, None),
             invite(b, None),
             invite(c, Some(official.id)),
             invite(e, None),
             invite(f, None),
         ],
-    };
+    );
     let m = store.create_meeting(&body, None).await?;
     let tokens = JoinTokens::new(&keys);
-    let expires = Instant::now().plus(7200);
-    let link = |jti: &str, site_id: i64, pid: Option<i64>| {
-        let store = store.clone();
-        let tokens = &tokens;
-        let jti = jti.to_owned();
+    let link = |jti: &'static str, site: i64, pid: Option<i64>| {
+        let (store, tokens) = (store.clone(), &tokens);
         async move {
-            store
-                .create_link(&JoinLink {
-                    jti: jti.clone(),
-                    meeting_id: m.id,
-                    site_id,
-                    person_id: pid,
-                    role: MeetingRole::Participant,
-                    expires_at: expires,
-                    revoked_at: None,
-                })
-                .await?;
-            let token = tokens
-                .issue(&cauhop_signaling::auth::JoinClaims {
-                    jti,
-                    mid: m.id,
-                    site: site_id,
-                    pid,
-                    role: MeetingRole::Participant,
-                    exp: expires.0,
-                    iat: Instant::now().0,
-                })
-                .map_err(anyhow::Error::msg)?;
+            let token = issued_link(&store, tokens, jti, m.id, site, pid).await?;
             anyhow::Ok(json!({ "token": token }))
         }
     };
