@@ -145,52 +145,41 @@ fn row(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()> {
-    cauhop_tests::init_log();
-    let bridge = Bridge::start_with(Options::default()).await?;
-    let store = bridge.store.clone();
-    let p = store
-        .create_site(&NewSite {
-            code: "P".into(),
-            name: "Tỉnh".into(),
-            kind: SiteKind::Province,
-            parent_id: None,
-            down_kbps: 10_000,
-            up_kbps: 10_000,
-        })
-        .await?;
-    let mk = |code: &str, kind, parent| NewSite {
+/// The tree both tests use: province P, districts D1 and D2, commune C1 of D1 and C2 of
+/// D2; and two admins with password `pw`: `district` (of D1) and `province`.
+struct Sites {
+    p: Site,
+    d1: Site,
+    d2: Site,
+    c1: Site,
+    c2: Site,
+}
+
+async fn two_districts_with_admins(store: &cauhop_store::Store, pw: &str) -> anyhow::Result<Sites> {
+    let site = |code: &str, kind, parent| NewSite {
         code: code.into(),
         name: code.into(),
         kind,
-        parent_id: Some(parent),
+        parent_id: parent,
         down_kbps: 384,
         up_kbps: 128,
     };
+    let p = store
+        .create_site(&site("P", SiteKind::Province, None))
+        .await?;
     let d1 = store
-        .create_site(&mk("D1", SiteKind::District, p.id))
+        .create_site(&site("D1", SiteKind::District, Some(p.id)))
         .await?;
     let d2 = store
-        .create_site(&mk("D2", SiteKind::District, p.id))
+        .create_site(&site("D2", SiteKind::District, Some(p.id)))
         .await?;
     let c1 = store
-        .create_site(&mk("C1", SiteKind::Commune, d1.id))
+        .create_site(&site("C1", SiteKind::Commune, Some(d1.id)))
         .await?;
     let c2 = store
-        .create_site(&mk("C2", SiteKind::Commune, d2.id))
+        .create_site(&site("C2", SiteKind::Commune, Some(d2.id)))
         .await?;
-    let pw = "mật-khẩu-dài-2026";
     let hash = cauhop_signaling::auth::hash_password(pw).map_err(anyhow::Error::msg)?;
-    store
-        .create_person(
-            "official",
-            "Cán bộ xã",
-            PersonRole::Official,
-            Some(c1.id),
-            Some(&hash),
-        )
-        .await?;
     store
         .create_person(
             "district",
@@ -206,6 +195,32 @@ async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()
             "Quản trị tỉnh",
             PersonRole::ProvinceAdmin,
             None,
+            Some(&hash),
+        )
+        .await?;
+    Ok(Sites { p, d1, d2, c1, c2 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let bridge = Bridge::start_with(Options::default()).await?;
+    let store = bridge.store.clone();
+    let pw = "mật-khẩu-dài-2026";
+    let Sites {
+        p: _,
+        d1,
+        d2,
+        c1,
+        c2,
+    } = two_districts_with_admins(&store, pw).await?;
+    let hash = cauhop_signaling::auth::hash_password(pw).map_err(anyhow::Error::msg)?;
+    store
+        .create_person(
+            "official",
+            "Cán bộ xã",
+            PersonRole::Official,
+            Some(c1.id),
             Some(&hash),
         )
         .await?;
@@ -606,49 +621,8 @@ async fn a_district_invited_to_a_province_meeting_reads_only_its_own_rows() -> a
     cauhop_tests::init_log();
     let bridge = Bridge::start_with(Options::default()).await?;
     let store = bridge.store.clone();
-    let site = |code: &str, kind, parent| NewSite {
-        code: code.into(),
-        name: code.into(),
-        kind,
-        parent_id: parent,
-        down_kbps: 384,
-        up_kbps: 128,
-    };
-    let p = store
-        .create_site(&site("P", SiteKind::Province, None))
-        .await?;
-    let d1 = store
-        .create_site(&site("D1", SiteKind::District, Some(p.id)))
-        .await?;
-    let d2 = store
-        .create_site(&site("D2", SiteKind::District, Some(p.id)))
-        .await?;
-    let c1 = store
-        .create_site(&site("C1", SiteKind::Commune, Some(d1.id)))
-        .await?;
-    let c2 = store
-        .create_site(&site("C2", SiteKind::Commune, Some(d2.id)))
-        .await?;
     let pw = "mật-khẩu-dài-2026";
-    let hash = cauhop_signaling::auth::hash_password(pw).map_err(anyhow::Error::msg)?;
-    store
-        .create_person(
-            "district",
-            "Quản trị huyện 1",
-            PersonRole::DistrictAdmin,
-            Some(d1.id),
-            Some(&hash),
-        )
-        .await?;
-    store
-        .create_person(
-            "province",
-            "Quản trị tỉnh",
-            PersonRole::ProvinceAdmin,
-            None,
-            Some(&hash),
-        )
-        .await?;
+    let Sites { p, d1, d2, c1, c2 } = two_districts_with_admins(&store, pw).await?;
     let invite = |site_id| Invitation {
         site_id,
         person_id: None,
