@@ -6,6 +6,7 @@
 //! UTC seconds, flags are integers), so the same tests cover both.
 
 mod attendance;
+mod audit;
 mod backup;
 mod db;
 mod endpoints;
@@ -19,6 +20,7 @@ mod sessions;
 mod sites;
 pub mod time;
 
+pub use audit::AuditFilter;
 pub use db::{Backend, Store, create_scratch_database};
 pub use error::StoreError;
 pub use meetings::MeetingFilter;

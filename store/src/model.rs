@@ -315,3 +315,137 @@ pub struct Paged<T> {
     pub limit: i64,
     pub offset: i64,
 }
+
+/// An administrative action the audit log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum AuditAction {
+    #[serde(rename = "meeting.create")]
+    MeetingCreate,
+    #[serde(rename = "meeting.update")]
+    MeetingUpdate,
+    #[serde(rename = "meeting.delete")]
+    MeetingDelete,
+    /// Sites or people added to, removed from or given another role in a meeting.
+    #[serde(rename = "roster.change")]
+    RosterChange,
+    #[serde(rename = "link.create")]
+    LinkCreate,
+    #[serde(rename = "link.revoke")]
+    LinkRevoke,
+    #[serde(rename = "site.create")]
+    SiteCreate,
+    #[serde(rename = "site.update")]
+    SiteUpdate,
+    #[serde(rename = "site.delete")]
+    SiteDelete,
+    #[serde(rename = "person.create")]
+    PersonCreate,
+    #[serde(rename = "person.delete")]
+    PersonDelete,
+    #[serde(rename = "person.password")]
+    PersonPassword,
+    #[serde(rename = "person.login")]
+    PersonLogin,
+    #[serde(rename = "endpoint.create")]
+    EndpointCreate,
+    #[serde(rename = "endpoint.delete")]
+    EndpointDelete,
+    #[serde(rename = "endpoint.key_rotate")]
+    EndpointKeyRotate,
+    /// The join-link signing key (`cauhop keys rotate`).
+    #[serde(rename = "join_key.rotate")]
+    JoinKeyRotate,
+}
+
+impl AuditAction {
+    pub const ALL: [Self; 17] = [
+        Self::MeetingCreate,
+        Self::MeetingUpdate,
+        Self::MeetingDelete,
+        Self::RosterChange,
+        Self::LinkCreate,
+        Self::LinkRevoke,
+        Self::SiteCreate,
+        Self::SiteUpdate,
+        Self::SiteDelete,
+        Self::PersonCreate,
+        Self::PersonDelete,
+        Self::PersonPassword,
+        Self::PersonLogin,
+        Self::EndpointCreate,
+        Self::EndpointDelete,
+        Self::EndpointKeyRotate,
+        Self::JoinKeyRotate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MeetingCreate => "meeting.create",
+            Self::MeetingUpdate => "meeting.update",
+            Self::MeetingDelete => "meeting.delete",
+            Self::RosterChange => "roster.change",
+            Self::LinkCreate => "link.create",
+            Self::LinkRevoke => "link.revoke",
+            Self::SiteCreate => "site.create",
+            Self::SiteUpdate => "site.update",
+            Self::SiteDelete => "site.delete",
+            Self::PersonCreate => "person.create",
+            Self::PersonDelete => "person.delete",
+            Self::PersonPassword => "person.password",
+            Self::PersonLogin => "person.login",
+            Self::EndpointCreate => "endpoint.create",
+            Self::EndpointDelete => "endpoint.delete",
+            Self::EndpointKeyRotate => "endpoint.key_rotate",
+            Self::JoinKeyRotate => "join_key.rotate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What the target id names: `meeting`, `link` (a jti), `site`, `person`,
+    /// `endpoint` or `join_key` (a key id). A roster belongs to its meeting.
+    pub fn target_kind(self) -> &'static str {
+        match self {
+            Self::RosterChange => "meeting",
+            a => a.as_str().split('.').next().unwrap_or_default(),
+        }
+    }
+}
+
+/// Who acted: a logged-in person, or the command line on the bridge's machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditActor {
+    pub person_id: Option<i64>,
+    /// The username, or `cli:<system user>` for `cauhop admin …` and `cauhop keys …`.
+    pub name: String,
+    /// The client's address as the bridge saw it (behind a trusted proxy, the forwarded one).
+    pub client: Option<String>,
+}
+
+/// One entry to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    pub actor: AuditActor,
+    pub action: AuditAction,
+    pub target_id: String,
+    /// What changed, as a JSON object (a title, a role, the sites added).
+    pub detail: serde_json::Value,
+}
+
+/// One recorded administrative action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Instant,
+    pub actor_id: Option<i64>,
+    pub actor: String,
+    pub action: AuditAction,
+    pub target_kind: String,
+    pub target_id: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub client: Option<String>,
+}

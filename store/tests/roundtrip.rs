@@ -3,7 +3,7 @@
 //! `CI=true` its absence is an error, so CI cannot silently test one backend.
 
 use cauhop_store::model::*;
-use cauhop_store::{Backend, Instant, MeetingFilter, Store, StoreError};
+use cauhop_store::{AuditFilter, Backend, Instant, MeetingFilter, Store, StoreError};
 
 async fn stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -445,5 +445,95 @@ async fn constraint_violations_name_the_field() {
             .create_meeting(&meeting(3600, 5400, inv()), None)
             .await
             .expect("back to back is fine");
+    }
+}
+
+/// The audit log keeps each entry as recorded, reads newest first, filters by target and
+/// actor, and keeps Vietnamese text and a long detail intact up to its cap.
+#[tokio::test]
+async fn audit_entries_round_trip_and_filter_on_both_backends() {
+    for (store, _dir) in stores().await {
+        let actor = AuditActor {
+            person_id: Some(7),
+            name: "tinh.admin".into(),
+            client: Some("203.0.113.9".into()),
+        };
+        let cli = AuditActor {
+            person_id: None,
+            name: "cli:root".into(),
+            client: None,
+        };
+        let first = store
+            .record_audit(&NewAuditEntry {
+                actor: actor.clone(),
+                action: AuditAction::MeetingCreate,
+                target_id: "12".into(),
+                detail: serde_json::json!({"title": "Giao ban tuần"}),
+            })
+            .await
+            .expect("record");
+        assert_eq!(first.actor, "tinh.admin");
+        assert_eq!(first.target_kind, "meeting");
+        assert_eq!(first.detail["title"], "Giao ban tuần");
+        store
+            .record_audit(&NewAuditEntry {
+                actor: actor.clone(),
+                action: AuditAction::RosterChange,
+                target_id: "12".into(),
+                detail: serde_json::json!({"added": [3, 4]}),
+            })
+            .await
+            .expect("record");
+        let long = "x".repeat(40_000);
+        let cut = store
+            .record_audit(&NewAuditEntry {
+                actor: cli,
+                action: AuditAction::PersonPassword,
+                target_id: "7".into(),
+                detail: serde_json::json!({ "note": long }),
+            })
+            .await
+            .expect("record");
+        assert!(cut.detail.as_str().is_some_and(|s| s.len() < 16_100), "cut");
+
+        let all = store
+            .audit_log(&AuditFilter::default(), Page::default())
+            .await
+            .expect("read");
+        assert_eq!(all.total, 3);
+        let actions: Vec<_> = all.items.iter().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            [
+                AuditAction::PersonPassword,
+                AuditAction::RosterChange,
+                AuditAction::MeetingCreate
+            ]
+        );
+        let meeting = AuditFilter {
+            target_kind: Some("meeting".into()),
+            target_id: Some("12".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .audit_log(&meeting, Page::default())
+                .await
+                .expect("read")
+                .total,
+            2
+        );
+        let by = AuditFilter {
+            actor_id: Some(7),
+            ..Default::default()
+        };
+        let page = Page {
+            limit: 1,
+            offset: 1,
+        };
+        let one = store.audit_log(&by, page).await.expect("read");
+        assert_eq!((one.total, one.items.len()), (2, 1));
+        assert_eq!(one.items[0].id, first.id);
+        assert_eq!(one.items[0].client.as_deref(), Some("203.0.113.9"));
     }
 }
