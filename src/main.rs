@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 
 use cauhop_signaling::auth::JoinKeys;
+use cauhop_store::model::{AuditAction, AuditActor, NewAuditEntry};
 
 use crate::config::Config;
 
@@ -196,6 +197,20 @@ fn main() -> anyhow::Result<()> {
             })?;
             let rotated = keys.rotated(drop_old);
             rotated.save(path)?;
+            let kid = rotated.current().kid.clone();
+            let url = config.store.database_url.clone();
+            block_on(async move {
+                // The key is already rotated: a store that cannot be opened costs the
+                // entry, not the rotation.
+                match open_store(&url).await {
+                    Ok(store) => {
+                        let detail = serde_json::json!({ "drop_old": drop_old });
+                        cli_audit(&store, AuditAction::JoinKeyRotate, kid, detail).await
+                    }
+                    Err(e) => warn!("the audit log does not have this rotation: {e:#}"),
+                }
+                Ok(())
+            })?;
             println!(
                 "khoá mới / new key {} in {}; {} — restart the bridge",
                 rotated.current().kid,
@@ -243,6 +258,31 @@ async fn join_keys(config: &Config, store: &cauhop_store::Store) -> anyhow::Resu
         }
     };
     Ok(move_out_of_store(store, keys, Some(path)).await?)
+}
+
+/// Record an action done on the bridge's machine with the command line, under the
+/// system user who ran it.
+async fn cli_audit(
+    store: &cauhop_store::Store,
+    action: AuditAction,
+    target: impl std::fmt::Display,
+    detail: serde_json::Value,
+) {
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "?".into());
+    let entry = NewAuditEntry {
+        actor: AuditActor {
+            person_id: None,
+            name: format!("cli:{user}"),
+            client: None,
+        },
+        action,
+        target_id: target.to_string(),
+        detail,
+    };
+    cauhop_signaling::api::audit::write(store, &entry).await;
 }
 
 fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -298,6 +338,14 @@ fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                     .create_person(&username, &name, role, site, Some(&hash))
                     .await
                     .context("cannot create the user")?;
+                cli_audit(
+                    &store,
+                    AuditAction::PersonCreate,
+                    p.id,
+                    serde_json::json!({"username": p.username, "role": p.role.as_str(),
+                        "site_id": p.site_id, "password": true}),
+                )
+                .await;
                 println!(
                     "đã tạo / created {} ({}), id {}",
                     p.username,
@@ -322,6 +370,13 @@ fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                     .await?
                     .with_context(|| format!("no user {username}"))?;
                 store.set_password(p.id, &hash).await?;
+                cli_audit(
+                    &store,
+                    AuditAction::PersonPassword,
+                    p.id,
+                    serde_json::json!({"username": p.username}),
+                )
+                .await;
                 println!("đã đổi mật khẩu / password set for {username}");
                 Ok(())
             })

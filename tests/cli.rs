@@ -1,5 +1,5 @@
 //! The operator's commands on the real binary: create the first admin, serve, log in,
-//! back up while serving, restore.
+//! back up while serving, restore, rotate the join-link key; each in the audit log.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -14,7 +14,11 @@ impl Drop for Killed {
 
 fn cauhop(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cauhop"));
-    c.current_dir(dir).env_remove("CAUHOP_DATABASE_URL");
+    c.current_dir(dir)
+        .env_remove("CAUHOP_DATABASE_URL")
+        .env_remove("CAUHOP_JOIN_KEY")
+        .env_remove("SUDO_USER")
+        .env("USER", "cntt");
     c
 }
 
@@ -164,5 +168,41 @@ fn create_admin_serve_login_backup_restore() -> anyhow::Result<()> {
         "set-password on the restored store failed"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("password set"));
+
+    // A new join-link key for the first bridge (its key file is there since it served).
+    let out = cauhop(d).args(["keys", "rotate"]).output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Each command is in the audit log under the system user who ran it.
+    rt.block_on(async {
+        let actions = |dir: std::path::PathBuf| async move {
+            let store =
+                cauhop_store::Store::open(dir.join("cauhop.db").to_str().unwrap_or("?")).await?;
+            let log = store
+                .audit_log(&Default::default(), Default::default())
+                .await?;
+            anyhow::Ok(
+                log.items
+                    .iter()
+                    .filter(|e| e.actor == "cli:cntt")
+                    .map(|e| e.action.as_str())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            actions(d.to_owned()).await?,
+            ["join_key.rotate", "person.create"]
+        );
+        // The restored store has its own history and the new password on top.
+        assert_eq!(
+            actions(other.path().to_owned()).await?,
+            ["person.password", "person.create"]
+        );
+        anyhow::Ok(())
+    })?;
     Ok(())
 }

@@ -509,6 +509,14 @@ async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()
             None,
             [401, 403, 200, 200, 403],
         ),
+        // The audit log names every district's people and links: the province's only.
+        row(
+            M::GET,
+            "/api/v1/audit",
+            Fresh::None,
+            None,
+            [401, 403, 403, 200, 403],
+        ),
         row(
             M::GET,
             "/api/v1/stats",

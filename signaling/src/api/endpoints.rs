@@ -3,9 +3,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cauhop_store::model::{Endpoint, EndpointWithKey, Meeting, NewEndpoint, Page, Paged};
+use cauhop_store::model::{
+    AuditAction, Endpoint, EndpointWithKey, Meeting, NewEndpoint, Page, Paged,
+};
 use cauhop_store::{Instant, MeetingFilter};
 
+use super::audit::Audit;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal};
 use crate::AppState;
@@ -38,6 +41,7 @@ async fn scoped(state: &AppState, principal: &Principal, id: i64) -> Result<Endp
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiJson(e): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointWithKey>), ApiError> {
     let scope = principal.admin()?;
@@ -50,10 +54,16 @@ pub async fn create(
             .map_err(|_| ApiError::invalid("site_id", format!("no site {}", e.site_id)))?;
         return Err(ApiError::forbidden("that site is in another district"));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(state.store.create_endpoint(&e).await?),
-    ))
+    let made = state.store.create_endpoint(&e).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::EndpointCreate,
+            made.endpoint.id,
+            endpoint_detail(&made.endpoint),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(made)))
 }
 
 #[utoipa::path(operation_id = "endpoints_get", get, path = "/api/v1/endpoints/{id}", params(("id" = i64, Path)), tag = "endpoints",
@@ -71,10 +81,19 @@ pub async fn get(
 pub async fn rotate_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<EndpointWithKey>, ApiError> {
-    scoped(&state, &principal, id).await?;
+    let e = scoped(&state, &principal, id).await?;
     let fresh = state.store.rotate_endpoint_key(id).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::EndpointKeyRotate,
+            id,
+            endpoint_detail(&e),
+        )
+        .await;
     end_device_sessions(&state, id, "this room's device key was replaced");
     Ok(Json(fresh))
 }
@@ -84,11 +103,20 @@ pub async fn rotate_key(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    scoped(&state, &principal, id).await?;
+    let e = scoped(&state, &principal, id).await?;
     // Attendance keeps its rows; the device's key dies with it.
     state.store.delete_endpoint(id).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::EndpointDelete,
+            id,
+            endpoint_detail(&e),
+        )
+        .await;
     end_device_sessions(&state, id, "this room's device was removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -198,4 +226,9 @@ pub async fn device_link_check(
             .collect(),
         ttl_secs: LINK_CHECK_TTL.as_secs(),
     }))
+}
+
+/// What the log keeps of a room endpoint (never its key).
+fn endpoint_detail(e: &Endpoint) -> serde_json::Value {
+    serde_json::json!({"site_id": e.site_id, "name": e.name})
 }

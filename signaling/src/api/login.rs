@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cauhop_store::model::Person;
+use cauhop_store::model::{AuditAction, AuditActor, NewAuditEntry, Person};
 use cauhop_store::{Instant, random_secret};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -84,6 +84,18 @@ pub async fn login(
         .create_session(&token, person.id, &csrf, expires_at)
         .await?;
     info!(username = %person.username, ?ip, "logged in");
+    let actor = AuditActor {
+        person_id: Some(person.id),
+        name: person.username.clone(),
+        client: ip.map(|ip| ip.to_string()),
+    };
+    let entry = NewAuditEntry {
+        actor,
+        action: AuditAction::PersonLogin,
+        target_id: person.id.to_string(),
+        detail: serde_json::json!({}),
+    };
+    super::audit::write(&state.store, &entry).await;
     Ok((
         [(
             header::SET_COOKIE,

@@ -6,12 +6,15 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cauhop_protocol::{ErrorCode, ParticipantInfo};
-use cauhop_store::model::{Attendance, JoinLink, Meeting, MeetingRole, NewMeeting, Paged};
+use cauhop_store::model::{
+    Attendance, AuditAction, JoinLink, Meeting, MeetingRole, NewMeeting, Paged,
+};
 use cauhop_store::schedule::overlap::HORIZON_SECS;
 use cauhop_store::{Instant, MeetingFilter, random_secret};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::audit::{Audit, meeting_detail, roster_change};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
@@ -196,12 +199,23 @@ pub async fn list(
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiJson(m): ApiJson<NewMeeting>,
 ) -> Result<(StatusCode, Json<Meeting>), ApiError> {
     let scope = principal.admin()?;
     check_new(&state, scope, &m).await?;
-    let by = principal.person()?.id;
+    let who = principal.person()?;
+    let by = who.id;
     let mut out = state.store.create_meeting(&m, Some(by)).await?;
+    let detail = meeting_detail(&out);
+    audit
+        .record(who, AuditAction::MeetingCreate, out.id, detail)
+        .await;
+    if let Some(change) = roster_change(&[], &out.roster) {
+        audit
+            .record(who, AuditAction::RosterChange, out.id, change)
+            .await;
+    }
     out.phase = Some(out.times().phase(&state.schedule, Instant::now()));
     tracing::info!(meeting = out.id, title = %out.title, by, "meeting scheduled");
     Ok((StatusCode::CREATED, Json(out)))
@@ -222,13 +236,25 @@ pub async fn get(
 pub async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
     ApiJson(m): ApiJson<NewMeeting>,
 ) -> Result<Json<Meeting>, ApiError> {
     let scope = principal.admin()?;
-    load_managed(&state, &principal, id).await?;
+    let before = load_managed(&state, &principal, id).await?;
     check_new(&state, scope, &m).await?;
     let mut out = state.store.update_meeting(id, &m).await?;
+    let who = principal.person()?;
+    let mut detail = meeting_detail(&out);
+    detail["before"] = meeting_detail(&before);
+    audit
+        .record(who, AuditAction::MeetingUpdate, id, detail)
+        .await;
+    if let Some(change) = roster_change(&before.roster, &out.roster) {
+        audit
+            .record(who, AuditAction::RosterChange, id, change)
+            .await;
+    }
     // Whoever the new roster no longer invites leaves now, not at the next join.
     let ended = state.registry.eject(
         Some(&room_of(id)),
@@ -251,10 +277,19 @@ pub async fn update(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    load_managed(&state, &principal, id).await?;
+    let gone = load_managed(&state, &principal, id).await?;
     state.store.delete_meeting(id).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::MeetingDelete,
+            id,
+            meeting_detail(&gone),
+        )
+        .await;
     state.registry.broadcast(
         &room_of(id),
         None,
@@ -289,6 +324,17 @@ pub struct IssuedLink {
     /// Path of the join page with the token in the fragment (`/m/12#t=…`); prefix the
     /// bridge's address.
     pub url: String,
+}
+
+/// What the log keeps of a link (never its token).
+fn link_detail(l: &JoinLink) -> serde_json::Value {
+    serde_json::json!({
+        "meeting_id": l.meeting_id,
+        "site_id": l.site_id,
+        "person_id": l.person_id,
+        "role": l.role.as_str(),
+        "expires_at": l.expires_at,
+    })
 }
 
 fn last_end(state: &AppState, m: &Meeting) -> Instant {
@@ -363,6 +409,7 @@ async fn issue(state: &AppState, m: &Meeting, req: NewLink) -> Result<IssuedLink
 pub async fn create_link(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<NewLink>,
 ) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
@@ -388,7 +435,16 @@ pub async fn create_link(
         }
         Standing::Manages { .. } => {}
     }
-    Ok((StatusCode::CREATED, Json(issue(&state, &m, req).await?)))
+    let issued = issue(&state, &m, req).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::LinkCreate,
+            &issued.link.jti,
+            link_detail(&issued.link),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
 #[utoipa::path(operation_id = "meetings_list_links", get, path = "/api/v1/meetings/{id}/links", params(("id" = i64, Path)), tag = "links",
@@ -409,6 +465,7 @@ pub async fn list_links(
 pub async fn revoke_link(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(jti): ApiPath<String>,
 ) -> Result<Json<JoinLink>, ApiError> {
     principal.admin()?;
@@ -424,6 +481,14 @@ pub async fn revoke_link(
         ));
     }
     let revoked = state.store.revoke_link(&jti, Instant::now()).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::LinkRevoke,
+            &jti,
+            link_detail(&revoked),
+        )
+        .await;
     let ended = state.registry.eject(
         Some(&room_of(link.meeting_id)),
         |h| h.jti.as_deref() == Some(jti.as_str()),
@@ -440,6 +505,7 @@ pub async fn revoke_link(
 pub async fn my_link(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
     let person = principal.person()?.clone();
@@ -459,7 +525,12 @@ pub async fn my_link(
         role: None,
         expires_at: None,
     };
-    Ok((StatusCode::CREATED, Json(issue(&state, &m, req).await?)))
+    let issued = issue(&state, &m, req).await?;
+    let detail = link_detail(&issued.link);
+    audit
+        .record(&person, AuditAction::LinkCreate, &issued.link.jti, detail)
+        .await;
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

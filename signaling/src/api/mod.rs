@@ -2,6 +2,7 @@
 //! `/api/v1/openapi.json`. Who may call what is decided in each handler from the
 //! [`extract::Principal`]; `tests/tests/authz.rs` checks the whole matrix.
 
+pub mod audit;
 pub mod endpoints;
 pub mod error;
 pub mod extract;
@@ -35,6 +36,7 @@ use extract::Principal;
         meetings::list, meetings::get, meetings::create, meetings::update, meetings::delete,
         meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
         meetings::attendance, meetings::live,
+        audit::list,
         stats,
     ),
     modifiers(&Security),
@@ -110,6 +112,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/meetings/{id}/attendance", get(meetings::attendance))
         .route("/meetings/{id}/live", get(meetings::live))
         .route("/links/{jti}/revoke", post(meetings::revoke_link))
+        .route("/audit", get(audit::list))
         .route("/stats", get(stats))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .fallback(not_found);

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cauhop_store::model::{NewPerson, Paged, Person, PersonRole};
+use cauhop_store::model::{AuditAction, NewPerson, Paged, Person, PersonRole};
 
+use super::audit::Audit;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
@@ -27,6 +28,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiJson(p): ApiJson<NewPerson>,
 ) -> Result<(StatusCode, Json<Person>), ApiError> {
     let scope = principal.admin()?;
@@ -57,6 +59,14 @@ pub async fn create(
             hash.as_deref(),
         )
         .await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::PersonCreate,
+            person.id,
+            person_detail(&person, hash.is_some()),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(person)))
 }
 
@@ -65,6 +75,7 @@ pub async fn create(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let scope = principal.admin()?;
@@ -82,6 +93,14 @@ pub async fn delete(
     }
     // Their admin sessions go with the row; their meeting sessions end here.
     state.store.delete_person(id).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::PersonDelete,
+            id,
+            person_detail(&target, false),
+        )
+        .await;
     let ended = state.registry.eject(
         None,
         |h| h.person_id == Some(id),
@@ -106,4 +125,15 @@ async fn may_manage(
         }
         (Scope::District(_), _) => Ok(false),
     }
+}
+
+/// What the log keeps of a person (never a password or its hash).
+pub(crate) fn person_detail(p: &Person, with_password: bool) -> serde_json::Value {
+    serde_json::json!({
+        "username": p.username,
+        "display_name": p.display_name,
+        "role": p.role.as_str(),
+        "site_id": p.site_id,
+        "password": with_password,
+    })
 }

@@ -3,9 +3,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cauhop_store::model::{NewSite, Paged, Site, SiteKind};
+use cauhop_store::model::{AuditAction, NewSite, Paged, Site, SiteKind};
 use serde::Deserialize;
 
+use super::audit::Audit;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Principal, Scope};
 use crate::AppState;
@@ -77,14 +78,21 @@ async fn check_scope(
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiJson(site): ApiJson<NewSite>,
 ) -> Result<(StatusCode, Json<Site>), ApiError> {
     let scope = principal.admin()?;
     check_scope(&state, scope, &site, None).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(state.store.create_site(&site).await?),
-    ))
+    let made = state.store.create_site(&site).await?;
+    audit
+        .record(
+            principal.person()?,
+            AuditAction::SiteCreate,
+            made.id,
+            site_detail(&made),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(made)))
 }
 
 #[utoipa::path(operation_id = "sites_update", put, path = "/api/v1/sites/{id}", params(("id" = i64, Path)), tag = "sites", request_body = NewSite,
@@ -93,13 +101,20 @@ pub async fn create(
 pub async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
     ApiJson(site): ApiJson<NewSite>,
 ) -> Result<Json<Site>, ApiError> {
     let scope = principal.admin()?;
-    state.store.site(id).await?;
+    let before = state.store.site(id).await?;
     check_scope(&state, scope, &site, Some(id)).await?;
-    Ok(Json(state.store.update_site(id, &site).await?))
+    let after = state.store.update_site(id, &site).await?;
+    let mut detail = site_detail(&after);
+    detail["before"] = site_detail(&before);
+    audit
+        .record(principal.person()?, AuditAction::SiteUpdate, id, detail)
+        .await;
+    Ok(Json(after))
 }
 
 #[utoipa::path(operation_id = "sites_delete", delete, path = "/api/v1/sites/{id}", params(("id" = i64, Path)), tag = "sites",
@@ -107,10 +122,12 @@ pub async fn update(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    audit: Audit,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let scope = principal.admin()?;
     let site = state.store.site(id).await?;
+    let detail = site_detail(&site);
     let as_new = NewSite {
         code: site.code,
         name: site.name,
@@ -121,6 +138,9 @@ pub async fn delete(
     };
     check_scope(&state, scope, &as_new, Some(id)).await?;
     state.store.delete_site(id).await?;
+    audit
+        .record(principal.person()?, AuditAction::SiteDelete, id, detail)
+        .await;
     state.registry.eject(
         None,
         |h| h.site_id == Some(id),
@@ -128,4 +148,16 @@ pub async fn delete(
         "this site was removed",
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the log keeps of a site.
+fn site_detail(s: &Site) -> serde_json::Value {
+    serde_json::json!({
+        "code": s.code,
+        "name": s.name,
+        "kind": s.kind.as_str(),
+        "parent_id": s.parent_id,
+        "down_kbps": s.down_kbps,
+        "up_kbps": s.up_kbps,
+    })
 }
