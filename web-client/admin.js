@@ -1,5 +1,5 @@
-// Admin pages: meetings calendar, sites tree, room endpoints, people. Talks to /api/v1 with
-// the session cookie and the CSRF token from login.
+// Admin pages: meetings calendar, sites tree, room endpoints, people, the audit log. Talks to
+// /api/v1 with the session cookie and the CSRF token from login.
 'use strict';
 (function () {
   var A = {
@@ -18,7 +18,15 @@
       rotate: 'Đổi khoá', online: 'trực tuyến', offline: 'mất kết nối', never: 'chưa kết nối', noMeetings: 'Không có cuộc họp',
       participant: 'Tham dự', presenter: 'Trình bày', viewer: 'Theo dõi', chairRole: 'Chủ trì', lastSeen: 'Lần cuối',
       confirmDelete: 'Xoá mục này?', lang: 'English', scheduled: 'chưa mở', lobby: 'phòng chờ', open: 'đang họp',
-      closing: 'sắp kết thúc', closed: 'đã kết thúc' },
+      closing: 'sắp kết thúc', closed: 'đã kết thúc', audit: 'Nhật ký', allKinds: 'Tất cả', joinKey: 'Khoá ký đường dẫn',
+      newer: '◀ Mới hơn', older: 'Cũ hơn ▶', when: 'Thời gian', who: 'Người thực hiện', action: 'Thao tác',
+      target: 'Đối tượng', detail: 'Chi tiết', address: 'Địa chỉ',
+      'meeting.create': 'Tạo cuộc họp', 'meeting.update': 'Sửa cuộc họp', 'meeting.delete': 'Xoá cuộc họp',
+      'roster.change': 'Đổi danh sách mời', 'link.create': 'Tạo đường dẫn mời', 'link.revoke': 'Thu hồi đường dẫn',
+      'site.create': 'Thêm điểm cầu', 'site.update': 'Sửa điểm cầu', 'site.delete': 'Xoá điểm cầu',
+      'person.create': 'Thêm người dùng', 'person.delete': 'Xoá người dùng', 'person.password': 'Đổi mật khẩu',
+      'person.login': 'Đăng nhập', 'endpoint.create': 'Thêm thiết bị', 'endpoint.delete': 'Xoá thiết bị',
+      'endpoint.key_rotate': 'Đổi khoá thiết bị', 'join_key.rotate': 'Đổi khoá ký đường dẫn' },
     en: { adminTitle: 'Bridge administration', logout: 'Log out', username: 'Username', password: 'Password',
       login: 'Log in', meetings: 'Meetings', sites: 'Sites', endpoints: 'Room endpoints', people: 'People',
       dayView: 'Day', weekView: 'Week', newMeeting: '+ New meeting', mTitle: 'Title', agenda: 'Agenda',
@@ -34,7 +42,15 @@
       rotate: 'New key', online: 'online', offline: 'offline', never: 'never connected', noMeetings: 'No meetings',
       participant: 'Participant', presenter: 'Presenter', viewer: 'Viewer', chairRole: 'Chair', lastSeen: 'Last seen',
       confirmDelete: 'Delete this?', lang: 'Tiếng Việt', scheduled: 'scheduled', lobby: 'lobby', open: 'in session',
-      closing: 'ending', closed: 'ended' }
+      closing: 'ending', closed: 'ended', audit: 'Audit log', allKinds: 'All', joinKey: 'Link signing key',
+      newer: '◀ Newer', older: 'Older ▶', when: 'Time', who: 'By', action: 'Action',
+      target: 'Target', detail: 'Detail', address: 'Address',
+      'meeting.create': 'Meeting created', 'meeting.update': 'Meeting changed', 'meeting.delete': 'Meeting deleted',
+      'roster.change': 'Invitations changed', 'link.create': 'Join link made', 'link.revoke': 'Join link revoked',
+      'site.create': 'Site added', 'site.update': 'Site changed', 'site.delete': 'Site deleted',
+      'person.create': 'Person added', 'person.delete': 'Person removed', 'person.password': 'Password set',
+      'person.login': 'Logged in', 'endpoint.create': 'Device added', 'endpoint.delete': 'Device removed',
+      'endpoint.key_rotate': 'Device key replaced', 'join_key.rotate': 'Link signing key replaced' }
   };
   var $ = function (id) { return document.getElementById(id); };
   var lang = localStorage.getItem('cauhop.lang') || 'vi';
@@ -75,13 +91,15 @@
     csrf = session.csrf_token; me = session.person;
     $('who').textContent = me.display_name + ' (' + t(me.role) + ')';
     $('login').classList.add('hidden'); $('app').classList.remove('hidden'); $('logout').classList.remove('hidden');
+    // The audit log names every district's people and links: the province's admins read it.
+    $('auditTab').classList.toggle('hidden', me.role !== 'province_admin');
     await loadSites();
     tab('meetings');
   }
 
   function tab(name) {
     document.querySelectorAll('.tab').forEach(function (s) { s.classList.toggle('hidden', s.id !== name); });
-    ({ meetings: calendar, sites: drawSites, endpoints: loadEndpoints, people: loadPeople })[name]().catch(function (e) { status(e.message); });
+    ({ meetings: calendar, sites: drawSites, endpoints: loadEndpoints, people: loadPeople, audit: loadAudit })[name]().catch(function (e) { status(e.message); });
   }
   document.querySelectorAll('nav button').forEach(function (b) { b.onclick = function () { tab(b.getAttribute('data-tab')); }; });
 
@@ -169,6 +187,38 @@
     if ($('pPass').value) body.password = $('pPass').value;
     await api('POST', '/people', body); status(t('saved')); loadPeople();
   });
+
+  // The audit log: newest first, a page at a time, by what it touched.
+  var auditOffset = 0, AUDIT_PAGE = 100;
+  function detailText(d) {
+    if (d == null || typeof d !== 'object') return d == null ? '' : String(d);
+    return Object.keys(d).filter(function (k) {
+      var v = d[k]; return v != null && !(Array.isArray(v) && v.length === 0);
+    }).map(function (k) {
+      var v = d[k];
+      return k + ': ' + (Array.isArray(v) ? v.join(', ') : typeof v === 'object' ? '{' + detailText(v) + '}' : v);
+    }).join('; ');
+  }
+  function targetText(e) {
+    if (e.target_kind === 'site') return siteName(+e.target_id);
+    return (t(e.target_kind === 'meeting' ? 'meetings' : e.target_kind === 'link' ? 'links' : e.target_kind === 'person' ? 'people'
+      : e.target_kind === 'endpoint' ? 'endpoints' : 'joinKey')) + ' #' + e.target_id;
+  }
+  async function loadAudit() {
+    var kind = $('auKind').value;
+    var page = await api('GET', '/audit?limit=' + AUDIT_PAGE + '&offset=' + auditOffset + (kind ? '&kind=' + encodeURIComponent(kind) : ''));
+    $('auCount').textContent = page.total ? (auditOffset + 1) + '–' + (auditOffset + page.items.length) + ' / ' + page.total : '0';
+    $('auNewer').disabled = auditOffset === 0;
+    $('auOlder').disabled = auditOffset + page.items.length >= page.total;
+    table('auditTable', [t('when'), t('who'), t('action'), t('target'), t('detail'), t('address')], page.items.map(function (e) {
+      var d = detailText(e.detail);
+      var cell = el('span', d.length > 240 ? d.slice(0, 240) + '…' : d); cell.title = d;
+      return [vnDate(new Date(e.at)) + ' ' + vnTime(e.at), e.actor, t(e.action), targetText(e), cell, e.client || ''];
+    }));
+  }
+  $('auKind').onchange = function () { auditOffset = 0; loadAudit().catch(function (e) { status(e.message); }); };
+  $('auNewer').onclick = function () { auditOffset = Math.max(0, auditOffset - AUDIT_PAGE); loadAudit().catch(function (e) { status(e.message); }); };
+  $('auOlder').onclick = function () { auditOffset += AUDIT_PAGE; loadAudit().catch(function (e) { status(e.message); }); };
 
   // Meetings: a day or week of the calendar, in Vietnam time.
   async function calendar() {

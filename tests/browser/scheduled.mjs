@@ -1,7 +1,7 @@
 // The admin page and a join link in real Chromium: an admin logs in on /admin and adds a
 // site through the form; a meeting starting in a few seconds is scheduled; a commune page
 // opened early from its link waits, then joins by itself when the meeting opens, and sees
-// the chair's video. Usage: node scheduled.mjs BASE_URL USER PASSWORD
+// the chair's video; the audit log tab lists what the admin did. Usage: node scheduled.mjs BASE_URL USER PASSWORD
 import { launch } from './launch.mjs';
 
 const [base, user, password] = process.argv.slice(2);
@@ -43,6 +43,12 @@ try {
   // The calendar shows it.
   await admin.click('nav button[data-tab="meetings"]');
   await admin.waitForSelector('#calendar >> text=Giao ban trực tuyến', { timeout: 5000 });
+  // The audit log tab (a province admin) lists what was just done, in Vietnamese.
+  await admin.click('nav button[data-tab="audit"]');
+  await admin.waitForSelector('#auditTable >> text=Tạo cuộc họp', { timeout: 5000 });
+  result.auditRows = await admin.$$eval('#auditTable tr', (rows) => rows.length - 1);
+  result.auditSiteAdded = await admin.isVisible('#auditTable >> text=Thêm điểm cầu');
+  result.auditRoster = await admin.isVisible('#auditTable >> text=Đổi danh sách mời');
 
   // The commune opens its link early.
   const commune = await (await browser.newContext()).newPage();
@@ -68,7 +74,8 @@ try {
   }
   result.joinedAfterStart = Date.now() >= Date.parse(setup.start);
   result.chairControls = await chair.evaluate(() => !document.getElementById('endBtn').classList.contains('hidden'));
-  result.ok = result.ok && result.chairControls && /Giao ban trực tuyến/.test(result.commune.phase || '');
+  result.ok = result.ok && result.chairControls && /Giao ban trực tuyến/.test(result.commune.phase || '')
+    && result.auditRows >= 7 && result.auditSiteAdded && result.auditRoster;
 } catch (e) {
   result.error = String(e);
 } finally {
