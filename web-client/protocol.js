@@ -51,8 +51,8 @@ CauhopSession.prototype.connect = function () {
       .catch(function (e) { self.emit('warning', String(e)); });
   };
   ws.onclose = function () {
-    // A socket left waiting for the lobby is closed by the bridge after a few seconds; the
-    // retry timer below (`not_open`) opens the next one.
+    // A socket we let go while waiting in the lobby: the retry timer (`not_open`) opens
+    // the next one.
     if (self.ws !== ws || ws.waitingForLobby) return;
     self.teardown();
     if (self.closedByUser) { self.emit('state', 'left'); return; }
@@ -113,6 +113,9 @@ CauhopSession.prototype.handle = async function (msg) {
         this.emit('waiting', msg);
         var self = this, ws = this.ws;
         ws.waitingForLobby = true;
+        // Let the socket go while waiting: the bridge counts sockets that have not
+        // joined, and an office full of pages in the lobby must not fill its share.
+        ws.close();
         setTimeout(function () { if (!self.closedByUser && self.ws === ws && !self.me) self.connect(); }, wait);
         return;
       }

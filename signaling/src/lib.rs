@@ -13,6 +13,7 @@ mod registry;
 pub mod scheduler;
 pub mod session;
 pub mod session_limits;
+pub mod waiting_sockets;
 mod web;
 
 use std::net::IpAddr;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cauhop_sfu::SfuHandle;
 use cauhop_store::Store;
@@ -39,11 +40,14 @@ pub use registry::{Holder, Registry};
 
 use crate::auth::{JoinKeys, JoinTokens, RateLimiter};
 use crate::client_addr::TrustedProxies;
+use crate::waiting_sockets::{Refused, Waiting, WaitingSockets};
 
 /// Frames larger than this are cut off by the WebSocket layer itself and close the
 /// connection; frames between [`cauhop_protocol::MAX_MESSAGE_BYTES`] and this get an
-/// `error` reply and the connection lives on.
-pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+/// `error` reply and the connection lives on. It bounds what one socket can make the
+/// server buffer (times `WAITING_TOTAL` sockets before a join), so it stays a small
+/// multiple of the largest message.
+pub const HARD_FRAME_LIMIT: usize = 4 * cauhop_protocol::MAX_MESSAGE_BYTES;
 
 /// How the server treats meetings and sessions.
 #[derive(Debug, Clone)]
@@ -98,6 +102,8 @@ pub struct AppState {
     join_limit: Mutex<RateLimiter>,
     /// Link-check tickets per room device: each lets a device ask for download trains.
     link_check_limit: Mutex<RateLimiter<i64>>,
+    /// WebSockets that have not joined yet, per client address.
+    waiting: WaitingSockets,
 }
 
 impl AppState {
@@ -134,6 +140,7 @@ impl AppState {
             // The agent checks at start-up and before meetings (at most every 30 min),
             // an operator by hand now and then: 6 an hour is plenty.
             link_check_limit: Mutex::new(RateLimiter::per_hour(6, 6)),
+            waiting: WaitingSockets::default(),
         }))
     }
 
@@ -218,22 +225,63 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
+/// Initial read and write buffer of one signaling WebSocket.
+const WS_BUFFER: usize = 1024;
+
 async fn ws_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
     connect: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
 ) -> Response {
-    let peer = connect.map_or_else(
-        || "unknown".to_owned(),
-        |c| state.client_addr(c.0.0, &headers).to_string(),
-    );
+    let client = connect.map(|c| state.client_addr(c.0.0, &headers));
+    let peer = client.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let waiting = match state
+        .waiting
+        .enter(client.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip()))
+    {
+        Ok(w) => w,
+        Err(refused) => return refuse_socket(&state, &peer, refused),
+    };
+    // tungstenite's default buffers are 128 KiB each, taken at the upgrade: a thousand
+    // sockets that never say anything would hold 128 MiB, and glibc keeps most of it after
+    // they close. Signaling messages are a few KiB (an SDP offer for 32 m-lines is under
+    // 16 KiB), so small buffers that grow when a frame needs it cost nothing.
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| serve_socket(state, socket, peer))
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
+        .on_upgrade(move |socket| serve_socket(state, socket, peer, waiting))
 }
 
-async fn serve_socket(state: Arc<AppState>, socket: WebSocket, peer: String) {
+/// Refuse a socket over the waiting caps, before the upgrade costs anything. The page
+/// treats it as a dropped connection and retries with backoff.
+fn refuse_socket(state: &AppState, peer: &str, refused: Refused) -> Response {
+    use axum::http::{StatusCode, header};
+    if let Some(n) = state.waiting.note_refusal(std::time::Instant::now()) {
+        tracing::warn!(%peer, waiting = state.waiting.total(), "websocket refused: {refused} ({n} refused since the last such line)");
+    }
+    let status = match refused {
+        Refused::Address => StatusCode::TOO_MANY_REQUESTS,
+        Refused::Total => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, [(header::RETRY_AFTER, "5")], refused.to_string()).into_response()
+}
+
+/// Errors that mean the client went away, not that it sent something wrong.
+fn socket_gone(e: &tungstenite::Error) -> bool {
+    use tungstenite::Error as E;
+    use tungstenite::error::ProtocolError as P;
+    matches!(
+        e,
+        E::ConnectionClosed
+            | E::AlreadyClosed
+            | E::Io(_)
+            | E::Protocol(P::ResetWithoutClosingHandshake)
+    )
+}
+
+async fn serve_socket(state: Arc<AppState>, socket: WebSocket, peer: String, waiting: Waiting) {
     let (sink, stream) = socket.split();
     let sink =
         sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
@@ -243,8 +291,13 @@ async fn serve_socket(state: Arc<AppState>, socket: WebSocket, peer: String) {
             Ok(Message::Binary(b)) => Some(Ok(session::Frame::Binary(b.len()))),
             Ok(Message::Close(_)) => Some(Ok(session::Frame::Close)),
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
-            Err(e) => Some(Err(e)),
+            Err(e) => match e.into_inner().downcast::<tungstenite::Error>() {
+                // A tab closed or a 3G link dropped: the socket is simply gone.
+                Ok(t) if socket_gone(&t) => Some(Ok(session::Frame::Close)),
+                Ok(t) => Some(Err(t.to_string())),
+                Err(other) => Some(Err(other.to_string())),
+            },
         }
     });
-    session::run(state, Box::pin(sink), Box::pin(stream), peer).await;
+    session::run(state, Box::pin(sink), Box::pin(stream), peer, Some(waiting)).await;
 }

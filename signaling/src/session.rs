@@ -29,6 +29,7 @@ use crate::registry::Holder;
 use crate::session_limits::{
     JOIN_WITHIN, LogBudget, MESSAGE_CHARS, MESSAGES_PER_SEC, MessageRate, Verdict, clip, clip_to,
 };
+use crate::waiting_sockets::Waiting;
 
 /// A frame as the session sees it, independent of the WebSocket library.
 #[derive(Debug)]
@@ -53,8 +54,15 @@ enum Flow {
     End,
 }
 
-pub async fn run<S, R, E>(state: Arc<AppState>, mut sink: S, mut stream: R, peer: String)
-where
+/// Serve one connection. `waiting` counts it among the sockets that have not joined yet
+/// and is let go at the join.
+pub async fn run<S, R, E>(
+    state: Arc<AppState>,
+    mut sink: S,
+    mut stream: R,
+    peer: String,
+    mut waiting: Option<Waiting>,
+) where
     S: Sink<String> + Unpin + Send + 'static,
     R: Stream<Item = Result<Frame, E>> + Unpin,
     E: std::fmt::Display,
@@ -111,6 +119,9 @@ where
                         Frame::Text(text) => {
                             let was_joined = joined.is_some();
                             let flow = handle_text(&state, &conn, &mut joined, &text).await;
+                            if joined.is_some() {
+                                drop(waiting.take());
+                            }
                             // Each join attempt (a refused one too) gives another 10 s.
                             if !was_joined {
                                 join_by = tokio::time::Instant::now() + JOIN_WITHIN;
@@ -174,9 +185,22 @@ where
     drop(out_tx);
     // A client that does not read would hold the writer (and its socket) forever.
     let abort = writer.abort_handle();
-    if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
-        abort.abort();
-        debug!(%peer, "writer stopped: the client was not reading");
+    let last_messages = async {
+        if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+            abort.abort();
+            debug!(%peer, "writer stopped: the client was not reading");
+        }
+    };
+    // Meanwhile read (and drop) whatever the client still sends: a socket closed with
+    // unread input is reset, and the reset throws away, at the client, the very messages
+    // that say why it was closed.
+    let discard = async {
+        while stream.next().await.is_some() {}
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = last_messages => {}
+        () = discard => {}
     }
 }
 
