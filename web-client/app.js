@@ -93,6 +93,12 @@
   // `a0`..`a2`; the bridge says who is in which (`slots`), so a tile's label follows its
   // picture. The chair's controls are in the roster, where every site is listed.
   var slotOf = { audio: [], video: [] };
+  // The site this user pinned to the main picture (for this page only), or null.
+  var pinned = null;
+  function pin(id) {
+    pinned = id && id !== pinned && participants[id] ? id : null;
+    sendView(); roster(); labelSlots();
+  }
   function tile(id, label) {
     var el = $('tile-' + id);
     if (!el) {
@@ -106,6 +112,8 @@
       var q = document.createElement('span');
       q.className = 'q'; q.title = t('good');
       el.appendChild(v); el.appendChild(l); el.appendChild(q);
+      // A thumbnail clicked takes the main picture; the main one clicked lets it go.
+      if (id !== 'me') el.onclick = function () { pin(id === 'v0' ? null : el.dataset.participant); };
       if (id === 'me') $('grid').appendChild(el);
       else $('grid').insertBefore(el, $('grid').firstChild && id === 'v0' ? $('grid').firstChild : null);
     }
@@ -129,7 +137,8 @@
       var p = s && participants[s.participant];
       el.dataset.participant = s ? s.participant : '';
       el.classList.toggle('hidden', !s);
-      el.querySelector('.label').textContent = p ? describe(p) + (s.screen ? ' — ' + t('screen') : '') : '';
+      el.querySelector('.label').textContent = p ? (i === 0 && pinned === s.participant ? '📌 ' : '') + describe(p) + (s.screen ? ' — ' + t('screen') : '') : '';
+      el.title = s ? t(i === 0 ? (pinned ? 'unpinHint' : '') : 'pinHint') : '';
       var dot = el.querySelector('.q');
       var q = (p && p.quality) || 'good';
       dot.className = 'q ' + q; dot.title = t(q);
@@ -165,6 +174,12 @@
           var n = document.createElement('span'); n.className = 'n';
           n.textContent = p.name + (p.district && p.site && p.site !== p.district ? ' — ' + p.site : '') + (p.audio_muted ? ' 🔇' : '');
           li.appendChild(dot); li.appendChild(n);
+          li.classList.toggle('pinned', pinned === id);
+          var pb = document.createElement('button');
+          pb.type = 'button'; pb.className = 'pin'; pb.textContent = t(pinned === id ? 'unpin' : 'pin');
+          pb.setAttribute('aria-pressed', String(pinned === id));
+          pb.onclick = function () { pin(id); };
+          li.appendChild(pb);
           if (role === 'chair') {
             [['muteOther', 'mute_participant'], ['giveFloor', 'grant_floor']].forEach(function (a) {
               var btn = document.createElement('button');
@@ -195,6 +210,7 @@
         $('grid').innerHTML = '';
         participants = {};
         slotOf = { audio: [], video: [] };
+        pinned = null;
         data.participants.forEach(function (p) { participants[p.id] = p; });
         roster();
         var mine = tile('me', t('you') + ' — ' + $('name').value);
@@ -207,6 +223,7 @@
         break;
       case 'participant_left':
         delete participants[data.participant];
+        if (pinned === data.participant) pin(null);
         roster();
         break;
       case 'mute':
@@ -295,7 +312,7 @@
       var h = el && el.offsetParent ? Math.round(el.clientHeight * dpr) : (i === 0 ? thumb * 2 : thumb);
       heights.push(h);
     }
-    session.setView({ audio_only: audioOnly, low_data: lowData, hidden: document.hidden, tiles: [], pinned: null, slots: heights });
+    session.setView({ audio_only: audioOnly, low_data: lowData, hidden: document.hidden, tiles: [], pinned: pinned, slots: heights });
   }
   $('rosterSearch').addEventListener('input', roster);
   document.addEventListener('visibilitychange', sendView);

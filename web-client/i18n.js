@@ -24,7 +24,9 @@ var CAUHOP_STRINGS = {
     giveFloor: 'Mời phát biểu', screen: 'màn hình', sites: 'Điểm cầu', search: 'Tìm điểm cầu', chairRole: 'Chủ trì',
     audioOnly: 'Chỉ nghe', lowData: 'Tiết kiệm dữ liệu',
     bandwidthLow: 'Đường truyền yếu ({k} kbit/s): tạm thời chỉ nhận âm thanh. Hình sẽ tự trở lại.',
-    good: 'Đường truyền tốt', weak: 'Đường truyền yếu', bad: 'Đường truyền rất kém'
+    good: 'Đường truyền tốt', weak: 'Đường truyền yếu', bad: 'Đường truyền rất kém',
+    pin: 'Ghim', unpin: 'Bỏ ghim', pinHint: 'Bấm để xem lớn điểm cầu này',
+    unpinHint: 'Bấm để bỏ ghim, trở lại người đang phát biểu'
   },
   en: {
     title: 'Online meeting bridge', meeting: 'Meeting id', name: 'Your name', site: 'Site',
@@ -49,6 +51,8 @@ var CAUHOP_STRINGS = {
     giveFloor: 'Give floor', screen: 'screen', sites: 'Sites', search: 'Find a site', chairRole: 'Chair',
     audioOnly: 'Audio only', lowData: 'Low data',
     bandwidthLow: 'Weak connection ({k} kbit/s): audio only for now. Video comes back by itself.',
-    good: 'Good connection', weak: 'Weak connection', bad: 'Very poor connection'
+    good: 'Good connection', weak: 'Weak connection', bad: 'Very poor connection',
+    pin: 'Pin', unpin: 'Unpin', pinHint: 'Click to show this site large',
+    unpinHint: 'Click to unpin and follow the speaker again'
   }
 };

@@ -1,7 +1,9 @@
 // A Chromium page in a meeting of simulated sites (`cauhop-sites`, str0m over UDP): the
 // page receives the bridge's slots and labels them right. The main tile names the
 // speaking site and shows its picture; the thumbnails name distinct sites with pictures;
-// the roster lists every site; the lobby banner is readable (its text's contrast against
+// the roster lists every site; a site pinned from the roster takes this page's main tile
+// (its picture, its label) and clicking the main tile gives it back to the speaker; the
+// lobby banner is readable (its text's contrast against
 // its background, as the browser renders it). A screenshot is saved for a person to look
 // at.
 // Usage: node province_page.mjs BASE_URL MEETING SITES SPEAKER SCREENSHOT
@@ -57,6 +59,46 @@ try {
   result.thumbsDistinct = labels.length >= 3 && new Set(labels).size === labels.length &&
     labels.every((l) => l && !l.includes(speaker));
   result.roster = Number(seen.roster) === Number(sites) + 1;
+
+  // Pin a silent site from the roster: the main tile becomes that site's picture.
+  const mainNow = () => page.evaluate(() => {
+    const el = document.getElementById('tile-v0');
+    const v = el && el.querySelector('video');
+    return el ? { who: el.dataset.participant, label: el.querySelector('.label').textContent,
+      width: v ? v.videoWidth : 0, time: v ? v.currentTime : 0 } : null;
+  });
+  const target = await page.evaluate((speaker) => {
+    const li = [...document.querySelectorAll('#rosterList li')]
+      .find((l) => !l.querySelector('.n').textContent.includes(speaker));
+    if (!li) return null;
+    li.querySelector('button.pin').click();
+    return li.dataset.participant;
+  }, speaker);
+  const pinStart = Date.now();
+  let pinnedMain = null;
+  let startedAt = null;
+  while (target && Date.now() < deadline + 20000) {
+    const m = await mainNow();
+    if (m && m.who === target && m.width > 0) {
+      // Its own picture is playing in the main tile, not the speaker's frozen last frame.
+      if (startedAt === null) startedAt = m.time;
+      else if (m.time > startedAt + 0.5) { pinnedMain = m; break; }
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  result.pin = { target, main: pinnedMain || (await mainNow()), ms: Date.now() - pinStart };
+  result.pinned = !!pinnedMain && pinnedMain.label.startsWith('📌') && !pinnedMain.label.includes(speaker);
+  // Clicking the main tile lets the pin go: the speaker comes back.
+  await page.click('#tile-v0');
+  let back = null;
+  const unpinStart = Date.now();
+  while (Date.now() < unpinStart + 15000) {
+    const m = await mainNow();
+    if (m && m.label.includes(speaker) && m.who !== target) { back = m; break; }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  result.unpin = { main: back || (await mainNow()), ms: Date.now() - unpinStart };
+  result.unpinned = !!back && !back.label.startsWith('📌');
   // The lobby banner as the page shows it before a meeting opens.
   result.banner = await page.evaluate(() => {
     const ph = document.getElementById('phase');
@@ -68,7 +110,8 @@ try {
   result.banner.contrast = Math.round(contrast(result.banner.color, result.banner.background) * 10) / 10;
   await page.screenshot({ path: shot });
   result.screenshot = shot;
-  result.ok = result.mainLabelled && result.thumbsDistinct && result.roster && result.banner.contrast >= 4.5;
+  result.ok = result.mainLabelled && result.thumbsDistinct && result.roster && result.pinned &&
+    result.unpinned && result.banner.contrast >= 4.5;
 } catch (e) {
   result.error = String(e);
 } finally {
