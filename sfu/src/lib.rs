@@ -31,6 +31,9 @@ pub mod sim;
 #[cfg(test)]
 mod sim_tests;
 mod types;
+#[cfg(any(test, feature = "bench"))]
+#[doc(hidden)]
+pub mod vp8_shape;
 
 pub use config::SfuConfig;
 pub use error::SfuError;

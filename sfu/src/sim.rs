@@ -24,6 +24,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use crate::room::{Output as CoreOutput, Rooms};
 use crate::types::{JoinOptions, OfferOutcome, ParticipantId, SfuEvent, SlotMap, ViewHints};
+use crate::vp8_shape::{self, Vp8Shape};
 
 /// One simulcast layer a simulated publisher sends.
 #[derive(Debug, Clone, Copy)]
@@ -205,8 +206,6 @@ pub struct Sim {
 
 const MARK_AUDIO: u8 = b'A';
 const MARK_VIDEO: u8 = b'V';
-/// Length of the VP8 payload descriptor written here (X, 15-bit PictureID, TL0PICIDX).
-const VP8_DESCRIPTOR: usize = 5;
 const STEP: Duration = Duration::from_millis(2);
 const SFU_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
 
@@ -641,20 +640,15 @@ impl Sim {
             for part in 0..parts {
                 let start = part == 0;
                 let mut p = Vec::with_capacity(per + 24);
-                p.push(0x80 | if start { 0x10 } else { 0 });
-                p.push(0xc0);
-                p.push(0x80 | (picture_id >> 8) as u8 & 0x7f);
-                p.push(picture_id as u8);
-                p.push(frame as u8);
-                if start {
-                    if key {
-                        p.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
-                        p.extend_from_slice(&(layer.height * 16 / 9).to_le_bytes());
-                        p.extend_from_slice(&layer.height.to_le_bytes());
-                    } else {
-                        p.extend_from_slice(&[0x11, 0x02, 0x00]);
-                    }
+                Vp8Shape {
+                    picture_id,
+                    tl0: frame as u8,
+                    start,
+                    key,
+                    width: layer.height * 16 / 9,
+                    height: layer.height,
                 }
+                .write_header(&mut p);
                 p.push(MARK_VIDEO);
                 p.extend_from_slice(&c.id.0.to_be_bytes());
                 p.push(l as u8);
@@ -777,13 +771,7 @@ fn sender_of(p: &[u8]) -> Option<(u64, u8)> {
     let at = if p.first() == Some(&MARK_AUDIO) {
         0
     } else {
-        let b0 = *p.first()?;
-        let mut i = VP8_DESCRIPTOR;
-        if b0 & 0x10 != 0 {
-            let tag = *p.get(i)?;
-            i += if tag & 0x01 == 0 { 10 } else { 3 };
-        }
-        i
+        vp8_shape::header_len(p)?
     };
     let mark = *p.get(at)?;
     let id = u64::from_be_bytes(p.get(at + 1..at + 9)?.try_into().ok()?);

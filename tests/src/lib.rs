@@ -13,7 +13,9 @@ pub mod reception;
 pub mod signal;
 pub mod sim_peer;
 pub mod tls_front;
-pub mod vp8_shape;
+
+/// The VP8 framing of every simulated publisher (the SFU's own, so there is one copy).
+pub use cauhop_sfu::vp8_shape;
 
 /// Wait until `cond` holds, polling every 50 ms; `Err` with `what` after `timeout`.
 pub async fn wait_for(

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::link::Link;
 use crate::signal;
-use crate::vp8_shape::{self, Vp8Shape};
+use cauhop_sfu::vp8_shape::{self, Vp8Shape};
 
 /// One simulcast layer to publish.
 #[derive(Debug, Clone, Copy)]

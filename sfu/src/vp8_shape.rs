@@ -1,5 +1,5 @@
-//! The VP8 framing the simulated publishers write (the str0m test peer and the load
-//! generator): a payload descriptor with PictureID and TL0PICIDX, and on a frame's first
+//! The VP8 framing every simulated publisher writes (the simulated meeting [`crate::sim`],
+//! the str0m test peer in `tests/` and the load generator): a payload descriptor with PictureID and TL0PICIDX, and on a frame's first
 //! packet the frame tag, which on a keyframe carries the start code and size, so an SFU
 //! sees real keyframes and heights. What follows is each tool's own marker; the
 //! payload is not decodable, which no SFU needs.
