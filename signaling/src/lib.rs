@@ -268,6 +268,28 @@ fn refuse_socket(state: &AppState, peer: &str, refused: Refused) -> Response {
     (status, [(header::RETRY_AFTER, "5")], refused.to_string()).into_response()
 }
 
+/// What a WebSocket read error means: the client went away (the session ends quietly), a
+/// frame over the limits (`too_large`), or anything else it sent wrong (`bad_message`).
+fn read_failed(e: axum::Error) -> Result<session::Frame, session::ReadError> {
+    use cauhop_protocol::ErrorCode;
+    match e.into_inner().downcast::<tungstenite::Error>() {
+        // A tab closed or a 3G link dropped: the socket is simply gone.
+        Ok(t) if socket_gone(&t) => Ok(session::Frame::Close),
+        Ok(t) => Err(session::ReadError {
+            code: if matches!(*t, tungstenite::Error::Capacity(_)) {
+                ErrorCode::TooLarge
+            } else {
+                ErrorCode::BadMessage
+            },
+            message: t.to_string(),
+        }),
+        Err(other) => Err(session::ReadError {
+            code: ErrorCode::BadMessage,
+            message: other.to_string(),
+        }),
+    }
+}
+
 /// Errors that mean the client went away, not that it sent something wrong.
 fn socket_gone(e: &tungstenite::Error) -> bool {
     use tungstenite::Error as E;
@@ -291,13 +313,44 @@ async fn serve_socket(state: Arc<AppState>, socket: WebSocket, peer: String, wai
             Ok(Message::Binary(b)) => Some(Ok(session::Frame::Binary(b.len()))),
             Ok(Message::Close(_)) => Some(Ok(session::Frame::Close)),
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
-            Err(e) => match e.into_inner().downcast::<tungstenite::Error>() {
-                // A tab closed or a 3G link dropped: the socket is simply gone.
-                Ok(t) if socket_gone(&t) => Some(Ok(session::Frame::Close)),
-                Ok(t) => Some(Err(t.to_string())),
-                Err(other) => Some(Err(other.to_string())),
-            },
+            Err(e) => Some(read_failed(e)),
         }
     });
     session::run(state, Box::pin(sink), Box::pin(stream), peer, Some(waiting)).await;
+}
+
+#[cfg(test)]
+mod read_failed_tests {
+    use super::*;
+    use cauhop_protocol::ErrorCode;
+    use tungstenite::error::{CapacityError, ProtocolError};
+
+    fn read(e: tungstenite::Error) -> Result<session::Frame, session::ReadError> {
+        read_failed(axum::Error::new(e))
+    }
+
+    #[test]
+    fn a_client_gone_ends_quietly_and_a_bad_frame_is_named() {
+        assert!(matches!(
+            read(tungstenite::Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            Ok(session::Frame::Close)
+        ));
+        assert!(matches!(
+            read(tungstenite::Error::ConnectionClosed),
+            Ok(session::Frame::Close)
+        ));
+        let big = read(tungstenite::Error::Capacity(
+            CapacityError::MessageTooLong {
+                size: 300_000,
+                max_size: HARD_FRAME_LIMIT,
+            },
+        ));
+        assert_eq!(big.err().map(|e| e.code), Some(ErrorCode::TooLarge));
+        let unmasked = read(tungstenite::Error::Protocol(
+            ProtocolError::UnmaskedFrameFromClient,
+        ));
+        assert_eq!(unmasked.err().map(|e| e.code), Some(ErrorCode::BadMessage));
+    }
 }

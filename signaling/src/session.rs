@@ -39,6 +39,13 @@ pub enum Frame {
     Close,
 }
 
+/// A frame the WebSocket layer could not read: the code the client is told, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
 struct Joined {
     id: ParticipantId,
     /// The room key (SFU and registry).
@@ -56,7 +63,7 @@ enum Flow {
 
 /// Serve one connection. `waiting` counts it among the sockets that have not joined yet
 /// and is let go at the join.
-pub async fn run<S, R, E>(
+pub async fn run<S, R>(
     state: Arc<AppState>,
     mut sink: S,
     mut stream: R,
@@ -64,8 +71,7 @@ pub async fn run<S, R, E>(
     mut waiting: Option<Waiting>,
 ) where
     S: Sink<String> + Unpin + Send + 'static,
-    R: Stream<Item = Result<Frame, E>> + Unpin,
-    E: std::fmt::Display,
+    R: Stream<Item = Result<Frame, ReadError>> + Unpin,
 {
     let (out_tx, mut out_rx) = Outbox::new(OUTBOX_CAPACITY);
     let (done_tx, mut writer_done) = tokio::sync::oneshot::channel::<()>();
@@ -105,9 +111,9 @@ pub async fn run<S, R, E>(
                 None | Some(Ok(Frame::Close)) => Flow::End,
                 Some(Err(e)) => {
                     if conn.log.allow() {
-                        warn!(%peer, "websocket read failed: {}", clip_to(&e.to_string(), MESSAGE_CHARS));
+                        warn!(%peer, "websocket read failed: {}", clip_to(&e.message, MESSAGE_CHARS));
                     }
-                    out_tx.send(ServerMsg::fatal(ErrorCode::TooLarge, clip_to(&format!("connection closed: {e}"), MESSAGE_CHARS)));
+                    out_tx.send(ServerMsg::fatal(e.code, clip_to(&format!("connection closed: {}", e.message), MESSAGE_CHARS)));
                     Flow::End
                 }
                 Some(Ok(frame)) => match rate.take(std::time::Instant::now()) {
