@@ -22,6 +22,15 @@ function CauhopSession(opts) {
   this.queue = Promise.resolve();
 }
 
+/** Whether this browser decodes RED-wrapped Opus (Chrome does; the bridge offers RED
+ * only to a client that says so, since an answerer that cannot decode it hears nothing). */
+function decodesRed() {
+  try {
+    var caps = window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities('audio');
+    return !!caps && caps.codecs.some(function (c) { return c.mimeType.toLowerCase() === 'audio/red'; });
+  } catch (e) { return false; }
+}
+
 CauhopSession.prototype.emit = function (type, data) {
   try { this.opts.onEvent(type, data); } catch (e) { console.error(e); }
 };
@@ -183,7 +192,7 @@ CauhopSession.prototype.startMedia = function () {
   };
   var stream = this.opts.stream;
   var tracks = stream ? stream.getTracks() : [];
-  if (tracks.length === 0) { this.send({ type: 'ready' }); return; }
+  if (tracks.length === 0) { this.send({ type: 'ready', red: decodesRed() }); return; }
   tracks.forEach(function (t) {
     var init = { direction: 'sendonly', streams: [stream] };
     // The camera as three simulcast layers: the bridge sends each site the one its link

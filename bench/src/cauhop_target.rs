@@ -145,7 +145,8 @@ impl CauhopTarget {
                 let msg = match o {
                     SigOut::Offer(sdp) => ClientMsg::Offer { sdp },
                     SigOut::Answer(sdp) => ClientMsg::Answer { sdp },
-                    SigOut::Ready => ClientMsg::Ready,
+                    // Its str0m does not decode RED (`peer.rs`).
+                    SigOut::Ready => ClientMsg::Ready { red: false },
                 };
                 if ws_tx.send(msg).is_err() {
                     return;

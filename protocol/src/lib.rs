@@ -39,7 +39,12 @@ pub enum ClientMsg {
     /// The answer to an offer the server sent.
     Answer { sdp: String },
     /// The client publishes nothing (yet) and wants the server to offer subscriptions now.
-    Ready,
+    /// `red`: it decodes RED-wrapped Opus (RFC 2198); the bridge offers RED only to a
+    /// client that says so here or lists RED in its own first offer.
+    Ready {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        red: bool,
+    },
     /// The client's own mute state, relayed to the others.
     Mute { audio: bool, video: bool },
     /// Keep-alive; answered with `pong`.

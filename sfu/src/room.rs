@@ -274,10 +274,12 @@ impl Rooms {
         result
     }
 
-    /// The client publishes nothing yet: its slots may be offered now.
-    pub fn ready(&mut self, participant: ParticipantId) {
+    /// The client publishes nothing yet: its slots may be offered now. `red`: it said
+    /// it decodes RED-wrapped Opus.
+    pub fn ready(&mut self, participant: ParticipantId, red: bool) {
         if let Some(p) = self.peers.get_mut(&participant) {
-            p.set_ready();
+            p.set_ready(red);
+            self.refresh_ufrag(participant);
             self.dirty.insert(participant);
         }
     }
@@ -1005,7 +1007,7 @@ mod offer_tests {
         let mut core = Rooms::new(vec![sfu]);
         let p = ParticipantId(1);
         core.join(t0, "r", p, JoinOptions::default()).expect("join");
-        core.ready(p);
+        core.ready(p, true);
         let mut offers = 0;
         let mut now = t0;
         while now < t0 + Duration::from_secs(5) {
@@ -1084,5 +1086,113 @@ mod publish_cap_tests {
             core.offer(ParticipantId(2), &offer_of(4)),
             Ok(OfferOutcome::Answer(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod red_offer_tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use str0m::change::SdpOffer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::{Rtc, RtcConfig};
+
+    use super::*;
+
+    /// The bridge's slot offer to participant `p`, after its first offer or `ready`.
+    fn slot_offer(core: &mut Rooms, now: Instant, p: ParticipantId) -> String {
+        core.handle_timeout(now);
+        loop {
+            match core.poll_output(now) {
+                Output::Event(who, SfuEvent::Offer(sdp)) if who == p => return sdp,
+                Output::Timeout(_) => panic!("no offer to {p}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The payload types of the first audio m-line, in order, as codec names.
+    fn audio_codecs(sdp: &str) -> Vec<String> {
+        let m = sdp
+            .split("m=")
+            .find(|m| m.starts_with("audio"))
+            .expect("an audio m-line");
+        let pts: Vec<&str> = m
+            .lines()
+            .next()
+            .expect("m-line")
+            .split(' ')
+            .skip(3)
+            .collect();
+        pts.iter()
+            .filter_map(|pt| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix(&format!("a=rtpmap:{pt} ")))
+                    .map(|c| c.split('/').next().unwrap_or_default().to_lowercase())
+            })
+            .collect()
+    }
+
+    fn publisher(now: Instant, red: bool) -> (Rtc, String) {
+        let mut client = RtcConfig::new()
+            .clear_codecs()
+            .enable_opus(true, red)
+            .enable_vp8(true)
+            .build(now);
+        let mut api = client.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, _) = api.apply().expect("an offer");
+        (client, offer.to_sdp_string())
+    }
+
+    /// An answerer that takes the first codec it knows (GStreamer's `webrtcbin`) answered
+    /// the RED the bridge listed first and heard nothing. RED now goes only to a client
+    /// that listed it in its own offer or said so in `ready`.
+    #[test]
+    fn red_is_offered_only_to_clients_that_showed_they_decode_it() {
+        let now = Instant::now();
+        let sfu = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
+        let mut core = Rooms::new(vec![sfu]);
+        let mut offered = Vec::new();
+        for (i, red) in [false, true].into_iter().enumerate() {
+            // A publisher: its offer decides.
+            let p = ParticipantId(i as u64 * 2 + 1);
+            core.join(now, "r", p, JoinOptions::default())
+                .expect("join");
+            let (_client, offer) = publisher(now, red);
+            assert!(
+                matches!(core.offer(p, &offer), Ok(OfferOutcome::Answer(_))),
+                "offer refused"
+            );
+            // Its slots are offered once it is connected, from this session.
+            assert_eq!(
+                core.peers[&p].session_offers_red(),
+                red,
+                "publisher, red {red}"
+            );
+            // A subscriber: its `ready` decides.
+            let s = ParticipantId(i as u64 * 2 + 2);
+            core.join(now, "r", s, JoinOptions::default())
+                .expect("join");
+            core.ready(s, red);
+            let sdp = slot_offer(&mut core, now, s);
+            let codecs = audio_codecs(&sdp);
+            offered.push((red, codecs.clone()));
+            assert_eq!(
+                codecs.first().map(String::as_str),
+                Some(if red { "red" } else { "opus" }),
+                "{sdp}"
+            );
+            assert_eq!(codecs.contains(&"red".into()), red, "{sdp}");
+            // A default answerer takes the first codec: Opus for the one without RED.
+            let mut answerer = RtcConfig::new().set_rtp_mode(true).build(now);
+            let answer = answerer
+                .sdp_api()
+                .accept_offer(SdpOffer::from_sdp_string(&sdp).expect("offer parses"))
+                .expect("answer");
+            core.answer(now, s, &answer.to_sdp_string())
+                .expect("answer accepted");
+        }
+        eprintln!("audio codecs offered: {offered:?}");
     }
 }

@@ -300,7 +300,7 @@ impl Sim {
                 OfferOutcome::Ignored => pending = Some(p),
             }
         } else {
-            self.core.ready(id);
+            self.core.ready(id, true);
         }
         let n = spec.layers.len();
         self.clients.push(Client {

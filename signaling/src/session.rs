@@ -593,8 +593,8 @@ async fn handle_text(
                 reply_err(sfu_error(&e), e.to_string());
             }
         }
-        (ClientMsg::Ready, Some(j)) => {
-            if let Err(e) = state.sfu.ready(j.id).await {
+        (ClientMsg::Ready { red }, Some(j)) => {
+            if let Err(e) = state.sfu.ready(j.id, red).await {
                 reply_err(sfu_error(&e), e.to_string());
             }
         }

@@ -278,7 +278,8 @@ impl SimPeer {
             })?;
             Some(pending)
         } else {
-            ws_tx.send(ClientMsg::Ready)?;
+            // Its str0m unwraps RED (`enable_opus(true, true)` below).
+            ws_tx.send(ClientMsg::Ready { red: true })?;
             None
         };
 

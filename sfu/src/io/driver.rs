@@ -293,7 +293,7 @@ impl Driver {
             } => {
                 let _ = reply.send(self.core.answer(now, participant, &sdp));
             }
-            Command::Ready { participant } => self.core.ready(participant),
+            Command::Ready { participant, red } => self.core.ready(participant, red),
             Command::Leave { participant } => {
                 self.core.leave(now, participant);
                 self.events.remove(&participant);

@@ -27,6 +27,7 @@ pub(crate) enum Command {
     },
     Ready {
         participant: ParticipantId,
+        red: bool,
     },
     Leave {
         participant: ParticipantId,
@@ -119,8 +120,9 @@ impl SfuHandle {
     }
 
     /// The client publishes nothing yet: the SFU may offer subscriptions right away.
-    pub async fn ready(&self, participant: ParticipantId) -> Result<(), SfuError> {
-        self.send(Command::Ready { participant }).await
+    /// The client publishes nothing yet (`red`: it decodes RED-wrapped Opus).
+    pub async fn ready(&self, participant: ParticipantId, red: bool) -> Result<(), SfuError> {
+        self.send(Command::Ready { participant, red }).await
     }
 
     /// What the subscriber's client shows; the allocator sends nothing larger.

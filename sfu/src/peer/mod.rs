@@ -92,6 +92,14 @@ pub(crate) struct Peer {
     pub(crate) next_timeout: Instant,
     stats: PeerStats,
     candidates: Vec<SocketAddr>,
+    /// Whether this session offers RED-wrapped Opus, and when it was built. str0m lists
+    /// `red/48000/2` before `opus/48000/2` (libwebrtc uses RED only then), so an answerer
+    /// that takes the first codec it knows but cannot decode RED (GStreamer's
+    /// `webrtcbin`) answers RED and hears nothing. A session starts with RED (browsers,
+    /// nearly everyone) and is rebuilt without it, before anything was negotiated, for a
+    /// client whose first offer does not list RED or whose `ready` does not claim it.
+    red_offered: bool,
+    rtc_built: Instant,
     /// When ICE lost the client. A 3G link that drops for a few seconds comes back to the
     /// same session (ICE consent resumes, or the client restarts ICE), so the session is
     /// only ended after [`MEDIA_GRACE`] without media.
@@ -148,8 +156,9 @@ pub(super) const PAUSE_REMEMBERED: Duration = Duration::from_secs(120);
 /// estimate finds its level.
 pub(super) const START_BWE: Bitrate = Bitrate::kbps(300);
 
-pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
-    let mut rtc = crate::rtp::codecs::with_codecs(RtcConfig::new())
+/// A session for one participant; `red`: offer RED-wrapped Opus (see `Peer::red_offered`).
+pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr], red: bool) -> Rtc {
+    let mut rtc = crate::rtp::codecs::with_codecs(RtcConfig::new(), red)
         .set_ice_lite(true)
         .set_rtp_mode(true)
         // 200 ms: the peer stats carry str0m's raw bandwidth estimate, which sees a
@@ -194,7 +203,7 @@ impl Peer {
         candidates: Vec<SocketAddr>,
         now: Instant,
     ) -> Self {
-        let rtc = new_rtc(now, &candidates);
+        let rtc = new_rtc(now, &candidates, true);
         let stats = PeerStats {
             participant: id.to_string(),
             room: room.to_string(),
@@ -221,6 +230,8 @@ impl Peer {
             next_timeout: now,
             stats,
             candidates,
+            red_offered: true,
+            rtc_built: now,
             disconnected_at: None,
             connected_at: None,
             options,

@@ -58,6 +58,15 @@ pub(crate) struct SlotChoice {
     pub(crate) screen: bool,
 }
 
+/// Whether an SDP lists RED (RFC 2198) for audio: `a=rtpmap:<pt> red/48000/2`.
+fn offers_red(sdp: &str) -> bool {
+    sdp.lines().any(|l| {
+        l.strip_prefix("a=rtpmap:")
+            .and_then(|r| r.split_once(' '))
+            .is_some_and(|(_, codec)| codec.trim().to_ascii_lowercase().starts_with("red/48000"))
+    })
+}
+
 impl Peer {
     pub(super) fn slot_by_mid(&self, mid: Mid) -> Option<&Slot> {
         self.slots.iter().find(|s| s.open && s.mid == Some(mid))
@@ -200,6 +209,9 @@ impl Peer {
                  published (voice, camera, screen and a spare) in at most {MAX_SECTIONS} m-lines"
             )));
         }
+        if self.offer_when == OfferWhen::NotYet {
+            self.settle_red(offers_red(sdp));
+        }
         let result = self.rtc.sdp_api().accept_offer(offer);
         match result {
             Ok(answer) => {
@@ -253,15 +265,41 @@ impl Peer {
         Ok(())
     }
 
-    pub(crate) fn set_ready(&mut self) {
+    /// The client publishes nothing and wants its slots now; `red`: it decodes RED.
+    pub(crate) fn set_ready(&mut self, red: bool) {
+        if self.offer_when == OfferWhen::NotYet {
+            self.settle_red(red);
+        }
         self.offer_when = OfferWhen::Now;
+    }
+
+    /// Whether this participant's session offers RED-wrapped Opus now.
+    #[cfg(test)]
+    pub(crate) fn session_offers_red(&self) -> bool {
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .any(|p| p.red().is_some())
+    }
+
+    /// Before the first negotiation: offer RED only to a client that showed it decodes
+    /// it (see `red_offered`). Nothing has been negotiated on the session yet, so a new
+    /// one replaces it at no cost to the client.
+    fn settle_red(&mut self, shown: bool) {
+        if shown == self.red_offered {
+            return;
+        }
+        debug!(participant = %self.id, red = shown, "session rebuilt for the client's audio codecs");
+        self.red_offered = shown;
+        self.rtc = new_rtc(self.rtc_built, &self.candidates, shown);
     }
 
     /// A session str0m gave up on (bad remote SDP) is replaced by a fresh one, so the
     /// client can try again on the same signaling connection.
     pub(super) fn reset(&mut self) {
         warn!(participant = %self.id, "media session reset after a fatal SDP error");
-        self.rtc = new_rtc(Instant::now(), &self.candidates);
+        self.rtc = new_rtc(Instant::now(), &self.candidates, self.red_offered);
         self.connected_at = None;
         self.tracks_in.clear();
         let video = self

@@ -10,11 +10,11 @@
 use str0m::RtcConfig;
 use str0m::format::{Codec, CodecConfig, PayloadParams};
 
-/// `config` with Opus (FEC, DTX, RED), VP8 and H.264, and nothing else.
-pub(crate) fn with_codecs(config: RtcConfig) -> RtcConfig {
+/// `config` with Opus (FEC, DTX, and RED when `red`), VP8 and H.264, and nothing else.
+pub(crate) fn with_codecs(config: RtcConfig, red: bool) -> RtcConfig {
     let mut config = config
         .clear_codecs()
-        .enable_opus(true, true)
+        .enable_opus(true, red)
         .enable_vp8(true)
         .enable_h264(true);
     let params: Vec<PayloadParams> = config
@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn opus_keeps_fec_and_red_and_gains_dtx() {
-        let mut c = with_codecs(RtcConfig::new());
+        let mut c = with_codecs(RtcConfig::new(), true);
         let opus: Vec<_> = c
             .codec_config()
             .params()
@@ -93,7 +93,7 @@ mod tests {
         let (offer, _pending) = change.apply().expect("an offer");
         assert!(!opus_fmtp(&offer.to_sdp_string()).contains("usedtx"));
 
-        let mut bridge = with_codecs(RtcConfig::new()).build(now);
+        let mut bridge = with_codecs(RtcConfig::new(), true).build(now);
         let answer = bridge
             .sdp_api()
             .accept_offer(offer)
@@ -104,7 +104,7 @@ mod tests {
         assert!(fmtp.contains("useinbandfec=1"), "answer: {fmtp}");
         assert!(answer.contains("red/48000"), "RED offered back");
 
-        let mut bridge: Rtc = with_codecs(RtcConfig::new()).build(now);
+        let mut bridge: Rtc = with_codecs(RtcConfig::new(), true).build(now);
         let mut change = bridge.sdp_api();
         change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, _) = change.apply().expect("an offer");
