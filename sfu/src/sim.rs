@@ -141,6 +141,11 @@ pub struct Client {
     pub active_layers: Option<Vec<String>>,
     pub layer_messages: u32,
     key_wanted: bool,
+    /// The session ended by the SFU, and why.
+    pub ended: Option<String>,
+    /// Its STUN to the SFU is lost on the way (a peer that keeps its path alive with
+    /// binding indications, which str0m's ICE-lite side does not count).
+    pub stun_lost: bool,
     frame: Vec<u32>,
     next_frame: Vec<Instant>,
     next_audio: Instant,
@@ -328,6 +333,8 @@ impl Sim {
             audio_seq: 0,
             video_seq: vec![0; n],
             up_free: self.now,
+            ended: None,
+            stun_lost: false,
             down_free: self.now,
         });
         Ok(i)
@@ -426,7 +433,8 @@ impl Sim {
         let now = self.now;
         let lost = {
             let loss = self.clients[client].spec.link.loss;
-            loss > 0.0 && self.rng.next_f64() < loss
+            let stun = up && self.clients[client].stun_lost && data.first().is_some_and(|b| *b < 4);
+            stun || (loss > 0.0 && self.rng.next_f64() < loss)
         };
         let c = &mut self.clients[client];
         let link = c.spec.link;
@@ -547,6 +555,7 @@ impl Sim {
                 let _ = self.core.answer(self.now, p, &answer.to_sdp_string());
             }
             SfuEvent::Slots(map) => self.clients[i].slots = Some(map),
+            SfuEvent::Disconnected { reason } => self.clients[i].ended = Some(reason),
             SfuEvent::Layers { active, .. } => {
                 let c = &mut self.clients[i];
                 c.layer_messages += 1;

@@ -488,3 +488,56 @@ fn sessions_polled_on_worker_threads_make_the_same_meeting() {
         assert_eq!(c.seq_gaps, 0, "site {i}: a slot's sequence numbers jumped");
     }
 }
+
+/// GStreamer's `webrtcbin` (libnice) keeps its path alive with STUN binding
+/// indications, which the ICE-lite side does not count: the bridge ended its session
+/// after 30 s although authenticated media kept arriving on the pair. Media that
+/// arrives is evidence of the path; a session ends only when nothing does, 30 s after.
+#[test]
+fn media_arriving_keeps_a_session_whose_checks_stopped() {
+    let mut s = meeting(7, 3);
+    s.clients[0].stun_lost = true;
+    s.run(Duration::from_secs(75));
+    assert_eq!(s.clients[0].ended, None, "the chair's session was ended");
+    let chair_id = s.clients[0].id.0;
+    assert!(
+        s.heard(1, Duration::from_millis(500)).contains(&chair_id),
+        "site 1 no longer hears the chair"
+    );
+    // When nothing arrives any more, the session still ends.
+    s.set_link(
+        0,
+        LinkSpec {
+            loss: 1.0,
+            ..LinkSpec::FIBRE
+        },
+    );
+    s.run(Duration::from_secs(29));
+    assert_eq!(s.clients[0].ended, None, "ended before the grace");
+    s.run(Duration::from_secs(3));
+    assert_eq!(s.clients[0].ended.as_deref(), Some("ice_disconnected"));
+}
+
+/// The same for a client that only receives (a hall display, a recorder): its
+/// reports, decrypted, are the evidence.
+#[test]
+fn reports_arriving_keep_a_watcher_whose_checks_stopped() {
+    let mut s = meeting(11, 2);
+    let w = s
+        .join(ClientSpec {
+            audio: false,
+            layers: Vec::new(),
+            ..ClientSpec::site(ROOM)
+        })
+        .expect("watcher joins");
+    s.run_until(Duration::from_secs(10), all_connected)
+        .expect("the watcher connects");
+    s.clients[w].stun_lost = true;
+    s.run(Duration::from_secs(75));
+    assert_eq!(s.clients[w].ended, None, "the watcher's session was ended");
+    let chair_id = s.clients[0].id.0;
+    assert!(
+        s.heard(w, Duration::from_millis(500)).contains(&chair_id),
+        "the watcher no longer hears the chair"
+    );
+}

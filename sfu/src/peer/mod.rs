@@ -104,6 +104,12 @@ pub(crate) struct Peer {
     /// same session (ICE consent resumes, or the client restarts ICE), so the session is
     /// only ended after [`MEDIA_GRACE`] without media.
     disconnected_at: Option<Instant>,
+    /// When authenticated media last arrived from the client (RTP it published, or
+    /// RTCP receiver reports). The ICE-lite side sees only the client's
+    /// checks, and a client may keep its path with binding indications instead (libnice
+    /// in GStreamer's `webrtcbin`): what arrives decrypted on the pair is evidence of the
+    /// path too, so a session ends only when neither has come for [`MEDIA_GRACE`].
+    media_in_at: Option<Instant>,
     connected_at: Option<Instant>,
     pub(crate) options: JoinOptions,
     pub(crate) view: ViewHints,
@@ -233,6 +239,7 @@ impl Peer {
             red_offered: true,
             rtc_built: now,
             disconnected_at: None,
+            media_in_at: None,
             connected_at: None,
             options,
             view: ViewHints::default(),
@@ -295,7 +302,8 @@ impl Peer {
             self.rtc.disconnect();
         }
         if let Some(since) = self.disconnected_at
-            && now.saturating_duration_since(since) >= MEDIA_GRACE
+            && now.saturating_duration_since(self.media_in_at.map_or(since, |t| t.max(since)))
+                >= MEDIA_GRACE
         {
             warn!(participant = %self.id, "no media path for {} s: ending the session", MEDIA_GRACE.as_secs());
             self.send_event(SfuEvent::Disconnected {
@@ -303,6 +311,17 @@ impl Peer {
             });
             self.rtc.disconnect();
         }
+    }
+
+    fn note_media_in(&mut self, now: Instant) {
+        if self.disconnected_at.is_some()
+            && self
+                .media_in_at
+                .is_none_or(|t| self.disconnected_at.is_some_and(|d| t < d))
+        {
+            info!(participant = %self.id, "ICE checks stopped but media keeps arriving on the path: keeping the session");
+        }
+        self.media_in_at = Some(now);
     }
 
     /// Drain str0m's output: datagrams to `transmit`, cross-peer work to `out`.
@@ -409,7 +428,10 @@ impl Peer {
                     self.close_track_in(m.mid, out);
                 }
             }
-            Event::RtpPacket(packet) => self.handle_rtp(packet, now, out),
+            Event::RtpPacket(packet) => {
+                self.note_media_in(now);
+                self.handle_rtp(packet, now, out);
+            }
             Event::KeyframeRequest(req) => {
                 self.stats.keyframe_requests_received += 1;
                 // A slot's decoder wants a keyframe of what the slot carries now.
@@ -454,6 +476,11 @@ impl Peer {
                 self.stats.nacks_sent = self.stats.nacks_sent.max(s.nacks);
             }
             Event::MediaEgressStats(s) => {
+                // A receiver report came, decrypted, since the last stats (`loss` is
+                // `None` otherwise): a client that only receives sends nothing else.
+                if s.loss.is_some() {
+                    self.note_media_in(now);
+                }
                 self.stats.loss_down = s.loss.or(self.stats.loss_down);
                 self.stats.nacks_received = self.stats.nacks_received.max(s.nacks);
                 if let Some(rtt) = s.rtt {
