@@ -191,27 +191,44 @@ pub async fn run<S, R>(
     drop(out_tx);
     // A client that does not read would hold the writer (and its socket) forever.
     let abort = writer.abort_handle();
-    let last_messages = async {
-        if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
-            abort.abort();
-            debug!(%peer, "writer stopped: the client was not reading");
+    let last_messages = tokio::time::timeout(WRITER_GRACE, writer);
+    tokio::pin!(last_messages);
+    // Meanwhile, and for a moment after our close frame, read (and drop) whatever the
+    // client still sends: a socket closed with unread input is reset, and the reset
+    // throws away, at the client, the very messages that say why it was closed. A
+    // client that reads them answers our close frame, which ends the stream.
+    let mut reading = true;
+    let mut linger_until: Option<tokio::time::Instant> = None;
+    loop {
+        let linger = linger_until.unwrap_or_else(|| tokio::time::Instant::now() + WRITER_GRACE);
+        tokio::select! {
+            written = &mut last_messages, if linger_until.is_none() => {
+                if written.is_err() {
+                    abort.abort();
+                    debug!(%peer, "writer stopped: the client was not reading");
+                }
+                if !reading {
+                    break;
+                }
+                linger_until = Some(tokio::time::Instant::now() + CLOSE_LINGER);
+            }
+            frame = stream.next(), if reading => {
+                if frame.is_none() {
+                    reading = false;
+                    if linger_until.is_some() {
+                        break;
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(linger), if linger_until.is_some() => break,
         }
-    };
-    // Meanwhile read (and drop) whatever the client still sends: a socket closed with
-    // unread input is reset, and the reset throws away, at the client, the very messages
-    // that say why it was closed.
-    let discard = async {
-        while stream.next().await.is_some() {}
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        () = last_messages => {}
-        () = discard => {}
     }
 }
 
 /// How long the last messages (a final error, `meeting_ended`) may take to leave.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long, after them, the client has to answer the close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One connection's ways to answer: its outbox, and its share of the log.
 struct Conn {
