@@ -314,10 +314,9 @@ impl Peer {
     }
 
     fn note_media_in(&mut self, now: Instant) {
-        if self.disconnected_at.is_some()
-            && self
-                .media_in_at
-                .is_none_or(|t| self.disconnected_at.is_some_and(|d| t < d))
+        // The first media since ICE went: say once why the session stays.
+        if let Some(gone) = self.disconnected_at
+            && self.media_in_at.is_none_or(|t| t < gone)
         {
             info!(participant = %self.id, "ICE checks stopped but media keeps arriving on the path: keeping the session");
         }
