@@ -6,6 +6,7 @@ pub mod api;
 pub mod bridge;
 pub mod emulator;
 pub mod fixture;
+pub mod gst_peer;
 pub mod link;
 pub mod peer;
 pub mod profiles;
