@@ -1,6 +1,8 @@
 //! Browser test: two headless Chromium pages (Debian's `chromium`, fake camera and
 //! microphone, driven by playwright-core) join one meeting through the real web client
-//! served by the real `cauhop` binary, and each decodes the other's video.
+//! served by the real `cauhop` binary, and each decodes the other's video; then a Firefox
+//! ESR page (Debian's `firefox-esr`, driven over WebDriver BiDi by puppeteer-core) and a
+//! Chromium page do the same, Firefox publishing its three simulcast layers.
 //!
 //! Chrome gathers no ICE candidates on loopback, so the bridge and the browser run in a
 //! network namespace of their own with a veth pair (10.77.0.1 on one end): an address that
@@ -16,10 +18,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NS_ADDR: &str = "10.77.0.1";
+/// The namespace's default route points here, at nothing: Firefox gathers no ICE
+/// candidate at all in a namespace without a default route.
+const NO_ROUTER: &str = "10.77.0.254";
 
 fn missing_tools(dir: &Path) -> Vec<String> {
     let mut missing = Vec::new();
-    for tool in ["ip", "chromium", "node"] {
+    for tool in ["ip", "chromium", "firefox-esr", "node"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -29,7 +34,9 @@ fn missing_tools(dir: &Path) -> Vec<String> {
             missing.push(tool.to_owned());
         }
     }
-    if !dir.join("node_modules/playwright-core").exists() {
+    if !dir.join("node_modules/playwright-core").exists()
+        || !dir.join("node_modules/puppeteer-core").exists()
+    {
         missing.push("tests/browser/node_modules (npm install)".into());
     }
     if !link_program().exists() {
@@ -67,7 +74,8 @@ impl Netns {
         let ns = Netns(name.to_owned());
         run(&format!(
             "ip -n {name} link set lo up && ip -n {name} link add eth0 type veth peer name eth1 && ip -n {name} link set eth1 up && \
-             ip -n {name} addr add {NS_ADDR}/24 dev eth0 && ip -n {name} link set eth0 up"
+             ip -n {name} addr add {NS_ADDR}/24 dev eth0 && ip -n {name} link set eth0 up && \
+             ip -n {name} route add default via {NO_ROUTER}"
         ))?;
         Ok(ns)
     }
@@ -167,6 +175,8 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     }
     let admin = ["tinh", "mat-khau-rat-dai-2026"];
     run_script(&ns, &dir, "two_tabs.mjs", &[&base, "browser-test"])?;
+    // Another browser engine: Firefox ESR beside Chromium in one meeting.
+    run_script(&ns, &dir, "firefox_chromium.mjs", &[&base, "firefox-test"])?;
     run_script(&ns, &dir, "scheduled.mjs", &[&base, admin[0], admin[1]])?;
     run_script(&ns, &dir, "kiosk.mjs", &[&base, admin[0], admin[1]])?;
     // Simulcast and the allocator, with the subscriber behind the link emulator.
