@@ -738,7 +738,8 @@ impl Rooms {
         let (floor, recent) = (r.floor, r.recent.clone());
         let members = r.members.clone();
         for m in members {
-            let Some(p) = self.peers.get_mut(&m) else {
+            // A publish-only participant (WHIP) holds no slots to fill.
+            let Some(p) = self.peers.get_mut(&m).filter(|p| p.has_slots()) else {
                 continue;
             };
             let inputs = SlotInputs {

@@ -92,6 +92,8 @@ pub struct ClientSpec {
     pub layers: Vec<LayerSpec>,
     pub link: LinkSpec,
     pub view: Option<ViewHints>,
+    /// Joins publish-only, as a WHIP encoder does.
+    pub publish_only: bool,
 }
 
 impl ClientSpec {
@@ -104,6 +106,7 @@ impl ClientSpec {
             layers: vec![CAMERA[0]],
             link: LinkSpec::FIBRE,
             view: None,
+            publish_only: false,
         }
     }
 }
@@ -260,6 +263,7 @@ impl Sim {
         let id = ParticipantId(i as u64 + 1);
         let options = JoinOptions {
             chair: spec.chair,
+            publish_only: spec.publish_only,
             ..Default::default()
         };
         self.core

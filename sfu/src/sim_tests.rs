@@ -128,6 +128,48 @@ fn slots_keep_the_sdp_fixed_renegotiate_nobody_and_follow_the_speaker() {
 /// (webrtc-rs took an offer right after an answer for an ICE restart); a client that
 /// only said `ready` is offered at once, since it cannot connect without that offer.
 #[test]
+fn a_publish_only_client_is_forwarded_and_never_offered_slots() {
+    let mut s = Sim::new(21);
+    s.join(ClientSpec {
+        publish_only: true,
+        ..chair()
+    })
+    .expect("WHIP-style publisher");
+    s.join(ClientSpec::site(ROOM)).expect("site");
+    s.run_until(Duration::from_secs(10), all_connected)
+        .expect("both connect");
+    s.run(Duration::from_secs(3));
+    let encoder = s.clients[0].id.0;
+    assert_eq!(
+        s.clients[0].offers, 0,
+        "a publish-only client was sent an offer"
+    );
+    assert!(
+        s.clients[0].received.is_empty(),
+        "a publish-only client was sent media"
+    );
+    let got = |kind: char| -> u64 {
+        s.clients[1]
+            .received
+            .iter()
+            .filter(|(slot, _)| slot.starts_with(kind))
+            .filter_map(|(_, from)| from.get(&encoder))
+            .map(|c| c.packets)
+            .sum()
+    };
+    assert!(
+        got('a') > 50,
+        "the site heard the encoder: {} packets",
+        got('a')
+    );
+    assert!(
+        got('v') > 50,
+        "the site saw the encoder: {} packets",
+        got('v')
+    );
+}
+
+#[test]
 fn slots_are_offered_after_connecting_to_a_publisher_and_at_once_to_a_watcher() {
     let mut s = Sim::new(9);
     let start = s.now;

@@ -108,6 +108,9 @@ pub struct JoinOptions {
     /// Video slots this subscriber's session holds (main plus thumbnails); `None`:
     /// [`VIDEO_SLOTS`]. Fixed for the session, so the SDP never grows with the room.
     pub video_slots: Option<usize>,
+    /// The client only publishes and cannot take an offer from the bridge (a WHIP
+    /// encoder: RFC 9725 has no server-initiated renegotiation): no slots, no offer.
+    pub publish_only: bool,
 }
 
 /// What a subscriber shows, from its client: nobody is sent more than it displays.

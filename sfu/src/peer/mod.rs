@@ -215,7 +215,11 @@ impl Peer {
             room: room.to_string(),
             ..Default::default()
         };
-        let slots = subscribe::fixed_slots(options.video_slots);
+        let slots = if options.publish_only {
+            Vec::new()
+        } else {
+            subscribe::fixed_slots(options.video_slots)
+        };
         Self {
             id,
             shard: 0,
@@ -228,7 +232,11 @@ impl Peer {
             uplink_sample: None,
             slots,
             pending: None,
-            offer_when: subscribe::OfferWhen::NotYet,
+            offer_when: if options.publish_only {
+                subscribe::OfferWhen::Never
+            } else {
+                subscribe::OfferWhen::NotYet
+            },
             slots_offered: false,
             offer_after: None,
             slots_changed: false,

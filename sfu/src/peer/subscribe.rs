@@ -49,6 +49,8 @@ pub(super) enum OfferWhen {
     /// The client publishes nothing and said `ready`: its session needs this offer to
     /// connect at all.
     Now,
+    /// A publish-only client (WHIP): it holds no slots and is never offered any.
+    Never,
 }
 
 /// What the room chose for one video slot: the source, and whether it is a screen.
@@ -103,6 +105,11 @@ impl Peer {
     }
 
     /// The voices for the audio slots, in slot order.
+    /// Whether this session receives anything (a publish-only one does not).
+    pub(crate) fn has_slots(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
     pub(crate) fn audio_slots(&self) -> Vec<Option<ParticipantId>> {
         self.slots
             .iter()
@@ -152,6 +159,7 @@ impl Peer {
             OfferWhen::NotYet => false,
             OfferWhen::Connected => self.connected_at.is_some(),
             OfferWhen::Now => true,
+            OfferWhen::Never => false,
         };
         if !allowed
             || self.pending.is_some()
@@ -267,6 +275,9 @@ impl Peer {
 
     /// The client publishes nothing and wants its slots now; `red`: it decodes RED.
     pub(crate) fn set_ready(&mut self, red: bool) {
+        if self.offer_when == OfferWhen::Never {
+            return;
+        }
         if self.offer_when == OfferWhen::NotYet {
             self.settle_red(red);
         }
@@ -307,11 +318,18 @@ impl Peer {
             .iter()
             .filter(|s| s.kind == MediaKind::Video)
             .count();
-        self.slots = fixed_slots(Some(video));
+        let publish_only = self.offer_when == OfferWhen::Never;
+        self.slots = if publish_only {
+            Vec::new()
+        } else {
+            fixed_slots(Some(video))
+        };
         self.slots_offered = false;
         self.slots_changed = true;
         self.pending = None;
-        self.offer_when = OfferWhen::NotYet;
+        if !publish_only {
+            self.offer_when = OfferWhen::NotYet;
+        }
         self.ssrc_mid.clear();
     }
 
