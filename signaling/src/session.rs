@@ -6,17 +6,12 @@
 //! connection.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use cauhop_protocol::{
-    ClientMsg, ErrorCode, MAX_MESSAGE_BYTES, MediaKind, PROTOCOL_VERSION, ParticipantInfo,
-    ServerMsg, SlotSource,
+    ClientMsg, ErrorCode, MAX_MESSAGE_BYTES, MediaKind, PROTOCOL_VERSION, ServerMsg, SlotSource,
 };
-use cauhop_sfu::{
-    JoinOptions, OfferOutcome, ParticipantId, SfuError, SfuEvent, TrackKind, ViewHints,
-};
+use cauhop_sfu::{OfferOutcome, ParticipantId, SfuError, SfuEvent, TrackKind, ViewHints};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use cauhop_store::Instant;
@@ -24,8 +19,8 @@ use cauhop_store::model::MeetingRole;
 
 use crate::AppState;
 use crate::admission::{JoinRequest, meeting_state};
+use crate::entry::{self, Joined};
 use crate::outbox::{OUTBOX_CAPACITY, Outbox};
-use crate::registry::Holder;
 use crate::session_limits::{
     JOIN_WITHIN, LogBudget, MESSAGE_CHARS, MESSAGES_PER_SEC, MessageRate, Verdict, clip, clip_to,
 };
@@ -44,16 +39,6 @@ pub enum Frame {
 pub struct ReadError {
     pub code: ErrorCode,
     pub message: String,
-}
-
-struct Joined {
-    id: ParticipantId,
-    /// The room key (SFU and registry).
-    meeting: String,
-    meeting_id: Option<i64>,
-    role: MeetingRole,
-    attendance: Option<i64>,
-    media: mpsc::UnboundedReceiver<SfuEvent>,
 }
 
 enum Flow {
@@ -175,14 +160,7 @@ pub async fn run<S, R>(
         }
     }
     if let Some(j) = joined {
-        if let Some(a) = j.attendance
-            && let Err(e) = state.store.end_attendance(a, Instant::now()).await
-        {
-            warn!(participant = %j.id, "cannot close attendance record: {e}");
-        }
-        state.sfu.leave(j.id).await;
-        state.registry.leave(&j.meeting, &j.id.to_string(), "left");
-        info!(participant = %j.id, meeting = %j.meeting, "left meeting");
+        entry::leave(&state, j).await;
     }
     if conn.log.suppressed() > 0 {
         info!(%peer, suppressed = conn.log.suppressed(), "errors of this connection not logged one by one");
@@ -357,7 +335,7 @@ fn parse_participant(s: &str) -> Option<ParticipantId> {
     s.strip_prefix('p')?.parse().ok().map(ParticipantId)
 }
 
-fn sfu_error(e: &SfuError) -> ErrorCode {
+pub(crate) fn sfu_error(e: &SfuError) -> ErrorCode {
     match e {
         SfuError::BadSdp(_) => ErrorCode::BadSdp,
         SfuError::NoOfferPending => ErrorCode::NoOfferPending,
@@ -425,14 +403,6 @@ async fn handle_text(
                 );
                 return Flow::Continue;
             }
-            if let Err(wait) = state.check_join_rate(peer) {
-                reply_err(
-                    ErrorCode::RateLimited,
-                    format!("too many join attempts; retry in {} s", wait.as_secs() + 1),
-                );
-                return Flow::Continue;
-            }
-            let now = Instant::now();
             let request = JoinRequest {
                 meeting: &meeting,
                 token: token.as_deref(),
@@ -440,102 +410,30 @@ async fn handle_text(
                 name: &name,
                 site: &site,
             };
-            let admitted = match state.admission.admit(request, now).await {
-                Ok(a) => a,
-                Err(refusal) => {
-                    warn!(%peer, code = ?refusal.code, "join refused: {}", refusal.message);
+            match entry::enter(state, peer, out, request, false).await {
+                Ok(e) => {
+                    out.send(ServerMsg::Welcome {
+                        v: PROTOCOL_VERSION,
+                        meeting: e.meeting,
+                        participant: e.joined.id.to_string(),
+                        participants: e.present,
+                        role: e.joined.role.as_str().to_owned(),
+                    });
+                    if let Some(st) = e.state {
+                        out.send(st);
+                    }
+                    *joined = Some(e.joined);
+                }
+                Err(r) => {
                     out.send(ServerMsg::Error {
-                        code: refusal.code,
-                        message: refusal.message,
+                        code: r.code,
+                        message: r.message,
                         fatal: false,
-                        at: refusal.at.map(|t| t.rfc3339()),
+                        at: r.at,
                     });
                     return Flow::Continue;
                 }
-            };
-            // One live session per link: the newest wins (a reloaded tab, a second PC),
-            // the one it replaces is told so and does not come back by itself.
-            let replaced = admitted.jti.as_deref().map_or(0, |jti| {
-                state.registry.eject(
-                    Some(&admitted.room),
-                    |h| h.jti.as_deref() == Some(jti),
-                    ErrorCode::Replaced,
-                    "this join link was opened again elsewhere; this session gave way",
-                )
-            });
-            if replaced == 0 {
-                let (here, all) = (
-                    state.registry.count_in(&admitted.room),
-                    state.registry.count(),
-                );
-                if here >= state.options.max_per_meeting || all >= state.options.max_participants {
-                    warn!(%peer, here, all, "join refused: participant cap reached");
-                    out.send(ServerMsg::error(
-                        ErrorCode::Full,
-                        "the meeting (or the bridge) has as many participants as it admits",
-                    ));
-                    return Flow::Continue;
-                }
             }
-            let id = ParticipantId(state.next_participant.fetch_add(1, Ordering::Relaxed));
-            let options = JoinOptions {
-                chair: admitted.role == MeetingRole::Chair,
-                site: admitted.site_link.clone(),
-                video_slots: None,
-            };
-            let media = match state.sfu.join_with(&admitted.room, id, options).await {
-                Ok(rx) => rx,
-                Err(e) => {
-                    reply_err(sfu_error(&e), e.to_string());
-                    return Flow::Continue;
-                }
-            };
-            let attendance = match &admitted.attendance {
-                Some(a) => match state.store.start_attendance(a, now).await {
-                    Ok(row) => Some(row),
-                    Err(e) => {
-                        warn!(participant = %id, "attendance not recorded: {e}");
-                        None
-                    }
-                },
-                None => None,
-            };
-            let info = ParticipantInfo {
-                id: id.to_string(),
-                name: admitted.name.clone(),
-                site: admitted.site.clone(),
-                district: admitted.district.clone(),
-                audio_muted: false,
-                video_muted: false,
-            };
-            info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, "joined meeting");
-            let holder = Holder {
-                site_id: admitted.attendance.as_ref().and_then(|a| a.site_id),
-                person_id: admitted.attendance.as_ref().and_then(|a| a.person_id),
-                endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
-                jti: admitted.jti.clone(),
-            };
-            let present = state
-                .registry
-                .join(&admitted.room, info, holder, out.clone());
-            out.send(ServerMsg::Welcome {
-                v: PROTOCOL_VERSION,
-                meeting: admitted.meeting.clone(),
-                participant: id.to_string(),
-                participants: present,
-                role: admitted.role.as_str().to_owned(),
-            });
-            if let Some(st) = admitted.state {
-                out.send(st);
-            }
-            *joined = Some(Joined {
-                id,
-                meeting: admitted.room,
-                meeting_id: admitted.meeting_id,
-                role: admitted.role,
-                attendance,
-                media,
-            });
         }
         (ClientMsg::Ping, _) => {
             out.send(ServerMsg::Pong);

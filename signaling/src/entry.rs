@@ -1,0 +1,177 @@
+//! Entering and leaving a meeting, for every way in: the WebSocket session
+//! (`session.rs`) and WHIP (`whip.rs`). Admission, the caps, the media room, the
+//! attendance record and the roster, in that order, and undone in reverse.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use cauhop_protocol::{ErrorCode, ParticipantInfo, ServerMsg};
+use cauhop_sfu::{JoinOptions, ParticipantId, SfuEvent};
+use cauhop_store::Instant;
+use cauhop_store::model::MeetingRole;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::AppState;
+use crate::admission::JoinRequest;
+use crate::outbox::Outbox;
+use crate::registry::Holder;
+
+/// A participant in a meeting, until [`leave`].
+pub(crate) struct Joined {
+    pub(crate) id: ParticipantId,
+    /// The room key (SFU and registry).
+    pub(crate) meeting: String,
+    pub(crate) meeting_id: Option<i64>,
+    pub(crate) role: MeetingRole,
+    pub(crate) attendance: Option<i64>,
+    pub(crate) media: mpsc::UnboundedReceiver<SfuEvent>,
+}
+
+/// What the newcomer is told besides its id.
+pub(crate) struct Entered {
+    pub(crate) joined: Joined,
+    /// The meeting as the client names it.
+    pub(crate) meeting: String,
+    /// Who was there already.
+    pub(crate) present: Vec<ParticipantInfo>,
+    /// The meeting's state (chair, floor, end), when it has one.
+    pub(crate) state: Option<ServerMsg>,
+}
+
+/// Why a join was refused, for the client (already logged).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+    /// When the meeting opens or ended, for a client that waits (RFC 3339).
+    pub(crate) at: Option<String>,
+}
+
+impl Refused {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            at: None,
+        }
+    }
+}
+
+/// Let `request` in from `peer`: `out` carries what the roster tells this participant
+/// (and, closed, ends it). `publish_only`: the client only sends (WHIP) and is offered
+/// nothing.
+pub(crate) async fn enter(
+    state: &Arc<AppState>,
+    peer: &str,
+    out: &Outbox,
+    request: JoinRequest<'_>,
+    publish_only: bool,
+) -> Result<Entered, Refused> {
+    if let Err(wait) = state.check_join_rate(peer) {
+        return Err(Refused::new(
+            ErrorCode::RateLimited,
+            format!("too many join attempts; retry in {} s", wait.as_secs() + 1),
+        ));
+    }
+    let now = Instant::now();
+    let admitted = match state.admission.admit(request, now).await {
+        Ok(a) => a,
+        Err(refusal) => {
+            warn!(%peer, code = ?refusal.code, "join refused: {}", refusal.message);
+            return Err(Refused {
+                code: refusal.code,
+                message: refusal.message,
+                at: refusal.at.map(|t| t.rfc3339()),
+            });
+        }
+    };
+    // One live session per link: the newest wins (a reloaded tab, a second PC),
+    // the one it replaces is told so and does not come back by itself.
+    let replaced = admitted.jti.as_deref().map_or(0, |jti| {
+        state.registry.eject(
+            Some(&admitted.room),
+            |h| h.jti.as_deref() == Some(jti),
+            ErrorCode::Replaced,
+            "this join link was opened again elsewhere; this session gave way",
+        )
+    });
+    if replaced == 0 {
+        let (here, all) = (
+            state.registry.count_in(&admitted.room),
+            state.registry.count(),
+        );
+        if here >= state.options.max_per_meeting || all >= state.options.max_participants {
+            warn!(%peer, here, all, "join refused: participant cap reached");
+            return Err(Refused::new(
+                ErrorCode::Full,
+                "the meeting (or the bridge) has as many participants as it admits",
+            ));
+        }
+    }
+    let id = ParticipantId(state.next_participant.fetch_add(1, Ordering::Relaxed));
+    let options = JoinOptions {
+        chair: admitted.role == MeetingRole::Chair,
+        site: admitted.site_link.clone(),
+        video_slots: None,
+        publish_only,
+    };
+    let media = state
+        .sfu
+        .join_with(&admitted.room, id, options)
+        .await
+        .map_err(|e| Refused::new(crate::session::sfu_error(&e), e.to_string()))?;
+    let attendance = match &admitted.attendance {
+        Some(a) => match state.store.start_attendance(a, now).await {
+            Ok(row) => Some(row),
+            Err(e) => {
+                warn!(participant = %id, "attendance not recorded: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let info = ParticipantInfo {
+        id: id.to_string(),
+        name: admitted.name.clone(),
+        site: admitted.site.clone(),
+        district: admitted.district.clone(),
+        audio_muted: false,
+        video_muted: false,
+    };
+    info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, publish_only, "joined meeting");
+    let holder = Holder {
+        site_id: admitted.attendance.as_ref().and_then(|a| a.site_id),
+        person_id: admitted.attendance.as_ref().and_then(|a| a.person_id),
+        endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
+        jti: admitted.jti.clone(),
+    };
+    let present = state
+        .registry
+        .join(&admitted.room, info, holder, out.clone());
+    Ok(Entered {
+        joined: Joined {
+            id,
+            meeting: admitted.room,
+            meeting_id: admitted.meeting_id,
+            role: admitted.role,
+            attendance,
+            media,
+        },
+        meeting: admitted.meeting,
+        present,
+        state: admitted.state,
+    })
+}
+
+/// Undo [`enter`]: the attendance record closed, the media room and the roster left.
+pub(crate) async fn leave(state: &AppState, j: Joined) {
+    if let Some(a) = j.attendance
+        && let Err(e) = state.store.end_attendance(a, Instant::now()).await
+    {
+        warn!(participant = %j.id, "cannot close attendance record: {e}");
+    }
+    state.sfu.leave(j.id).await;
+    state.registry.leave(&j.meeting, &j.id.to_string(), "left");
+    info!(participant = %j.id, meeting = %j.meeting, "left meeting");
+}
