@@ -8,6 +8,7 @@ mod admission;
 pub mod api;
 pub mod auth;
 pub mod client_addr;
+mod entry;
 pub mod outbox;
 mod registry;
 pub mod scheduler;
@@ -15,6 +16,7 @@ pub mod session;
 pub mod session_limits;
 pub mod waiting_sockets;
 mod web;
+pub mod whip;
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
@@ -104,6 +106,8 @@ pub struct AppState {
     link_check_limit: Mutex<RateLimiter<i64>>,
     /// WebSockets that have not joined yet, per client address.
     waiting: WaitingSockets,
+    /// Live WHIP publishers (`whip.rs`).
+    pub whip: whip::WhipSessions,
 }
 
 impl AppState {
@@ -141,6 +145,7 @@ impl AppState {
             // an operator by hand now and then: 6 an hour is plenty.
             link_check_limit: Mutex::new(RateLimiter::per_hour(6, 6)),
             waiting: WaitingSockets::default(),
+            whip: whip::WhipSessions::default(),
         }))
     }
 
@@ -192,6 +197,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
+        .merge(whip::routes())
         .merge(web::routes())
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())

@@ -237,48 +237,7 @@ impl TestPeer {
 
         let pc = new_pc().await?;
         let shared = Arc::new(Shared::default());
-        let audio = Arc::new(TrackLocalStaticRTP::new(
-            RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48000,
-                channels: 2,
-                ..Default::default()
-            },
-            "audio".into(),
-            id.clone(),
-        ));
-        let video = Arc::new(TrackLocalStaticRTP::new(
-            RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90000,
-                ..Default::default()
-            },
-            "video".into(),
-            id.clone(),
-        ));
-        for track in [audio.clone(), video.clone()] {
-            let tr = pc
-                .add_transceiver_from_track(
-                    track,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        send_encodings: vec![],
-                    }),
-                )
-                .await?;
-            let sender = tr.sender().await;
-            let sh = shared.clone();
-            tasks.push(tokio::spawn(async move {
-                while let Ok((packets, _)) = sender.read_rtcp().await {
-                    for p in packets {
-                        if p.as_any().downcast_ref::<PictureLossIndication>().is_some() {
-                            sh.plis_received.fetch_add(1, Ordering::Relaxed);
-                            sh.keyframe_wanted.store(true, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }));
-        }
+        let (audio, video) = add_sending_tracks(&pc, &shared, &id, &mut tasks).await?;
 
         let sh = shared.clone();
         pc.on_track(Box::new(move |track, _, _| {
@@ -373,6 +332,15 @@ impl TestPeer {
     }
 
     /// Ask the SFU for a keyframe of `publisher`'s video, as a decoder would.
+    /// What the bridge said to this peer so far.
+    pub fn messages(&self) -> Vec<ServerMsg> {
+        self.shared
+            .messages
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
     pub async fn request_keyframe(&self, publisher: &str) -> anyhow::Result<()> {
         let ssrc = self
             .from(publisher)
@@ -398,6 +366,59 @@ impl TestPeer {
         self.pc.close().await?;
         Ok(())
     }
+}
+
+/// A sending Opus and VP8 track on `pc` (stream `label`), and a task per sender that
+/// notes the PLIs it gets (the next frame is then a keyframe).
+async fn add_sending_tracks(
+    pc: &Arc<RTCPeerConnection>,
+    shared: &Arc<Shared>,
+    label: &str,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<(Arc<TrackLocalStaticRTP>, Arc<TrackLocalStaticRTP>)> {
+    let audio = Arc::new(TrackLocalStaticRTP::new(
+        RTCRtpCodecCapability {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            ..Default::default()
+        },
+        "audio".into(),
+        label.to_owned(),
+    ));
+    let video = Arc::new(TrackLocalStaticRTP::new(
+        RTCRtpCodecCapability {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90000,
+            ..Default::default()
+        },
+        "video".into(),
+        label.to_owned(),
+    ));
+    for track in [audio.clone(), video.clone()] {
+        let tr = pc
+            .add_transceiver_from_track(
+                track,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    send_encodings: vec![],
+                }),
+            )
+            .await?;
+        let sender = tr.sender().await;
+        let sh = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok((packets, _)) = sender.read_rtcp().await {
+                for p in packets {
+                    if p.as_any().downcast_ref::<PictureLossIndication>().is_some() {
+                        sh.plis_received.fetch_add(1, Ordering::Relaxed);
+                        sh.keyframe_wanted.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    Ok((audio, video))
 }
 
 async fn answer_offer(
@@ -487,5 +508,116 @@ fn rtp_packet(seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> webrtc::rtp:
             ..Default::default()
         },
         payload: payload.into(),
+    }
+}
+
+/// A WHIP publisher (RFC 9725) on webrtc-rs: one POST of its offer to `/whip/{meeting}`
+/// with a room device key, media labelled `label` (so receivers find it with
+/// [`TestPeer::from`]), and DELETE of its session.
+pub struct WhipPublisher {
+    pub pc: Arc<RTCPeerConnection>,
+    pub shared: Arc<Shared>,
+    /// The session's resource, from the `Location` header.
+    pub location: String,
+    base: String,
+    key: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for WhipPublisher {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// What a WHIP POST got back: status, `Location`, body.
+pub struct WhipReply {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+/// POST `sdp` to the meeting's WHIP URL as `Authorization: Bearer <key>` (no header when
+/// `key` is `None`).
+pub async fn whip_post(
+    base: &str,
+    meeting: &str,
+    key: Option<&str>,
+    sdp: &str,
+) -> anyhow::Result<WhipReply> {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/whip/{meeting}"))
+        .header("content-type", "application/sdp")
+        .body(sdp.to_owned());
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(WhipReply {
+        status,
+        location,
+        body: resp.text().await?,
+    })
+}
+
+impl WhipPublisher {
+    /// Publish into `meeting` on the bridge at `base` (`http://HOST:PORT`).
+    pub async fn publish(
+        base: &str,
+        meeting: &str,
+        key: &str,
+        label: &str,
+    ) -> anyhow::Result<Self> {
+        let pc = new_pc().await?;
+        let shared = Arc::new(Shared::default());
+        let mut tasks = Vec::new();
+        let (audio, video) = add_sending_tracks(&pc, &shared, label, &mut tasks).await?;
+        let offer = pc.create_offer(None).await?;
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(offer).await?;
+        let _ = gathered.recv().await;
+        let local = pc.local_description().await.context("no local offer")?;
+        let reply = whip_post(base, meeting, Some(key), &local.sdp).await?;
+        anyhow::ensure!(
+            reply.status == 201,
+            "WHIP POST answered {}: {}",
+            reply.status,
+            reply.body
+        );
+        let location = reply.location.context("201 without Location")?;
+        pc.set_remote_description(RTCSessionDescription::answer(reply.body)?)
+            .await?;
+        tasks.push(tokio::spawn(send_media(
+            audio,
+            video,
+            shared.clone(),
+            label.to_owned(),
+        )));
+        Ok(Self {
+            pc,
+            shared,
+            location,
+            base: base.to_owned(),
+            key: key.to_owned(),
+            tasks,
+        })
+    }
+
+    /// DELETE the session; the HTTP status.
+    pub async fn delete(&self) -> anyhow::Result<u16> {
+        let resp = reqwest::Client::new()
+            .delete(format!("{}{}", self.base, self.location))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        Ok(resp.status().as_u16())
     }
 }

@@ -1,0 +1,153 @@
+//! WHIP ingest (RFC 9725): a studio encoder publishes into a scheduled meeting with one
+//! HTTP POST, authenticated by its room device key; a page in the meeting hears and sees
+//! it, it is on the roster under the device's name, and DELETE takes it off at once.
+//! Wrong or missing keys, a meeting that is over and one that does not exist are refused
+//! with the status RFC 9725 and HTTP name, and a reason.
+
+use std::time::Duration;
+
+use cauhop_protocol::ServerMsg;
+use cauhop_signaling::Options;
+use cauhop_signaling::auth::{JoinKeys, JoinTokens};
+use cauhop_store::Instant;
+use cauhop_store::model::{NewEndpoint, PersonRole};
+use cauhop_tests::api::Api;
+use cauhop_tests::bridge::Bridge;
+use cauhop_tests::fixture::{invite, issued_link, open_meeting, province_tree};
+use cauhop_tests::peer::{Credentials, TestPeer, WhipPublisher, whip_post};
+use cauhop_tests::{init_log, wait_for};
+
+const ENCODER: &str = "Hội trường B (bộ mã hoá)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_encoder_publishes_into_a_scheduled_meeting() -> anyhow::Result<()> {
+    init_log();
+    let keys = JoinKeys::ephemeral();
+    let bridge = Bridge::start_with(Options {
+        join_keys: keys.clone(),
+        ..Options::default()
+    })
+    .await?;
+    let store = bridge.store.clone();
+    let tree = province_tree(&store, &["A", "B"]).await?;
+    let (a, b) = (tree.communes[0], tree.communes[1]);
+    let m = store
+        .create_meeting(
+            &open_meeting(
+                "Giao ban",
+                tree.province,
+                vec![invite(a, None), invite(b, None)],
+            ),
+            None,
+        )
+        .await?;
+    let over = store
+        .create_meeting(
+            &open_meeting("Họp đã xong", tree.province, vec![invite(b, None)]),
+            None,
+        )
+        .await?;
+    store.end_meeting(over.id, Instant::now()).await?;
+    let encoder = store
+        .create_endpoint(&NewEndpoint {
+            site_id: b,
+            name: ENCODER.into(),
+        })
+        .await?;
+    let token = issued_link(&store, &JoinTokens::new(&keys), "jti-a", m.id, a, None).await?;
+    let meeting = m.id.to_string();
+    let page = TestPeer::join_with(
+        &bridge.ws_url(),
+        &meeting,
+        "Xã A",
+        Credentials::Token(token),
+        None,
+    )
+    .await?;
+    let base = bridge.url("");
+
+    // Refused, each with its status and a reason.
+    let offer = "v=0\r\n";
+    let r = whip_post(&base, &meeting, None, offer).await?;
+    assert_eq!(r.status, 401, "no key: {}", r.body);
+    let r = whip_post(&base, &meeting, Some("chd_not-a-key"), offer).await?;
+    assert_eq!(r.status, 401, "a wrong key: {}", r.body);
+    assert!(r.body.contains("unknown or revoked"), "{}", r.body);
+    let r = whip_post(&base, &over.id.to_string(), Some(&encoder.key), offer).await?;
+    assert_eq!(r.status, 403, "a meeting that is over: {}", r.body);
+    let r = whip_post(&base, "987654", Some(&encoder.key), offer).await?;
+    assert_eq!(r.status, 404, "no such meeting: {}", r.body);
+    let r = whip_post(&base, &meeting, Some(&encoder.key), "not an SDP").await?;
+    assert_eq!(r.status, 400, "a bad offer: {}", r.body);
+
+    // Published: the page hears and sees it, under the device's name.
+    let whip = WhipPublisher::publish(&base, &meeting, &encoder.key, "whip").await?;
+    wait_for(
+        "the page to hear and see the encoder",
+        Duration::from_secs(20),
+        || {
+            let got = page.from("whip");
+            got.audio.len() >= 50 && got.video.len() >= 30
+        },
+    )
+    .await?;
+    let joined = page.messages().into_iter().find_map(|m| match m {
+        ServerMsg::ParticipantJoined { participant } if participant.name == ENCODER => {
+            Some(participant)
+        }
+        _ => None,
+    });
+    let joined = joined.expect("the encoder on the page's roster under the device's name");
+    assert_eq!(joined.site, "B");
+
+    // DELETE: off the roster at once; a second DELETE finds nothing.
+    let status = whip.delete().await?;
+    assert_eq!(status, 200);
+    let left = |m: &ServerMsg| matches!(m, ServerMsg::ParticipantLeft { participant, .. } if *participant == joined.id);
+    wait_for(
+        "the encoder to leave the page's roster",
+        Duration::from_secs(2),
+        || page.messages().iter().any(left),
+    )
+    .await?;
+    assert_eq!(whip.delete().await?, 404);
+    assert_eq!(bridge.state.whip.len(), 0);
+
+    // A replaced device key ends a WHIP session as it ends the room's agent.
+    let again = WhipPublisher::publish(&base, &meeting, &encoder.key, "whip-2").await?;
+    wait_for(
+        "the encoder's second session",
+        Duration::from_secs(20),
+        || page.from("whip-2").audio.len() >= 10,
+    )
+    .await?;
+    let pw = "mật-khẩu-dài-2026";
+    let hash = cauhop_signaling::auth::hash_password(pw).map_err(anyhow::Error::msg)?;
+    store
+        .create_person(
+            "tinh",
+            "Quản trị tỉnh",
+            PersonRole::ProvinceAdmin,
+            None,
+            Some(&hash),
+        )
+        .await?;
+    let api = Api::new(bridge.url(""));
+    let admin = api.login("tinh", pw).await?;
+    let (s, _) = api
+        .post(
+            &admin,
+            &format!("/api/v1/endpoints/{}/key", encoder.endpoint.id),
+            &serde_json::json!({}),
+        )
+        .await?;
+    assert_eq!(s, 200);
+    wait_for(
+        "the session of the replaced key to end",
+        Duration::from_secs(2),
+        || bridge.state.whip.is_empty(),
+    )
+    .await?;
+    assert_eq!(again.delete().await?, 404);
+    Ok(())
+}
