@@ -15,6 +15,7 @@
       edit: 'Sửa', del: 'Xoá', links: 'Đường dẫn mời', makeLink: 'Tạo đường dẫn', copy: 'Chép', copied: 'Đã chép',
       live: 'Đang kết nối', attendance: 'Điểm danh (CSV)', newKey: 'Khoá thiết bị (chỉ hiện một lần, hãy chép ngay):',
       whip: 'WHIP (bộ mã hoá, OBS):', whipHint: 'Xác thực bằng khoá thiết bị của phòng họp: Authorization: Bearer <khoá>. Cầu không chuyển mã: hãy gửi VP8 và Opus.',
+      whep: 'WHEP (màn hình hội trường, ghi hình):', whepHint: 'Xác thực bằng đường dẫn mời vai trò người xem (viewer): Authorization: Bearer <mã trong đường dẫn>. Không tính vào điểm danh.',
       linkCol: 'Đường truyền', inMeeting: 'đang họp', check: 'kiểm tra', go: 'tốt', weak: 'yếu', 'no-go': 'không đủ',
       rotate: 'Đổi khoá', online: 'trực tuyến', offline: 'mất kết nối', never: 'chưa kết nối', noMeetings: 'Không có cuộc họp',
       participant: 'Tham dự', presenter: 'Trình bày', viewer: 'Theo dõi', chairRole: 'Chủ trì', lastSeen: 'Lần cuối',
@@ -40,6 +41,7 @@
       edit: 'Edit', del: 'Delete', links: 'Join links', makeLink: 'Make link', copy: 'Copy', copied: 'Copied',
       live: 'Connected now', attendance: 'Attendance (CSV)', newKey: 'Device key (shown once, copy it now):',
       whip: 'WHIP (encoder, OBS):', whipHint: 'Authenticate with the meeting room\'s device key: Authorization: Bearer <key>. The bridge does not transcode: send VP8 and Opus.',
+      whep: 'WHEP (hall display, recorder):', whepHint: 'Authenticate with a join link of the viewer role: Authorization: Bearer <the token in the link>. Never counted as attending.',
       linkCol: 'Link', inMeeting: 'in meeting', check: 'check', go: 'go', weak: 'weak', 'no-go': 'no-go',
       rotate: 'New key', online: 'online', offline: 'offline', never: 'never connected', noMeetings: 'No meetings',
       participant: 'Participant', presenter: 'Presenter', viewer: 'Viewer', chairRole: 'Chair', lastSeen: 'Last seen',
@@ -315,6 +317,8 @@
     // A hall's encoder or OBS publishes over WHIP with its room device key (Bearer).
     var whip = el('p', t('whip') + ' '); var wi = el('input'); wi.value = location.origin + '/whip/' + id; wi.readOnly = true; wi.size = 40;
     whip.appendChild(wi); whip.appendChild(el('small', ' ' + t('whipHint'))); box.appendChild(whip);
+    var whep = el('p', t('whep') + ' '); var we = el('input'); we.value = location.origin + '/whep/' + id; we.readOnly = true; we.size = 40;
+    whep.appendChild(we); whep.appendChild(el('small', ' ' + t('whepHint'))); box.appendChild(whep);
     var live = await api('GET', '/meetings/' + id + '/live');
     box.appendChild(el('h3', t('live') + ': ' + live.length));
     var ul = el('ul'); live.forEach(function (p) { ul.appendChild(el('li', p.name + (p.site ? ' — ' + p.site : ''))); }); box.appendChild(ul);

@@ -111,6 +111,9 @@ pub struct JoinOptions {
     /// The client only publishes and cannot take an offer from the bridge (a WHIP
     /// encoder: RFC 9725 has no server-initiated renegotiation): no slots, no offer.
     pub publish_only: bool,
+    /// The client offers the m-lines it receives on (WHEP): its receiving audio and
+    /// video m-lines become its slots, in order, and the bridge never offers.
+    pub slots_from_offer: bool,
 }
 
 /// What a subscriber shows, from its client: nobody is sent more than it displays.

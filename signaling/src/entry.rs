@@ -1,5 +1,5 @@
 //! Entering and leaving a meeting, for every way in: the WebSocket session
-//! (`session.rs`) and WHIP (`whip.rs`). Admission, the caps, the media room, the
+//! (`session.rs`), WHIP and WHEP (`whip_whep.rs`). Admission, the caps, the media room, the
 //! attendance record and the roster, in that order, and undone in reverse.
 
 use std::sync::Arc;
@@ -58,15 +58,26 @@ impl Refused {
     }
 }
 
+/// How a client came in, which decides what its media session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Way {
+    /// The WebSocket protocol: publishes and receives, negotiates both ways.
+    Socket,
+    /// WHIP: only publishes, is offered nothing.
+    Whip,
+    /// WHEP: only receives, on the m-lines it offered; a display, not an attendee (no
+    /// attendance record).
+    Whep,
+}
+
 /// Let `request` in from `peer`: `out` carries what the roster tells this participant
-/// (and, closed, ends it). `publish_only`: the client only sends (WHIP) and is offered
-/// nothing.
+/// (and, closed, ends it).
 pub(crate) async fn enter(
     state: &Arc<AppState>,
     peer: &str,
     out: &Outbox,
     request: JoinRequest<'_>,
-    publish_only: bool,
+    way: Way,
 ) -> Result<Entered, Refused> {
     if let Err(wait) = state.check_join_rate(peer) {
         return Err(Refused::new(
@@ -109,19 +120,26 @@ pub(crate) async fn enter(
             ));
         }
     }
+    if way == Way::Whep && admitted.role != MeetingRole::Viewer {
+        return Err(Refused::new(
+            ErrorCode::Forbidden,
+            "WHEP receives with a join link issued with the viewer role",
+        ));
+    }
     let id = ParticipantId(state.next_participant.fetch_add(1, Ordering::Relaxed));
     let options = JoinOptions {
         chair: admitted.role == MeetingRole::Chair,
         site: admitted.site_link.clone(),
         video_slots: None,
-        publish_only,
+        publish_only: way == Way::Whip,
+        slots_from_offer: way == Way::Whep,
     };
     let media = state
         .sfu
         .join_with(&admitted.room, id, options)
         .await
         .map_err(|e| Refused::new(crate::session::sfu_error(&e), e.to_string()))?;
-    let attendance = match &admitted.attendance {
+    let attendance = match admitted.attendance.as_ref().filter(|_| way != Way::Whep) {
         Some(a) => match state.store.start_attendance(a, now).await {
             Ok(row) => Some(row),
             Err(e) => {
@@ -139,7 +157,7 @@ pub(crate) async fn enter(
         audio_muted: false,
         video_muted: false,
     };
-    info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, publish_only, "joined meeting");
+    info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, ?way, "joined meeting");
     let holder = Holder {
         site_id: admitted.attendance.as_ref().and_then(|a| a.site_id),
         person_id: admitted.attendance.as_ref().and_then(|a| a.person_id),

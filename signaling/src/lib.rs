@@ -16,7 +16,7 @@ pub mod session;
 pub mod session_limits;
 pub mod waiting_sockets;
 mod web;
-pub mod whip;
+pub mod whip_whep;
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
@@ -106,8 +106,8 @@ pub struct AppState {
     link_check_limit: Mutex<RateLimiter<i64>>,
     /// WebSockets that have not joined yet, per client address.
     waiting: WaitingSockets,
-    /// Live WHIP publishers (`whip.rs`).
-    pub whip: whip::WhipSessions,
+    /// Live WHIP publishers and WHEP receivers (`whip_whep.rs`).
+    pub whip: whip_whep::WhipSessions,
 }
 
 impl AppState {
@@ -145,7 +145,7 @@ impl AppState {
             // an operator by hand now and then: 6 an hour is plenty.
             link_check_limit: Mutex::new(RateLimiter::per_hour(6, 6)),
             waiting: WaitingSockets::default(),
-            whip: whip::WhipSessions::default(),
+            whip: whip_whep::WhipSessions::default(),
         }))
     }
 
@@ -197,7 +197,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
-        .merge(whip::routes())
+        .merge(whip_whep::routes())
         .merge(web::routes())
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())

@@ -410,7 +410,7 @@ async fn handle_text(
                 name: &name,
                 site: &site,
             };
-            match entry::enter(state, peer, out, request, false).await {
+            match entry::enter(state, peer, out, request, entry::Way::Socket).await {
                 Ok(e) => {
                     out.send(ServerMsg::Welcome {
                         v: PROTOCOL_VERSION,

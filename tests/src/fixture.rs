@@ -82,6 +82,24 @@ pub async fn issued_link(
     site: i64,
     person: Option<i64>,
 ) -> anyhow::Result<String> {
+    issued_link_as(
+        store,
+        tokens,
+        jti,
+        (meeting, site, person),
+        MeetingRole::Participant,
+    )
+    .await
+}
+
+/// [`issued_link`] with another role (a viewer's link, for a display).
+pub async fn issued_link_as(
+    store: &Store,
+    tokens: &JoinTokens,
+    jti: &str,
+    (meeting, site, person): (i64, i64, Option<i64>),
+    role: MeetingRole,
+) -> anyhow::Result<String> {
     let expires = Instant::now().plus(7200);
     store
         .create_link(&JoinLink {
@@ -89,7 +107,7 @@ pub async fn issued_link(
             meeting_id: meeting,
             site_id: site,
             person_id: person,
-            role: MeetingRole::Participant,
+            role,
             expires_at: expires,
             revoked_at: None,
         })
@@ -100,7 +118,7 @@ pub async fn issued_link(
             mid: meeting,
             site,
             pid: person,
-            role: MeetingRole::Participant,
+            role,
             exp: expires.0,
             iat: Instant::now().0,
         })

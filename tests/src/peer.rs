@@ -68,6 +68,15 @@ struct Slots {
 }
 
 impl Shared {
+    /// What arrived from `publisher` so far.
+    pub fn from(&self, publisher: &str) -> FromPublisher {
+        self.received
+            .lock()
+            .ok()
+            .and_then(|r| r.get(publisher).cloned())
+            .unwrap_or_default()
+    }
+
     /// Record one received packet under its sender: the one its payload names (the
     /// test publishers), else the one the slot map says (real encoders, such as the
     /// agent's Opus), else later, when the slot's label arrives.
@@ -239,21 +248,7 @@ impl TestPeer {
         let shared = Arc::new(Shared::default());
         let (audio, video) = add_sending_tracks(&pc, &shared, &id, &mut tasks).await?;
 
-        let sh = shared.clone();
-        pc.on_track(Box::new(move |track, _, _| {
-            let sh = sh.clone();
-            Box::pin(async move {
-                let is_video = track.kind() == RTPCodecType::Video;
-                let ssrc = track.ssrc();
-                // The msid stream id names the bridge's slot.
-                let slot = track.stream_id();
-                tokio::spawn(async move {
-                    while let Ok((pkt, _)) = track.read_rtp().await {
-                        sh.record(&slot, is_video, pkt.payload.to_vec(), ssrc);
-                    }
-                });
-            })
-        }));
+        record_tracks(&pc, &shared);
 
         let offer = pc.create_offer(None).await?;
         let mut gathered = pc.gathering_complete_promise().await;
@@ -323,15 +318,9 @@ impl TestPeer {
     }
 
     pub fn from(&self, publisher: &str) -> FromPublisher {
-        self.shared
-            .received
-            .lock()
-            .ok()
-            .and_then(|r| r.get(publisher).cloned())
-            .unwrap_or_default()
+        self.shared.from(publisher)
     }
 
-    /// Ask the SFU for a keyframe of `publisher`'s video, as a decoder would.
     /// What the bridge said to this peer so far.
     pub fn messages(&self) -> Vec<ServerMsg> {
         self.shared
@@ -341,6 +330,7 @@ impl TestPeer {
             .unwrap_or_default()
     }
 
+    /// Ask the SFU for a keyframe of `publisher`'s video, as a decoder would.
     pub async fn request_keyframe(&self, publisher: &str) -> anyhow::Result<()> {
         let ssrc = self
             .from(publisher)
@@ -366,6 +356,25 @@ impl TestPeer {
         self.pc.close().await?;
         Ok(())
     }
+}
+
+/// Record every incoming packet under its sender (`Shared::record`).
+fn record_tracks(pc: &Arc<RTCPeerConnection>, shared: &Arc<Shared>) {
+    let sh = shared.clone();
+    pc.on_track(Box::new(move |track, _, _| {
+        let sh = sh.clone();
+        Box::pin(async move {
+            let is_video = track.kind() == RTPCodecType::Video;
+            let ssrc = track.ssrc();
+            // The msid stream id names the bridge's slot.
+            let slot = track.stream_id();
+            tokio::spawn(async move {
+                while let Ok((pkt, _)) = track.read_rtp().await {
+                    sh.record(&slot, is_video, pkt.payload.to_vec(), ssrc);
+                }
+            });
+        })
+    }));
 }
 
 /// A sending Opus and VP8 track on `pc` (stream `label`), and a task per sender that
@@ -547,8 +556,18 @@ pub async fn whip_post(
     key: Option<&str>,
     sdp: &str,
 ) -> anyhow::Result<WhipReply> {
+    http_offer(base, &format!("/whip/{meeting}"), key, sdp).await
+}
+
+/// POST an SDP offer to `path` (WHIP or WHEP) with an optional Bearer credential.
+pub async fn http_offer(
+    base: &str,
+    path: &str,
+    key: Option<&str>,
+    sdp: &str,
+) -> anyhow::Result<WhipReply> {
     let mut req = reqwest::Client::new()
-        .post(format!("{base}/whip/{meeting}"))
+        .post(format!("{base}{path}"))
         .header("content-type", "application/sdp")
         .body(sdp.to_owned());
     if let Some(k) = key {
@@ -619,5 +638,61 @@ impl WhipPublisher {
             .send()
             .await?;
         Ok(resp.status().as_u16())
+    }
+}
+
+/// A WHEP receiver on webrtc-rs: a receive-only offer (one audio, one video m-line) to
+/// `/whep/{meeting}` with a viewer link's token; what arrives is recorded by sender.
+pub struct WhepReceiver {
+    pub pc: Arc<RTCPeerConnection>,
+    pub shared: Arc<Shared>,
+    pub location: String,
+}
+
+impl WhepReceiver {
+    /// The POST's reply, and the receiver when it was `201`.
+    pub async fn receive(
+        base: &str,
+        meeting: &str,
+        token: &str,
+    ) -> anyhow::Result<(WhipReply, Option<Self>)> {
+        use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+        let pc = new_pc().await?;
+        let shared = Arc::new(Shared::default());
+        for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    send_encodings: vec![],
+                }),
+            )
+            .await?;
+        }
+        record_tracks(&pc, &shared);
+        let offer = pc.create_offer(None).await?;
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(offer).await?;
+        let _ = gathered.recv().await;
+        let local = pc.local_description().await.context("no local offer")?;
+        let reply = http_offer(base, &format!("/whep/{meeting}"), Some(token), &local.sdp).await?;
+        if reply.status != 201 {
+            return Ok((reply, None));
+        }
+        pc.set_remote_description(RTCSessionDescription::answer(reply.body.clone())?)
+            .await?;
+        let location = reply.location.clone().context("201 without Location")?;
+        Ok((
+            reply,
+            Some(Self {
+                pc,
+                shared,
+                location,
+            }),
+        ))
+    }
+
+    pub fn from(&self, publisher: &str) -> FromPublisher {
+        self.shared.from(publisher)
     }
 }

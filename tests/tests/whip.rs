@@ -1,4 +1,6 @@
-//! WHIP ingest (RFC 9725): a studio encoder publishes into a scheduled meeting with one
+//! WHIP ingest (RFC 9725) and WHEP egress.
+//!
+//! WHIP: a studio encoder publishes into a scheduled meeting with one
 //! HTTP POST, authenticated by its room device key; a page in the meeting hears and sees
 //! it, it is on the roster under the device's name, and DELETE takes it off at once.
 //! Wrong or missing keys, a meeting that is over and one that does not exist are refused
@@ -10,11 +12,11 @@ use cauhop_protocol::ServerMsg;
 use cauhop_signaling::Options;
 use cauhop_signaling::auth::{JoinKeys, JoinTokens};
 use cauhop_store::Instant;
-use cauhop_store::model::{NewEndpoint, PersonRole};
+use cauhop_store::model::{MeetingRole, NewEndpoint, PersonRole};
 use cauhop_tests::api::Api;
 use cauhop_tests::bridge::Bridge;
-use cauhop_tests::fixture::{invite, issued_link, open_meeting, province_tree};
-use cauhop_tests::peer::{Credentials, TestPeer, WhipPublisher, whip_post};
+use cauhop_tests::fixture::{invite, issued_link, issued_link_as, open_meeting, province_tree};
+use cauhop_tests::peer::{Credentials, TestPeer, WhepReceiver, WhipPublisher, whip_post};
 use cauhop_tests::{init_log, wait_for};
 
 const ENCODER: &str = "Hội trường B (bộ mã hoá)";
@@ -149,5 +151,88 @@ async fn a_whip_encoder_publishes_into_a_scheduled_meeting() -> anyhow::Result<(
     )
     .await?;
     assert_eq!(again.delete().await?, 404);
+    Ok(())
+}
+
+/// WHEP: a hall display with a viewer link receives the meeting's voice and picture on
+/// the two m-lines it offered; it is never on the attendance list, a participant's link
+/// is refused (403), and DELETE ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_display_receives_the_meeting() -> anyhow::Result<()> {
+    init_log();
+    let keys = JoinKeys::ephemeral();
+    let bridge = Bridge::start_with(Options {
+        join_keys: keys.clone(),
+        ..Options::default()
+    })
+    .await?;
+    let store = bridge.store.clone();
+    let tree = province_tree(&store, &["A", "C"]).await?;
+    let (a, c) = (tree.communes[0], tree.communes[1]);
+    let mut display = invite(c, None);
+    display.role = MeetingRole::Viewer;
+    let m = store
+        .create_meeting(
+            &open_meeting("Giao ban", tree.province, vec![invite(a, None), display]),
+            None,
+        )
+        .await?;
+    let tokens = JoinTokens::new(&keys);
+    let meeting = m.id.to_string();
+    let speaker_link = issued_link(&store, &tokens, "jti-a", m.id, a, None).await?;
+    let viewer_link = issued_link_as(
+        &store,
+        &tokens,
+        "jti-c",
+        (m.id, c, None),
+        MeetingRole::Viewer,
+    )
+    .await?;
+    let speaker = TestPeer::join_with(
+        &bridge.ws_url(),
+        &meeting,
+        "Xã A",
+        Credentials::Token(speaker_link.clone()),
+        None,
+    )
+    .await?;
+    let base = bridge.url("");
+
+    // A participant's link does not make a display.
+    let (r, _) = WhepReceiver::receive(&base, &meeting, "not-a-token").await?;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let other = issued_link(&store, &tokens, "jti-a2", m.id, a, None).await?;
+    let (r, _) = WhepReceiver::receive(&base, &meeting, &other).await?;
+    assert_eq!(r.status, 403, "a participant's link: {}", r.body);
+    assert!(r.body.contains("viewer"), "{}", r.body);
+
+    let (r, display) = WhepReceiver::receive(&base, &meeting, &viewer_link).await?;
+    let display =
+        display.ok_or_else(|| anyhow::anyhow!("WHEP refused: {} {}", r.status, r.body))?;
+    wait_for(
+        "the display to hear and see the speaker",
+        Duration::from_secs(20),
+        || {
+            let got = display.from(&speaker.id);
+            got.audio.len() >= 50 && got.video.len() >= 30
+        },
+    )
+    .await?;
+    // On the roster as a display, never in the attendance record.
+    let attendance = store.attendance(m.id).await?;
+    assert!(
+        attendance.iter().all(|row| row.site_id != Some(c)),
+        "the display was recorded as attending: {attendance:?}"
+    );
+    assert!(attendance.iter().any(|row| row.site_id == Some(a)));
+    let status = reqwest::Client::new()
+        .delete(format!("{base}{}", display.location))
+        .bearer_auth(&viewer_link)
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    assert_eq!(status, 200);
+    assert!(bridge.state.whip.is_empty());
     Ok(())
 }

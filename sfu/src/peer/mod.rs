@@ -232,7 +232,7 @@ impl Peer {
             uplink_sample: None,
             slots,
             pending: None,
-            offer_when: if options.publish_only {
+            offer_when: if options.publish_only || options.slots_from_offer {
                 subscribe::OfferWhen::Never
             } else {
                 subscribe::OfferWhen::NotYet

@@ -69,6 +69,40 @@ fn offers_red(sdp: &str) -> bool {
     })
 }
 
+/// The m-lines a client offers to receive on (`a=recvonly`), with their kind and mid.
+fn receiving_sections(sdp: &str) -> Vec<(MediaKind, Mid)> {
+    let mut out = Vec::new();
+    let mut section: Option<(Option<MediaKind>, Option<Mid>, bool, bool)> = None;
+    let mut close = |s: Option<(Option<MediaKind>, Option<Mid>, bool, bool)>| {
+        if let Some((Some(kind), Some(mid), true, false)) = s {
+            out.push((kind, mid));
+        }
+    };
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            close(section.take());
+            let kind = match m.split(' ').next() {
+                Some("audio") => Some(MediaKind::Audio),
+                Some("video") => Some(MediaKind::Video),
+                _ => None,
+            };
+            // Port 0: a rejected (or bundle-only) section; bundle-only ones carry a mid
+            // and are real, so only the kind and direction decide.
+            section = Some((kind, None, false, false));
+        } else if let Some(s) = section.as_mut() {
+            if let Some(mid) = line.strip_prefix("a=mid:") {
+                s.1 = Some(Mid::from(mid.trim()));
+            } else if line == "a=recvonly" {
+                s.2 = true;
+            } else if line == "a=inactive" {
+                s.3 = true;
+            }
+        }
+    }
+    close(section.take());
+    out
+}
+
 impl Peer {
     pub(super) fn slot_by_mid(&self, mid: Mid) -> Option<&Slot> {
         self.slots.iter().find(|s| s.open && s.mid == Some(mid))
@@ -226,6 +260,9 @@ impl Peer {
                 if self.offer_when == OfferWhen::NotYet {
                     self.offer_when = OfferWhen::Connected;
                 }
+                if self.options.slots_from_offer && !self.slots_offered {
+                    self.bind_offered_slots(sdp);
+                }
                 Ok(OfferOutcome::Answer(answer.to_sdp_string()))
             }
             Err(e) => {
@@ -273,6 +310,30 @@ impl Peer {
         Ok(())
     }
 
+    /// A WHEP client's receiving m-lines become its slots, audio and video each in the
+    /// order offered; slots it did not offer are dropped (they were never negotiated).
+    fn bind_offered_slots(&mut self, sdp: &str) {
+        for (kind, mid) in receiving_sections(sdp) {
+            let Some(s) = self
+                .slots
+                .iter_mut()
+                .find(|s| s.kind == kind && s.mid.is_none())
+            else {
+                continue;
+            };
+            s.mid = Some(mid);
+            s.open = true;
+            if kind == MediaKind::Video
+                && let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None)
+            {
+                tx.set_rtx_cache(RTX_PACKETS, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
+            }
+        }
+        self.slots.retain(|s| s.mid.is_some());
+        self.slots_offered = true;
+        self.slots_changed = true;
+    }
+
     /// The client publishes nothing and wants its slots now; `red`: it decodes RED.
     pub(crate) fn set_ready(&mut self, red: bool) {
         if self.offer_when == OfferWhen::Never {
@@ -318,7 +379,7 @@ impl Peer {
             .iter()
             .filter(|s| s.kind == MediaKind::Video)
             .count();
-        let publish_only = self.offer_when == OfferWhen::Never;
+        let publish_only = self.options.publish_only;
         self.slots = if publish_only {
             Vec::new()
         } else {
@@ -327,7 +388,7 @@ impl Peer {
         self.slots_offered = false;
         self.slots_changed = true;
         self.pending = None;
-        if !publish_only {
+        if self.offer_when != OfferWhen::Never {
             self.offer_when = OfferWhen::NotYet;
         }
         self.ssrc_mid.clear();
@@ -574,7 +635,27 @@ fn media_sections(sdp: &str) -> (usize, usize) {
 
 #[cfg(test)]
 mod section_tests {
-    use super::media_sections;
+    use super::{MediaKind, Mid, media_sections, receiving_sections};
+
+    #[test]
+    fn a_whep_offer_names_its_receiving_sections_in_order() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=mid:1\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=sendrecv\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:3\r\na=inactive\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\na=recvonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n";
+        // Only recvonly audio/video with a mid: not sendrecv, inactive, data, or mid-less.
+        assert_eq!(
+            receiving_sections(sdp),
+            vec![
+                (MediaKind::Audio, Mid::from("0")),
+                (MediaKind::Video, Mid::from("1"))
+            ]
+        );
+        assert!(receiving_sections("").is_empty());
+        assert!(receiving_sections("m=\na=mid:\na=recvonly").is_empty());
+    }
 
     #[test]
     fn sending_sections_are_counted_by_direction() {

@@ -1,5 +1,12 @@
-//! WHIP ingest (RFC 9725): a studio encoder, OBS or a GStreamer device publishes into a
-//! scheduled meeting with one HTTP POST of its SDP offer.
+//! WHIP ingest (RFC 9725) and WHEP egress: a studio encoder, OBS or a GStreamer device
+//! publishes into a scheduled meeting with one HTTP POST of its SDP offer; a hall display
+//! or a recorder receives the meeting the same way.
+//!
+//! WHEP: `POST /whep/{meeting}` with `Authorization: Bearer <join link token>` of a link
+//! issued with the **viewer** role, and a receive-only offer: its audio and video m-lines
+//! become the session's slots in order (the first video one is the main picture: the
+//! floor, else the speaker, else the chair; the audio ones the loudest voices). A viewer
+//! is never on the attendance list. `DELETE` (same token) and `PATCH` as for WHIP.
 //!
 //! `POST /whip/{meeting}` with `Authorization: Bearer <device key>` (the hall's encoder is
 //! a room device of its site: it appears as that site's participant under the device's
@@ -27,7 +34,7 @@ use tracing::{info, warn};
 
 use crate::AppState;
 use crate::admission::JoinRequest;
-use crate::entry::{self, Refused};
+use crate::entry::{self, Refused, Way};
 use crate::outbox::{OUTBOX_CAPACITY, Outbox};
 
 /// The live WHIP sessions by their resource id.
@@ -37,6 +44,7 @@ pub struct WhipSessions {
 }
 
 struct Live {
+    way: Way,
     meeting: String,
     /// The device key that opened it: only it may delete the session.
     key: String,
@@ -56,10 +64,15 @@ impl WhipSessions {
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/whip/{meeting}", post(publish).options(preflight))
+        .route("/whip/{meeting}", post(whip).options(preflight))
         .route(
             "/whip/{meeting}/{session}",
-            delete(end).patch(patch).options(preflight),
+            delete(end_whip).patch(patch).options(preflight),
+        )
+        .route("/whep/{meeting}", post(whep).options(preflight))
+        .route(
+            "/whep/{meeting}/{session}",
+            delete(end_whep).patch(patch).options(preflight),
         )
 }
 
@@ -135,9 +148,10 @@ fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::UnknownMeeting => StatusCode::NOT_FOUND,
-        ErrorCode::NotInvited | ErrorCode::MeetingClosed | ErrorCode::NotOpen => {
-            StatusCode::FORBIDDEN
-        }
+        ErrorCode::NotInvited
+        | ErrorCode::MeetingClosed
+        | ErrorCode::NotOpen
+        | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Full => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::BadSdp | ErrorCode::BadMessage => StatusCode::BAD_REQUEST,
@@ -160,18 +174,46 @@ fn refused(r: Refused) -> Response {
     resp
 }
 
-async fn publish(
+async fn whip(
     State(state): State<Arc<AppState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(meeting): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    start(state, from, meeting, headers, body, Way::Whip).await
+}
+
+async fn whep(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path(meeting): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    start(state, from, meeting, headers, body, Way::Whep).await
+}
+
+/// The path prefix of a way's resources.
+fn prefix(way: Way) -> &'static str {
+    if way == Way::Whep { "whep" } else { "whip" }
+}
+
+async fn start(
+    state: Arc<AppState>,
+    from: SocketAddr,
+    meeting: String,
+    headers: HeaderMap,
+    body: Bytes,
+    way: Way,
+) -> Response {
     let peer = state.client_addr(from, &headers).to_string();
     let Some(key) = bearer(&headers) else {
-        return unauthorized(
-            "a WHIP client authenticates with its room device key: Authorization: Bearer <key>",
-        );
+        return unauthorized(if way == Way::Whep {
+            "a WHEP client authenticates with a viewer join link: Authorization: Bearer <token>"
+        } else {
+            "a WHIP client authenticates with its room device key: Authorization: Bearer <key>"
+        });
     };
     let sdp_type = headers
         .get(header::CONTENT_TYPE)
@@ -196,14 +238,19 @@ async fn publish(
         return text(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text");
     };
     let (out, mut told) = Outbox::new(OUTBOX_CAPACITY);
+    let (token, device_key) = if way == Way::Whep {
+        (Some(key), None)
+    } else {
+        (None, Some(key))
+    };
     let request = JoinRequest {
         meeting: &meeting,
-        token: None,
-        key: Some(key),
-        name: "WHIP",
+        token,
+        key: device_key,
+        name: if way == Way::Whep { "WHEP" } else { "WHIP" },
         site: "",
     };
-    let entered = match entry::enter(&state, &peer, &out, request, true).await {
+    let entered = match entry::enter(&state, &peer, &out, request, way).await {
         Ok(e) => e,
         Err(r) => return refused(r),
     };
@@ -215,7 +262,7 @@ async fn publish(
             return text(StatusCode::CONFLICT, "the session is negotiating already");
         }
         Err(e) => {
-            warn!(%peer, participant = %joined.id, "WHIP offer refused: {e}");
+            warn!(%peer, participant = %joined.id, ?way, "offer refused: {e}");
             entry::leave(&state, joined).await;
             return text(StatusCode::BAD_REQUEST, e.to_string());
         }
@@ -229,13 +276,14 @@ async fn publish(
         live.insert(
             session.clone(),
             Live {
+                way,
                 meeting: meeting.clone(),
                 key: key.to_owned(),
                 stop,
             },
         );
     }
-    info!(%peer, participant = %joined.id, meeting = %meeting, "WHIP session started");
+    info!(%peer, participant = %joined.id, meeting = %meeting, ?way, "HTTP media session started");
     // The session lives until DELETE, the media path is lost, the credential is
     // withdrawn or the meeting ends.
     let (st, id) = (state.clone(), session.clone());
@@ -264,13 +312,13 @@ async fn publish(
         if let Ok(mut live) = st.whip.inner.lock() {
             live.remove(&id);
         }
-        info!(participant = %joined.id, "WHIP session ended: {why}");
+        info!(participant = %joined.id, ?way, "HTTP media session ended: {why}");
         entry::leave(&st, joined).await;
         if let Some(ack) = deleted {
             let _ = ack.send(());
         }
     });
-    let location = format!("/whip/{meeting}/{session}");
+    let location = format!("/{}/{meeting}/{session}", prefix(way));
     let mut r = cors(
         (
             StatusCode::CREATED,
@@ -294,13 +342,31 @@ fn same_key(a: &str, b: &str) -> bool {
             == 0
 }
 
-async fn end(
+async fn end_whip(
     State(state): State<Arc<AppState>>,
     Path((meeting, session)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    end(state, meeting, session, headers, Way::Whip).await
+}
+
+async fn end_whep(
+    State(state): State<Arc<AppState>>,
+    Path((meeting, session)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    end(state, meeting, session, headers, Way::Whep).await
+}
+
+async fn end(
+    state: Arc<AppState>,
+    meeting: String,
+    session: String,
+    headers: HeaderMap,
+    way: Way,
+) -> Response {
     let Some(key) = bearer(&headers) else {
-        return unauthorized("DELETE needs the device key the session was opened with");
+        return unauthorized("DELETE needs the credential the session was opened with");
     };
     let live = {
         let Ok(mut map) = state.whip.inner.lock() else {
@@ -310,9 +376,11 @@ async fn end(
             );
         };
         match map.get(&session) {
-            Some(l) if l.meeting == meeting && same_key(&l.key, key) => map.remove(&session),
-            Some(l) if l.meeting == meeting => {
-                return unauthorized("this session was opened with another key");
+            Some(l) if l.way == way && l.meeting == meeting && same_key(&l.key, key) => {
+                map.remove(&session)
+            }
+            Some(l) if l.way == way && l.meeting == meeting => {
+                return unauthorized("this session was opened with another credential");
             }
             _ => None,
         }
@@ -327,10 +395,7 @@ async fn end(
             }
             cors(StatusCode::OK.into_response())
         }
-        None => text(
-            StatusCode::NOT_FOUND,
-            "no such WHIP session (it may have ended)",
-        ),
+        None => text(StatusCode::NOT_FOUND, "no such session (it may have ended)"),
     }
 }
 
