@@ -189,6 +189,9 @@ impl Peer {
             video_orientation: packet.header.ext_vals.video_orientation,
             ..Default::default()
         };
+        // The subscriber's clock to now, so the packet leaves on the next poll with the
+        // right send time (patched str0m, third_party/README.md).
+        self.rtc.advance_time(now);
         let mut api = self.rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None)?;
         tx.write_rtp(

@@ -2097,6 +2097,21 @@ impl Rtc {
         self.need_init_time = false;
     }
 
+    /// cauhop patch: move this instance's clock to `now` without running its timers.
+    ///
+    /// An SFU writes forwarded media into a subscriber between that subscriber's own
+    /// inputs; with its clock advanced first, the paced packets that leave on the next
+    /// `poll_output` carry the right send time (TWCC) without a full `handle_timeout`.
+    /// Timers that are due by `now` still wait for the next `Input::Timeout`, which
+    /// `poll_output` asks for at once.
+    pub fn advance_time(&mut self, now: Instant) {
+        if self.need_init_time || now <= self.last_now {
+            return;
+        }
+        self.last_now = now;
+        drop(self.readiness.wake());
+    }
+
     fn do_handle_timeout(&mut self, now: Instant) -> Result<(), RtcError> {
         self.init_time(now);
 

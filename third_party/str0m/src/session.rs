@@ -1229,6 +1229,7 @@ impl Session {
     }
 
     fn poll_packet(&mut self, now: Instant) -> Option<DatagramSend> {
+        self.refresh_written(now);
         let srtp_tx = self.srtp_tx.as_mut()?;
 
         // Figure out which, if any, queue to poll
@@ -1296,6 +1297,25 @@ impl Session {
         }
 
         Some(protected.into())
+    }
+
+    /// cauhop patch: media written since the last timeout is queued for the pacer here,
+    /// so that a forwarded packet can leave on this poll instead of after a full
+    /// `handle_timeout` of the session (all its streams, the estimator). Only what
+    /// `handle_timeout` would do for it: stamp the new packets and refresh the pacer's
+    /// queue snapshot. Not while a probe cluster runs (the probe's media choice is
+    /// `handle_timeout`'s), and not for a stream's very first packets (its first
+    /// timeout sets it up).
+    fn refresh_written(&mut self, now: Instant) {
+        if self.srtp_tx.is_none()
+            || self.pacer.active_cluster().is_some()
+            || self.streams.send_stream().is_none()
+        {
+            return;
+        }
+        if self.streams.stamp_written(now) {
+            self.update_queue_state(now, None);
+        }
     }
 
     pub fn poll_timeout(&mut self) -> (Option<Instant>, Reason) {

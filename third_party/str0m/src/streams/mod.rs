@@ -418,6 +418,24 @@ impl Streams {
         }
     }
 
+    /// cauhop patch: stamp what was written since the last timeout; `false` (nothing
+    /// stamped) if a stream with new packets has not had its first timeout yet.
+    pub(crate) fn stamp_written(&mut self, now: Instant) -> bool {
+        if self
+            .streams_tx
+            .values()
+            .any(|s| s.need_timeout() && !s.had_first_timeout())
+        {
+            return false;
+        }
+        for s in self.streams_tx.values_mut() {
+            if s.need_timeout() {
+                s.stamp_written(now);
+            }
+        }
+        true
+    }
+
     pub(crate) fn pending_request(&self) -> Option<Instant> {
         if self.streams_rx.values().any(|s| s.has_pending_request()) {
             Some(already_happened())

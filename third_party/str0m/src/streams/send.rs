@@ -1278,6 +1278,16 @@ impl StreamTx {
         self.send_queue.need_timeout()
     }
 
+    /// cauhop patch: whether `handle_timeout` has set this stream up.
+    pub(crate) fn had_first_timeout(&self) -> bool {
+        self.kind.is_some()
+    }
+
+    /// cauhop patch: `handle_timeout`'s part for newly written packets, once set up.
+    pub(crate) fn stamp_written(&mut self, now: Instant) {
+        self.send_queue.handle_timeout(now);
+    }
+
     pub(crate) fn handle_timeout<'a>(
         &mut self,
         now: Instant,
