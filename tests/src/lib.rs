@@ -18,6 +18,13 @@ pub mod tls_front;
 /// The VP8 framing of every simulated publisher (the SFU's own, so there is one copy).
 pub use cauhop_sfu::vp8_shape;
 
+/// The value after `name` in a test program's arguments (`--ws URL`).
+pub fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
 /// Wait until `cond` holds, polling every 50 ms; `Err` with `what` after `timeout`.
 pub async fn wait_for(
     what: &str,

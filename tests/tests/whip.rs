@@ -21,8 +21,8 @@ use cauhop_tests::{init_log, wait_for};
 
 const ENCODER: &str = "Hội trường B (bộ mã hoá)";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whip_encoder_publishes_into_a_scheduled_meeting() -> anyhow::Result<()> {
+/// A bridge whose join-link keys the test holds, to sign links as the bridge does.
+async fn bridge() -> anyhow::Result<(Bridge, JoinKeys)> {
     init_log();
     let keys = JoinKeys::ephemeral();
     let bridge = Bridge::start_with(Options {
@@ -30,6 +30,12 @@ async fn a_whip_encoder_publishes_into_a_scheduled_meeting() -> anyhow::Result<(
         ..Options::default()
     })
     .await?;
+    Ok((bridge, keys))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_encoder_publishes_into_a_scheduled_meeting() -> anyhow::Result<()> {
+    let (bridge, keys) = bridge().await?;
     let store = bridge.store.clone();
     let tree = province_tree(&store, &["A", "B"]).await?;
     let (a, b) = (tree.communes[0], tree.communes[1]);
@@ -159,13 +165,7 @@ async fn a_whip_encoder_publishes_into_a_scheduled_meeting() -> anyhow::Result<(
 /// is refused (403), and DELETE ends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whep_display_receives_the_meeting() -> anyhow::Result<()> {
-    init_log();
-    let keys = JoinKeys::ephemeral();
-    let bridge = Bridge::start_with(Options {
-        join_keys: keys.clone(),
-        ..Options::default()
-    })
-    .await?;
+    let (bridge, keys) = bridge().await?;
     let store = bridge.store.clone();
     let tree = province_tree(&store, &["A", "C"]).await?;
     let (a, c) = (tree.communes[0], tree.communes[1]);

@@ -7,13 +7,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use cauhop_tests::arg;
 use cauhop_tests::gst_peer::{GstPeer, check_installed};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

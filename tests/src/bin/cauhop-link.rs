@@ -6,14 +6,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
+use cauhop_tests::arg;
 use cauhop_tests::link::Link;
 use cauhop_tests::profiles::profile;
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {

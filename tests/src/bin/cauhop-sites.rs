@@ -8,16 +8,11 @@
 use std::net::IpAddr;
 
 use anyhow::Context;
+use cauhop_tests::arg;
 use cauhop_tests::sim_peer::{CAMERA_LAYERS, SimConfig, SimPeer};
 
 /// The speaking site's name, which the page must show on its main tile.
 const SPEAKER: &str = "Xã Bản Phố";
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
