@@ -37,6 +37,13 @@ async fn the_view_speaker_and_uplink_grade_reach_the_right_places() -> anyhow::R
     // through a lossy uplink.
     let mut cfg = SimConfig::new("view", "Tỉnh");
     cfg.audio_level = 30;
+    // At a third of Chrome's rates: what is tested is which layer a view asks for, and
+    // a debug build's peers on a loaded two-core machine carry about 1 Mbit/s (str0m's
+    // probes to 2-4 Mbit/s read loss there), so 720p at 1.2 Mbit/s came back after a
+    // pause in some runs and not in others (about one run in four failed at "720p again").
+    for l in &mut cfg.layers {
+        l.kbps /= 3;
+    }
     let speaker = SimPeer::join(&url, cfg).await?;
     let lossy = Arc::new(
         Link::start(

@@ -536,6 +536,13 @@ impl Peer {
             }
             let target = chosen.map(|c| (key, c.0));
             if s.target != target {
+                debug!(
+                    participant = %self.id,
+                    source = %key.participant,
+                    layer = ?choice,
+                    budget_kbps = budget_bps / 1000,
+                    "layer chosen"
+                );
                 self.stats.layer_changes += 1;
                 s.target = target;
                 if target.is_none() {
