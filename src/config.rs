@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Config {
     pub(crate) http: HttpConfig,
+    pub(crate) https: HttpsConfig,
     pub(crate) sfu: SfuConfig,
     pub(crate) store: StoreConfig,
     pub(crate) meetings: MeetingsConfig,
@@ -57,6 +58,48 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             secure_cookies: true,
             trusted_proxies: cauhop_signaling::client_addr::TrustedProxies::default().0,
+        }
+    }
+}
+
+/// HTTPS served by the bridge itself (browsers allow camera and microphone only on
+/// https://). Off unless `listen` is set: `cargo run` serves plain HTTP on localhost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct HttpsConfig {
+    /// Address for HTTPS, e.g. "0.0.0.0:443" (the packaged service may bind 443).
+    pub(crate) listen: Option<SocketAddr>,
+    /// "self-signed": made on first run into `cert_file`/`key_file`, for a bridge only a
+    /// LAN reaches (users accept it once, after comparing the fingerprint the bridge
+    /// prints). "files": a certificate and key you put there (the province's CA,
+    /// certbot); re-read when they change on disk or on SIGHUP.
+    pub(crate) certificate: CertificateKind,
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+    /// Host names and addresses users type to reach the bridge: the self-signed
+    /// certificate's names (localhost and the media addresses are always in it).
+    pub(crate) names: Vec<String>,
+    /// A plain-HTTP address that sends every request to HTTPS, e.g. "0.0.0.0:80".
+    pub(crate) redirect_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum CertificateKind {
+    #[default]
+    SelfSigned,
+    Files,
+}
+
+impl Default for HttpsConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            certificate: CertificateKind::SelfSigned,
+            cert_file: "cauhop-tls.crt".into(),
+            key_file: "cauhop-tls.key".into(),
+            names: Vec::new(),
+            redirect_listen: None,
         }
     }
 }
@@ -138,6 +181,23 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(parsed.http.listen, defaults.http.listen);
         assert_eq!(parsed.sfu.port, defaults.sfu.port);
+        assert_eq!(parsed.https.listen, defaults.https.listen);
+        assert_eq!(parsed.https.certificate, defaults.https.certificate);
+        assert_eq!(parsed.https.cert_file, defaults.https.cert_file);
+    }
+
+    #[test]
+    fn https_from_files_parses() {
+        let c = Config::parse(
+            "[https]\nlisten = \"0.0.0.0:443\"\ncertificate = \"files\"\n\
+             cert_file = \"/etc/cauhop/tls.crt\"\nkey_file = \"/etc/cauhop/tls.key\"\n\
+             redirect_listen = \"0.0.0.0:80\"\n",
+        )
+        .expect("parses");
+        assert_eq!(c.https.certificate, CertificateKind::Files);
+        assert_eq!(c.https.listen, Some(SocketAddr::from(([0, 0, 0, 0], 443))));
+        let err = Config::parse("[https]\ncertificate = \"acme-please\"\n").expect_err("bad kind");
+        assert!(format!("{err:#}").contains("acme-please"), "{err:#}");
     }
 
     #[test]

@@ -111,6 +111,10 @@ struct ServeArgs {
     /// Threads that poll media sessions [default 0: one per core].
     #[arg(long, env = "CAUHOP_SFU_WORKERS")]
     media_workers: Option<usize>,
+    /// Serve HTTPS on this address (e.g. 0.0.0.0:443), with a self-signed certificate
+    /// made on first run unless [https] in the config names certificate files.
+    #[arg(long, env = "CAUHOP_HTTPS_LISTEN")]
+    https: Option<SocketAddr>,
     /// Log one JSON object per line.
     #[arg(long, env = "CAUHOP_LOG_JSON")]
     log_json: bool,
@@ -138,6 +142,9 @@ impl ServeArgs {
         }
         if let Some(w) = self.media_workers {
             c.sfu.workers = w;
+        }
+        if self.https.is_some() {
+            c.https.listen = self.https;
         }
         c.log.json |= self.log_json;
         if let Some(u) = &self.database_url {
@@ -462,6 +469,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "attendance records left open by the last run were closed"
         );
     }
+    let certificates = match config.https.listen {
+        Some(_) => Some(open_certificates(&config, &sfu)?),
+        None => None,
+    };
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let options = cauhop_signaling::Options {
         ad_hoc: config
@@ -476,6 +487,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         max_per_meeting: config.meetings.max_per_meeting,
         max_participants: config.meetings.max_participants,
+        https: certificates.clone(),
     };
     let state =
         cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())
@@ -486,7 +498,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "no administrator yet: create one with `cauhop admin create-user --username NAME --name \"...\"`"
         );
     }
-    tokio::spawn(cauhop_signaling::scheduler::run(state.clone(), shutdown_rx));
+    tokio::spawn(cauhop_signaling::scheduler::run(
+        state.clone(),
+        shutdown_rx.clone(),
+    ));
     let app = cauhop_signaling::app(state);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -494,32 +509,167 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let port = addr.port();
     info!(media = ?sfu.media_addrs(), "media on UDP port {}", config.sfu.port);
-    // Browsers allow camera and microphone only on https or on localhost.
-    println!("cauhop đang chạy — mở / open: http://localhost:{port}/");
-    println!("quản trị / admin:            http://localhost:{port}/admin");
-    if addr.ip().is_loopback() {
+    // Every server stops when the signal came and sessions had a moment to send
+    // `meeting_ended`.
+    let stopped = {
+        let rx = shutdown_rx.clone();
+        move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let https = match (&certificates, config.https.listen) {
+        (Some(certs), Some(at)) => {
+            let tcp = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| https_bind_hint(at))?;
+            let https_port = tcp.local_addr()?.port();
+            // Bound before anything is printed: whoever reads the address can connect.
+            let redirect_tcp = match config.https.redirect_listen {
+                Some(r) => Some(
+                    tokio::net::TcpListener::bind(r)
+                        .await
+                        .with_context(|| https_bind_hint(r))?,
+                ),
+                None => None,
+            };
+            let info = certs.info();
+            let host = config
+                .https
+                .names
+                .first()
+                .map_or("localhost", |n| n.as_str());
+            println!("cauhop đang chạy — mở / open: https://{host}:{https_port}/");
+            println!("quản trị / admin:            https://{host}:{https_port}/admin");
+            if info.self_signed {
+                println!(
+                    "chứng chỉ tự ký / self-signed certificate — SHA-256 {}",
+                    info.fingerprint_sha256
+                );
+                println!(
+                    "  người dùng so vân tay này với trình duyệt trước khi chấp nhận / users compare this fingerprint with the browser's before accepting"
+                );
+            }
+            info!(%at, fingerprint = %info.fingerprint_sha256, names = ?info.names, not_after = ?info.not_after, self_signed = info.self_signed, "HTTPS on port {https_port}");
+            tokio::spawn(
+                certs
+                    .clone()
+                    .watch(std::time::Duration::from_secs(5), shutdown_rx.clone()),
+            );
+            let redirect = match redirect_tcp {
+                Some(tcp) => {
+                    info!(at = %tcp.local_addr()?, "plain HTTP here redirects to HTTPS");
+                    let app = cauhop_signaling::https::redirect_to_https(https_port);
+                    Some(tokio::spawn(
+                        axum::serve(tcp, app)
+                            .with_graceful_shutdown(stopped())
+                            .into_future(),
+                    ))
+                }
+                None => None,
+            };
+            let certs = certs.clone();
+            let app = app.clone();
+            let stop = stopped();
+            Some((
+                tokio::spawn(async move {
+                    cauhop_signaling::https::serve(tcp, &certs, app, stop).await
+                }),
+                redirect,
+            ))
+        }
+        _ => None,
+    };
+    if https.is_none() {
+        // Browsers allow camera and microphone only on https or on localhost.
+        println!("cauhop đang chạy — mở / open: http://localhost:{port}/");
+        println!("quản trị / admin:            http://localhost:{port}/admin");
+    }
+    if addr.ip().is_loopback() && https.is_none() {
         info!(
-            "HTTP listens on {addr} only: other machines reach the bridge through the HTTPS \
-             proxy on this one (deploy/README.md), or set http.listen = \"0.0.0.0:{port}\" \
+            "HTTP listens on {addr} only: other machines reach the bridge over HTTPS \
+             (--https 0.0.0.0:443, or [https] in the config file), through an HTTPS proxy \
+             on this machine (deploy/README.md), or set http.listen = \"0.0.0.0:{port}\" \
              on a trusted LAN"
         );
     }
-    let shutdown = async move {
+    tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: telling clients the meeting ended");
         let _ = shutdown_tx.send(true);
-        // Give sessions a moment to send `meeting_ended` before connections drop.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    };
-    axum::serve(
+    });
+    let plain = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("HTTP server failed")?;
+    .with_graceful_shutdown(stopped());
+    plain.await.context("HTTP server failed")?;
+    if let Some((server, redirect)) = https {
+        server
+            .await
+            .context("HTTPS server task failed")?
+            .context("HTTPS server failed")?;
+        if let Some(r) = redirect {
+            r.await
+                .context("redirect server task failed")?
+                .context("redirect server failed")?;
+        }
+    }
     info!("stopped");
     Ok(())
+}
+
+/// The bridge's certificate for HTTPS: the configured files, or a self-signed one made
+/// on first run for the configured names plus the media addresses.
+fn open_certificates(
+    config: &Config,
+    sfu: &cauhop_sfu::SfuHandle,
+) -> anyhow::Result<std::sync::Arc<cauhop_signaling::https::Certificates>> {
+    use crate::config::CertificateKind;
+    use cauhop_signaling::https::{Certificates, Source};
+    let h = &config.https;
+    let source = match h.certificate {
+        CertificateKind::Files => Source::Files {
+            cert: h.cert_file.clone(),
+            key: h.key_file.clone(),
+        },
+        CertificateKind::SelfSigned => {
+            let mut names = h.names.clone();
+            let media = sfu
+                .media_addrs()
+                .iter()
+                .map(|a| a.ip())
+                .chain(config.sfu.public_ip);
+            for ip in media {
+                let ip = ip.to_string();
+                if !ip.starts_with("0.") && !names.contains(&ip) {
+                    names.push(ip);
+                }
+            }
+            Source::SelfSigned {
+                cert: h.cert_file.clone(),
+                key: h.key_file.clone(),
+                names,
+            }
+        }
+    };
+    Certificates::open(source).context(
+        "cannot set up HTTPS ([https] in the config file: certificate, cert_file, key_file)",
+    )
+}
+
+fn https_bind_hint(at: SocketAddr) -> String {
+    if at.port() < 1024 {
+        format!(
+            "cannot listen on {at}: ports below 1024 need CAP_NET_BIND_SERVICE (the packaged \
+             systemd unit has it) or root; or use a port such as 8443"
+        )
+    } else {
+        format!("cannot listen on {at}")
+    }
 }
 
 async fn wait_for_signal() {

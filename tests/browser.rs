@@ -136,7 +136,10 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[http]\nsecure_cookies = false\n[store]\njoin_key_file = \"{}\"\n[meetings]\nlobby_minutes = 0\n",
+            "[https]\nnames = [\"{NS_ADDR}\"]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             [store]\njoin_key_file = \"{}\"\n[meetings]\nlobby_minutes = 0\n",
+            db.path().join("tls.crt").display(),
+            db.path().join("tls.key").display(),
             db.path().join("join.key").display()
         ),
     )?;
@@ -144,6 +147,9 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         Command::new("ip")
             .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_cauhop")])
             .args(["--listen", &format!("{NS_ADDR}:8080")])
+            // Its own HTTPS too, with the self-signed certificate it makes on first run:
+            // the admin pages and the kiosk go through it, with Secure cookies.
+            .args(["--https", &format!("{NS_ADDR}:8443")])
             .args(["--media-ip", NS_ADDR, "--media-port", "50000"])
             // Two tabs in an ad-hoc room: this test is about media, not invitations.
             .arg("--ad-hoc")
@@ -174,11 +180,14 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let admin = ["tinh", "mat-khau-rat-dai-2026"];
+    let https = format!("https://{NS_ADDR}:8443");
     run_script(&ns, &dir, "two_tabs.mjs", &[&base, "browser-test"])?;
     // Another browser engine: Firefox ESR beside Chromium in one meeting.
     run_script(&ns, &dir, "firefox_chromium.mjs", &[&base, "firefox-test"])?;
-    run_script(&ns, &dir, "scheduled.mjs", &[&base, admin[0], admin[1]])?;
-    run_script(&ns, &dir, "kiosk.mjs", &[&base, admin[0], admin[1]])?;
+    // The admin's login (a Secure cookie) and the pages that join from it, over the
+    // bridge's own HTTPS; a commune page there is a secure context and sends its camera.
+    run_script(&ns, &dir, "scheduled.mjs", &[&https, admin[0], admin[1]])?;
+    run_script(&ns, &dir, "kiosk.mjs", &[&https, admin[0], admin[1]])?;
     // Simulcast and the allocator, with the subscriber behind the link emulator.
     let (relay, _link, started) = start_link(&ns, "browser-step")?;
     run_script(
@@ -403,6 +412,9 @@ fn gstreamer_webrtcbin_holds_a_session() -> anyhow::Result<()> {
         Command::new("ip")
             .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_cauhop")])
             .args(["--listen", &format!("{NS_ADDR}:8080")])
+            // Its own HTTPS too, with the self-signed certificate it makes on first run:
+            // the admin pages and the kiosk go through it, with Secure cookies.
+            .args(["--https", &format!("{NS_ADDR}:8443")])
             .args(["--media-ip", NS_ADDR, "--media-port", "50000"])
             .arg("--ad-hoc")
             .args([

@@ -15,6 +15,7 @@
       edit: 'Sửa', del: 'Xoá', links: 'Đường dẫn mời', makeLink: 'Tạo đường dẫn', copy: 'Chép', copied: 'Đã chép',
       live: 'Đang kết nối', attendance: 'Điểm danh (CSV)', newKey: 'Khoá thiết bị (chỉ hiện một lần, hãy chép ngay):',
       whip: 'WHIP (bộ mã hoá, OBS):', whipHint: 'Xác thực bằng khoá thiết bị của phòng họp: Authorization: Bearer <khoá>. Cầu không chuyển mã: hãy gửi VP8 và Opus.',
+      tlsSelf: 'HTTPS: chứng chỉ tự ký. Người dùng so vân tay SHA-256 này với vân tay trình duyệt hiển thị trước khi chấp nhận:', tlsFiles: 'HTTPS: chứng chỉ', tlsUntil: 'hết hạn',
       whep: 'WHEP (màn hình hội trường, ghi hình):', whepHint: 'Xác thực bằng đường dẫn mời vai trò người xem (viewer): Authorization: Bearer <mã trong đường dẫn>. Không tính vào điểm danh.',
       linkCol: 'Đường truyền', inMeeting: 'đang họp', check: 'kiểm tra', go: 'tốt', weak: 'yếu', 'no-go': 'không đủ',
       rotate: 'Đổi khoá', online: 'trực tuyến', offline: 'mất kết nối', never: 'chưa kết nối', noMeetings: 'Không có cuộc họp',
@@ -41,6 +42,7 @@
       edit: 'Edit', del: 'Delete', links: 'Join links', makeLink: 'Make link', copy: 'Copy', copied: 'Copied',
       live: 'Connected now', attendance: 'Attendance (CSV)', newKey: 'Device key (shown once, copy it now):',
       whip: 'WHIP (encoder, OBS):', whipHint: 'Authenticate with the meeting room\'s device key: Authorization: Bearer <key>. The bridge does not transcode: send VP8 and Opus.',
+      tlsSelf: 'HTTPS: self-signed certificate. Users compare this SHA-256 fingerprint with the one their browser shows before accepting it:', tlsFiles: 'HTTPS: certificate', tlsUntil: 'expires',
       whep: 'WHEP (hall display, recorder):', whepHint: 'Authenticate with a join link of the viewer role: Authorization: Bearer <the token in the link>. Never counted as attending.',
       linkCol: 'Link', inMeeting: 'in meeting', check: 'check', go: 'go', weak: 'weak', 'no-go': 'no-go',
       rotate: 'New key', online: 'online', offline: 'offline', never: 'never connected', noMeetings: 'No meetings',
@@ -99,6 +101,19 @@
     $('auditTab').classList.toggle('hidden', me.role !== 'province_admin');
     await loadSites();
     tab('meetings');
+    showTls().catch(function () {});
+  }
+  // The certificate the bridge serves: the fingerprint the IT officer reads out to users
+  // of a self-signed bridge, and when a certificate from files expires.
+  async function showTls() {
+    var info = await api('GET', '/server');
+    var p = $('tls'); p.textContent = '';
+    if (!info || !info.https) { p.classList.add('hidden'); return; }
+    var h = info.https;
+    p.appendChild(el('span', (h.self_signed ? t('tlsSelf') : t('tlsFiles') + ' (' + h.names.join(', ') + ')') + ' '));
+    p.appendChild(el('code', h.fingerprint_sha256));
+    if (h.not_after) p.appendChild(el('small', ' — ' + t('tlsUntil') + ' ' + h.not_after));
+    p.classList.remove('hidden');
   }
 
   function tab(name) {

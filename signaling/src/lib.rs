@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod client_addr;
 mod entry;
+pub mod https;
 pub mod outbox;
 mod registry;
 pub mod scheduler;
@@ -70,6 +71,8 @@ pub struct Options {
     /// Participants one meeting admits at once, and the whole bridge.
     pub max_per_meeting: usize,
     pub max_participants: usize,
+    /// The certificate the bridge serves HTTPS with, when it does (shown to admins).
+    pub https: Option<Arc<https::Certificates>>,
 }
 
 impl Default for Options {
@@ -83,6 +86,7 @@ impl Default for Options {
             // The province meeting is ~270 sites; room for the chair's office and guests.
             max_per_meeting: 500,
             max_participants: 2000,
+            https: None,
         }
     }
 }

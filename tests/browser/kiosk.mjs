@@ -1,7 +1,7 @@
 // Kiosk mode in real Chromium: a room PC opens /kiosk#key=… before its meeting, shows the
 // next meeting, joins by itself when it opens, receives the chair's video, rejoins after
 // its WebSocket is killed, and reports its health. Usage: node kiosk.mjs BASE USER PASSWORD
-import { launch } from './launch.mjs';
+import { launch, newContext } from './launch.mjs';
 
 const [base, user, password] = process.argv.slice(2);
 const browser = await launch(base);
@@ -22,7 +22,7 @@ async function until(what, page, cond, ms) {
   throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s)}`);
 }
 try {
-  const admin = await (await browser.newContext()).newPage();
+  const admin = await (await newContext(browser, base)).newPage();
   await admin.goto(`${base}/admin`);
   await admin.fill('#username', user);
   await admin.fill('#password', password);
@@ -41,7 +41,7 @@ try {
     return { key: ep.key, endpoint: ep.endpoint.id, chair: chair.url, start };
   });
 
-  const kiosk = await (await browser.newContext()).newPage();
+  const kiosk = await (await newContext(browser, base)).newPage();
   kiosk.on('console', (m) => { if (m.type() === 'error') console.error(`[kiosk] ${m.text()}`); });
   await kiosk.goto(`${base}/kiosk#key=${encodeURIComponent(setup.key)}`);
   await kiosk.waitForFunction(() => /phòng chống thiên tai/.test(document.getElementById('next').textContent), null, { timeout: 8000 });
@@ -49,7 +49,7 @@ try {
   // The kiosk polls every 15 s: it must be in by then after the start.
   await until('the kiosk to join', kiosk, (s) => s.state === 'joined', 30000);
   result.joinedAfterStart = Date.now() >= Date.parse(setup.start);
-  const chair = await (await browser.newContext()).newPage();
+  const chair = await (await newContext(browser, base)).newPage();
   await chair.goto(`${base}${setup.chair}&name=Chu%20tri&autojoin=1`);
   result.first = await until('chair video at the kiosk', kiosk, (s) => s.frames > 0, 30000);
 

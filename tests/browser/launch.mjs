@@ -37,3 +37,10 @@ export function launch(base) {
     ],
   });
 }
+
+// A browser context for `base`: over the bridge's own HTTPS (a self-signed certificate
+// made on its first run) the certificate is accepted as a user does once, and the page
+// is then a secure context of its own, with no insecure-origin flag involved.
+export function newContext(browser, base, options = {}) {
+  return browser.newContext(base.startsWith('https:') ? { ...options, ignoreHTTPSErrors: true } : options);
+}

@@ -2,14 +2,14 @@
 // site through the form; a meeting starting in a few seconds is scheduled; a commune page
 // opened early from its link waits, then joins by itself when the meeting opens, and sees
 // the chair's video; the audit log tab lists what the admin did. Usage: node scheduled.mjs BASE_URL USER PASSWORD
-import { launch } from './launch.mjs';
+import { launch, newContext } from './launch.mjs';
 
 const [base, user, password] = process.argv.slice(2);
 const browser = await launch(base);
 const result = { ok: false };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 try {
-  const admin = await (await browser.newContext()).newPage();
+  const admin = await (await newContext(browser, base)).newPage();
   admin.on('console', (m) => { if (m.type() === 'error') console.error(`[admin] ${m.text()}`); });
   await admin.goto(`${base}/admin`);
   result.loginLabel = await admin.textContent('#login button');
@@ -17,6 +17,11 @@ try {
   await admin.fill('#password', password);
   await admin.click('#login button');
   await admin.waitForSelector('#app:not(.hidden)', { timeout: 10000 });
+  if (base.startsWith('https:')) {
+    // The bridge's self-signed certificate: its fingerprint is on the admin page.
+    await admin.waitForSelector('#tls:not(.hidden)', { timeout: 5000 });
+    result.tls = await admin.textContent('#tls');
+  }
   // Add the province through the sites form.
   await admin.click('nav button[data-tab="sites"]');
   await admin.fill('#sCode', '10');
@@ -51,12 +56,14 @@ try {
   result.auditRoster = await admin.isVisible('#auditTable >> text=Đổi danh sách mời');
 
   // The commune opens its link early.
-  const commune = await (await browser.newContext()).newPage();
+  const commune = await (await newContext(browser, base)).newPage();
   commune.on('console', (m) => { if (m.type() === 'error') console.error(`[commune] ${m.text()}`); });
   await commune.goto(`${base}${setup.commune}&name=Xa%20Ta%20Van&autojoin=1`);
   await commune.waitForFunction(() => /chưa mở/.test(document.getElementById('status').textContent), null, { timeout: 5000 });
   result.waitingText = await commune.textContent('#status');
-  const chair = await (await browser.newContext()).newPage();
+  // Over the bridge's own HTTPS the page may use the camera because it is https://.
+  result.secureContext = await commune.evaluate(() => window.isSecureContext && location.protocol);
+  const chair = await (await newContext(browser, base)).newPage();
   await chair.goto(`${base}${setup.chair}&name=Chu%20tri&autojoin=1`);
 
   const deadline = Date.now() + 40000;
@@ -74,7 +81,7 @@ try {
   }
   result.joinedAfterStart = Date.now() >= Date.parse(setup.start);
   result.chairControls = await chair.evaluate(() => !document.getElementById('endBtn').classList.contains('hidden'));
-  result.ok = result.ok && result.chairControls && /Giao ban trực tuyến/.test(result.commune.phase || '')
+  result.ok = result.ok && (!base.startsWith('https:') || (result.secureContext === 'https:' && /SHA-256.*[0-9A-F]{2}(:[0-9A-F]{2}){31}/.test(result.tls || ''))) && result.chairControls && /Giao ban trực tuyến/.test(result.commune.phase || '')
     && result.auditRows >= 7 && result.auditSiteAdded && result.auditRoster;
 } catch (e) {
   result.error = String(e);

@@ -31,7 +31,51 @@ async fn the_agent_joins_over_https_with_the_provinces_ca_and_not_without() -> a
     let bridge = Bridge::start_with(Options::default()).await?;
     let dir = tempfile::tempdir()?;
     let front = TlsFront::start(bridge.http, dir.path()).await?;
-    let store = &bridge.store;
+    let (room, m) = scheduled_room(&bridge.store).await?;
+
+    // Without the province's CA: the certificate is refused, nothing joins.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let untrusting = Arc::new(Mutex::new(AgentStatus::default()));
+    let agent = tokio::spawn(run(
+        config(&front.url, &room.key),
+        untrusting.clone(),
+        stop_rx,
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_tx.send(true);
+    let _ = agent.await;
+    let s = untrusting
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(
+        bridge.state.registry.members(&room_of(m.id)).is_empty(),
+        "joined through an untrusted certificate"
+    );
+    let why = s.last_error.unwrap_or_default();
+    eprintln!("without the CA: {why}");
+    assert!(!why.is_empty(), "no error reported without the CA");
+
+    // With it: the device API and the WebSocket both go over TLS, and the room joins.
+    let joined = join_over(&bridge, &front.url, &room.key, &front.ca_file, m.id).await?;
+    eprintln!("joined over HTTPS after {joined:?}");
+
+    // Plain http:// to another machine is refused before anything is sent.
+    let refused = resolve(
+        FileSettings::default(),
+        Overrides {
+            bridge: Some("http://192.0.2.10:8080".into()),
+            key: Some(room.key.clone()),
+            ..Default::default()
+        },
+    )
+    .expect_err("http:// to another machine");
+    assert!(refused.to_string().contains("in clear"), "{refused}");
+    Ok(())
+}
+
+/// A province site with a room endpoint, and a meeting of it that has started.
+async fn scheduled_room(store: &cauhop_store::Store) -> anyhow::Result<(EndpointWithKey, Meeting)> {
     let p = store
         .create_site(&NewSite {
             code: "P".into(),
@@ -63,33 +107,19 @@ async fn the_agent_joins_over_https_with_the_provinces_ca_and_not_without() -> a
             None,
         )
         .await?;
+    Ok((room, m))
+}
 
-    // Without the province's CA: the certificate is refused, nothing joins.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let untrusting = Arc::new(Mutex::new(AgentStatus::default()));
-    let agent = tokio::spawn(run(
-        config(&front.url, &room.key),
-        untrusting.clone(),
-        stop_rx,
-    ));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = stop_tx.send(true);
-    let _ = agent.await;
-    let s = untrusting
-        .lock()
-        .map(|s| s.clone())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    assert!(
-        bridge.state.registry.members(&room_of(m.id)).is_empty(),
-        "joined through an untrusted certificate"
-    );
-    let why = s.last_error.unwrap_or_default();
-    eprintln!("without the CA: {why}");
-    assert!(!why.is_empty(), "no error reported without the CA");
-
-    // With it: the device API and the WebSocket both go over TLS, and the room joins.
-    let mut cfg = config(&front.url, &room.key);
-    cfg.tls = Some(cauhop_endpoint::tls::client_config(Some(&front.ca_file))?);
+/// Run the agent against `url` trusting `ca_file` until its room is in the meeting.
+async fn join_over(
+    bridge: &Bridge,
+    url: &str,
+    key: &str,
+    ca_file: &std::path::Path,
+    meeting: i64,
+) -> anyhow::Result<std::time::Duration> {
+    let mut cfg = config(url, key);
+    cfg.tls = Some(cauhop_endpoint::tls::client_config(Some(ca_file))?);
     cfg.media.loopback_only = true;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let status = Arc::new(Mutex::new(AgentStatus::default()));
@@ -97,31 +127,47 @@ async fn the_agent_joins_over_https_with_the_provinces_ca_and_not_without() -> a
     let t0 = Wall::now();
     let mut joined = false;
     while t0.elapsed() < Duration::from_secs(15) {
-        if !bridge.state.registry.members(&room_of(m.id)).is_empty() {
+        if !bridge.state.registry.members(&room_of(meeting)).is_empty() {
             joined = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let took = t0.elapsed();
     let _ = stop_tx.send(true);
     let _ = agent.await;
-    assert!(
+    anyhow::ensure!(
         joined,
         "the agent did not join over HTTPS: {:?}",
         status.lock().map(|s| s.clone())
     );
-    eprintln!("joined over HTTPS after {:?}", t0.elapsed());
+    Ok(took)
+}
 
-    // Plain http:// to another machine is refused before anything is sent.
-    let refused = resolve(
-        FileSettings::default(),
-        Overrides {
-            bridge: Some("http://192.0.2.10:8080".into()),
-            key: Some(room.key.clone()),
-            ..Default::default()
-        },
-    )
-    .expect_err("http:// to another machine");
-    assert!(refused.to_string().contains("in clear"), "{refused}");
+/// The bridge's own HTTPS (issue 16) with the self-signed certificate it makes on first
+/// run: a room agent given that certificate file as its CA joins through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_joins_the_bridges_own_https_given_its_self_signed_certificate()
+-> anyhow::Result<()> {
+    use cauhop_signaling::https::{Certificates, Source};
+    cauhop_tests::init_log();
+    let bridge = Bridge::start_with(Options::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let cert = dir.path().join("cauhop-tls.crt");
+    let certs = Certificates::open(Source::SelfSigned {
+        cert: cert.clone(),
+        key: dir.path().join("cauhop-tls.key"),
+        names: vec![],
+    })?;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("https://localhost:{}", tcp.local_addr()?.port());
+    let app = cauhop_signaling::app(bridge.state.clone());
+    let server = tokio::spawn(async move {
+        cauhop_signaling::https::serve(tcp, &certs, app, std::future::pending()).await
+    });
+    let (room, m) = scheduled_room(&bridge.store).await?;
+    let joined = join_over(&bridge, &url, &room.key, &cert, m.id).await?;
+    eprintln!("joined the built-in HTTPS after {joined:?}");
+    server.abort();
     Ok(())
 }

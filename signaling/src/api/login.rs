@@ -56,6 +56,21 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let ip = connect.map(|c| state.client_addr(c.0.0, &headers).ip());
+    if state.options.secure_cookies
+        && let Some(origin) = insecure_origin(&headers)
+    {
+        // The browser would drop the Secure cookie and the admin would be logged out at
+        // the next click with no reason given: say it now, with what to do.
+        warn!(%origin, ?ip, "login refused: the page is on plain HTTP and the session cookie is Secure");
+        return Err(ApiError::BadRequest(format!(
+            "Trang quản trị phải mở qua HTTPS: trình duyệt không giữ phiên đăng nhập trên {origin}. \
+             Hãy bật HTTPS trong cầu ([https] trong tệp cấu hình) hoặc mở qua https://; \
+             chỉ trên mạng nội bộ tin cậy mới đặt http.secure_cookies = false. / \
+             The admin pages need HTTPS: the browser will not keep a login on {origin}. \
+             Turn on the bridge's HTTPS ([https] in the config file) or open it over https://; \
+             only on a trusted LAN set http.secure_cookies = false."
+        )));
+    }
     if let Some(ip) = ip {
         state
             .check_login_rate(ip, &req.username)
@@ -110,6 +125,23 @@ pub async fn login(
         .into_response())
 }
 
+/// The page's origin when a browser would drop a `Secure` cookie there: plain http://
+/// to anything but this machine (browsers spare localhost and loopback addresses).
+fn insecure_origin(headers: &axum::http::HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let host = origin.strip_prefix("http://")?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let local = host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!local).then(|| origin.to_owned())
+}
+
 #[utoipa::path(operation_id = "login_logout", post, path = "/api/v1/logout", tag = "session",
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(
@@ -140,4 +172,34 @@ pub async fn me(principal: Principal) -> Result<Json<SessionInfo>, ApiError> {
         csrf_token: s.csrf,
         expires_at: s.expires_at,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(o: &str) -> Option<String> {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(header::ORIGIN, o.parse().expect("header"));
+        insecure_origin(&h)
+    }
+
+    #[test]
+    fn a_secure_cookie_is_lost_only_on_plain_http_off_this_machine() {
+        assert_eq!(
+            origin("http://10.0.0.5:8080"),
+            Some("http://10.0.0.5:8080".into())
+        );
+        assert!(origin("http://cauhop.lan").is_some());
+        for kept in [
+            "https://10.0.0.5",
+            "http://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "http://app.localhost",
+        ] {
+            assert_eq!(origin(kept), None, "{kept}");
+        }
+        assert_eq!(insecure_origin(&axum::http::HeaderMap::new()), None);
+    }
 }

@@ -37,7 +37,7 @@ use extract::Principal;
         meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
         meetings::attendance, meetings::live,
         audit::list,
-        stats,
+        stats, server,
     ),
     modifiers(&Security),
 )]
@@ -70,6 +70,28 @@ async fn stats(State(state): State<Arc<AppState>>, principal: Principal) -> Resp
         Ok(s) => Json(s).into_response(),
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
     }
+}
+
+/// What this bridge serves with: its HTTPS certificate, so an IT officer can read the
+/// fingerprint users should see before they accept a self-signed one.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServerInfo {
+    pub version: String,
+    /// `None`: the bridge serves plain HTTP (behind a proxy, or on localhost).
+    pub https: Option<crate::https::CertificateInfo>,
+}
+
+#[utoipa::path(operation_id = "mod_server", get, path = "/api/v1/server", tag = "session",
+    responses((status = 200, body = ServerInfo), (status = 403, body = error::ErrorBody)))]
+async fn server(State(state): State<Arc<AppState>>, principal: Principal) -> Response {
+    if let Err(e) = principal.admin() {
+        return e.into_response();
+    }
+    Json(ServerInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        https: state.options.https.as_ref().map(|c| c.info()),
+    })
+    .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -114,6 +136,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/links/{jti}/revoke", post(meetings::revoke_link))
         .route("/audit", get(audit::list))
         .route("/stats", get(stats))
+        .route("/server", get(server))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .fallback(not_found);
     Router::new().nest("/api/v1", api)
