@@ -55,7 +55,14 @@ async fn each_subscriber_gets_the_layer_its_link_carries() -> anyhow::Result<()>
         Link::start_profile(bridge.media_addr(), &stepping_commune(drop_at, back_at)?, 2).await?,
     );
     let t0 = Instant::now();
-    let publisher = SimPeer::join(&url, SimConfig::new("simulcast", "Tỉnh")).await?;
+    // The 720p layer lighter than Chrome's 1.2 Mbit/s: debug-built peers on two loaded
+    // cores carry about 1.3 Mbit/s, and at Chrome's rate the hall fell back to 360p in
+    // a CI run (its estimate read 1.33 Mbit/s where 720p needs 1.55 with headroom).
+    // What is tested, the commune on 180p and the hall on 720p at once, is unchanged:
+    // 360p (500 kbit/s) still does not fit the commune's 384 kbit/s.
+    let mut cfg = SimConfig::new("simulcast", "Tỉnh");
+    cfg.layers[2].kbps = 700;
+    let publisher = SimPeer::join(&url, cfg).await?;
     let mut cfg = SimConfig::watcher("simulcast", "Huyện");
     cfg.link = Some(fibre.clone());
     let hall = SimPeer::join(&url, cfg).await?;
