@@ -81,6 +81,9 @@ pub(crate) struct HttpsConfig {
     pub(crate) names: Vec<String>,
     /// A plain-HTTP address that sends every request to HTTPS, e.g. "0.0.0.0:80".
     pub(crate) redirect_listen: Option<SocketAddr>,
+    /// Media over TCP on the HTTPS port too (ICE-TCP, RFC 6544), for sites whose
+    /// network lets only web traffic out; UDP wins wherever it works.
+    pub(crate) ice_tcp: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +103,7 @@ impl Default for HttpsConfig {
             key_file: "cauhop-tls.key".into(),
             names: Vec::new(),
             redirect_listen: None,
+            ice_tcp: true,
         }
     }
 }

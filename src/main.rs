@@ -571,12 +571,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 }
                 None => None,
             };
+            // Media over TCP on this port too, for sites whose network lets only web
+            // traffic out (UDP wins wherever it works).
+            let ice_tcp = if config.https.ice_tcp {
+                sfu.offer_ice_tcp(https_port)
+                    .await
+                    .context("cannot offer ICE over TCP")?;
+                Some(sfu.clone())
+            } else {
+                None
+            };
             let certs = certs.clone();
             let app = app.clone();
             let stop = stopped();
             Some((
                 tokio::spawn(async move {
-                    cauhop_signaling::https::serve(tcp, &certs, app, stop).await
+                    cauhop_signaling::https::serve(tcp, &certs, app, ice_tcp, stop).await
                 }),
                 redirect,
             ))

@@ -24,7 +24,7 @@ const NO_ROUTER: &str = "10.77.0.254";
 
 fn missing_tools(dir: &Path) -> Vec<String> {
     let mut missing = Vec::new();
-    for tool in ["ip", "chromium", "firefox-esr", "node"] {
+    for tool in ["ip", "nft", "chromium", "firefox-esr", "node"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -84,6 +84,34 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// UDP to and from one port dropped inside a namespace (nftables there only, never on
+/// the host), until dropped.
+struct UdpBlocked(String);
+
+impl UdpBlocked {
+    fn start(ns: &Netns, port: u16) -> anyhow::Result<Self> {
+        let n = &ns.0;
+        run(&format!(
+            "ip netns exec {n} nft add table inet cauhop_web_only && \
+             ip netns exec {n} nft add chain inet cauhop_web_only out '{{ type filter hook output priority 0; }}' && \
+             ip netns exec {n} nft add chain inet cauhop_web_only in '{{ type filter hook input priority 0; }}' && \
+             ip netns exec {n} nft add rule inet cauhop_web_only out udp dport {port} drop && \
+             ip netns exec {n} nft add rule inet cauhop_web_only out udp sport {port} drop && \
+             ip netns exec {n} nft add rule inet cauhop_web_only in udp dport {port} drop"
+        ))?;
+        Ok(Self(n.clone()))
+    }
+}
+
+impl Drop for UdpBlocked {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "delete", "table", "inet"])
+            .arg("cauhop_web_only")
+            .status();
     }
 }
 
@@ -188,6 +216,11 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     // bridge's own HTTPS; a commune page there is a secure context and sends its camera.
     run_script(&ns, &dir, "scheduled.mjs", &[&https, admin[0], admin[1]])?;
     run_script(&ns, &dir, "kiosk.mjs", &[&https, admin[0], admin[1]])?;
+    // An office network that lets only web traffic out: UDP to the media port dropped
+    // in the namespace, two pages carry their media over TCP to the HTTPS port.
+    let blocked = UdpBlocked::start(&ns, 50000)?;
+    run_script(&ns, &dir, "tcp_only.mjs", &[&https, "tcp-only-test"])?;
+    drop(blocked);
     // Simulcast and the allocator, with the subscriber behind the link emulator.
     let (relay, _link, started) = start_link(&ns, "browser-step")?;
     run_script(

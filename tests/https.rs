@@ -1,8 +1,9 @@
 //! HTTPS served by the binary itself (issue 16): a self-signed certificate made on first
 //! run whose fingerprint is printed and is what clients are served; the page, the API and
 //! the WebSocket over it; certificate files replaced on disk served without a restart (a
-//! broken replacement keeps the old one); port 80 redirecting; junk on the TLS port; and
-//! a clear refusal to start when the configured files are missing.
+//! broken replacement keeps the old one); port 80 redirecting; junk on the TLS port
+//! (also ICE-TCP frames, which the port shares with the SFU); and a clear refusal to
+//! start when the configured files are missing.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -208,6 +209,15 @@ async fn a_self_signed_bridge_serves_page_api_and_websocket_over_https() -> anyh
         "plain HTTP on the TLS port got the page"
     );
     let _silent = std::net::TcpStream::connect(("127.0.0.1", started.port))?;
+    // ICE-TCP junk on the same port (it goes to the SFU): a STUN-looking frame of
+    // 65 535 bytes, then half a frame, from a client that then holds the connection.
+    let mut ice = std::net::TcpStream::connect(("127.0.0.1", started.port))?;
+    let mut big = vec![0xFF, 0xFF, 0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    big.resize(2 + 65_535, 7);
+    ice.write_all(&big)?;
+    ice.write_all(&[
+        0x01, 0xF4, 0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2,
+    ])?;
     assert!(
         trusting
             .get(format!("{base}/healthz"))

@@ -197,8 +197,28 @@
   }
   function describe(p) { return p.name + (p.site ? ' — ' + p.site : ''); }
 
+  // Which way the media goes (UDP, TCP to the web port, a relay), for the connection
+  // details; and when no way works, what to ask the IT officer.
+  function showPath() {
+    var st = window.cauhop.stats();
+    if (!st) return;
+    st.then(function (r) {
+      var byId = {}, pairId = null;
+      r.forEach(function (x) { byId[x.id] = x; if (x.type === 'transport' && x.selectedCandidatePairId) pairId = x.selectedCandidatePairId; });
+      if (!pairId) r.forEach(function (x) { if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') pairId = x.id; });
+      var pair = pairId && byId[pairId], remote = pair && byId[pair.remoteCandidateId], local = pair && byId[pair.localCandidateId];
+      if (!remote) return;
+      var text = (local && local.candidateType === 'relay') || remote.candidateType === 'relay' ? t('pathRelay')
+        : remote.protocol === 'tcp' ? t('pathTcp').replace('{p}', remote.port) : t('pathUdp');
+      $('path').textContent = text; $('path').className = remote.protocol === 'tcp' ? 'warn' : '';
+    }).catch(function () {});
+  }
   function onEvent(type, data) {
     switch (type) {
+      case 'media':
+        if (data === 'connected') setTimeout(showPath, 1000);
+        if (data === 'failed') { $('path').textContent = t('noPath'); $('path').className = 'warn'; }
+        break;
       case 'state':
         state = data;
         status(data === 'joined' ? '' : t(data));

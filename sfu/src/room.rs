@@ -27,7 +27,7 @@ use tracing::{debug, info};
 
 use crate::SfuError;
 use crate::ice_ufrag;
-use crate::peer::{Peer, Propagated, PublishedLayers, SlotChoice};
+use crate::peer::{Candidates, Peer, Propagated, PublishedLayers, SlotChoice};
 use crate::policy::allocator::{Priority, VideoSource, layer_for_tile};
 use crate::policy::budget::site_shares;
 use crate::policy::slots::{self, SlotInputs};
@@ -104,7 +104,7 @@ pub struct Rooms {
     /// Per publisher, how often its audio resumed: each resumption is a new source to the
     /// subscribers' rewriters, so their sequence numbers run on without a gap.
     audio_epoch: HashMap<ParticipantId, u64>,
-    candidates: Vec<SocketAddr>,
+    candidates: Candidates,
     next_allocate: Option<Instant>,
     next_quality: Option<Instant>,
     transmits: VecDeque<Transmit>,
@@ -137,7 +137,10 @@ impl Rooms {
             asked: 0,
             silent: HashSet::new(),
             audio_epoch: HashMap::new(),
-            candidates,
+            candidates: Candidates {
+                udp: candidates,
+                tcp: Vec::new(),
+            },
             next_allocate: None,
             next_quality: None,
             transmits: VecDeque::new(),
@@ -364,6 +367,12 @@ impl Rooms {
             .map(|(u, _)| u.clone())
     }
 
+    /// Passive ICE-TCP candidates (RFC 6544) for sessions that start from now on: the
+    /// HTTPS port, where clients behind a web-only firewall carry their media.
+    pub fn set_tcp_candidates(&mut self, addrs: Vec<SocketAddr>) {
+        self.candidates.tcp = addrs;
+    }
+
     /// Hand a datagram to the peer it belongs to; `false` if nobody claims it. As with
     /// str0m, drain [`Rooms::poll_output`] before the next input: a peer's output left
     /// unpolled is lost.
@@ -374,12 +383,26 @@ impl Rooms {
         destination: SocketAddr,
         data: &[u8],
     ) -> bool {
+        self.receive_on(now, Protocol::Udp, source, destination, data)
+    }
+
+    /// The same for a packet that came over `proto` (an RFC 4571 frame of an ICE-TCP
+    /// connection: `source` is the client's end of that connection). Its answers leave
+    /// as `Transmit`s with the same protocol, to the same connection.
+    pub fn receive_on(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
         let Ok(contents) = data.try_into() else {
             // Not STUN, DTLS or (S)RTP: someone else's traffic on our port.
             return false;
         };
         let receive = Receive {
-            proto: Protocol::Udp,
+            proto,
             source,
             destination,
             contents,

@@ -43,6 +43,10 @@ try {
     await new Promise((r) => setTimeout(r, 500));
   }
   result.pages = stats;
+  // With UDP open, UDP is the path (the TCP candidate on the HTTPS port is the fallback).
+  await Promise.all(pages.map((p) => p.waitForFunction(() => /UDP/.test(document.getElementById('path').textContent), null, { timeout: 5000 }).catch(() => null)));
+  result.pathText = await Promise.all(pages.map((p) => p.textContent('#path')));
+  result.ok = result.ok && result.pathText.every((t) => /UDP/.test(t || ''));
   result.ui = await Promise.all(pages.map((p) => p.evaluate(() => ({ state: window.cauhop.state(), tiles: document.querySelectorAll('.tile').length, lang: document.documentElement.lang }))));
 } catch (e) {
   result.error = String(e);

@@ -163,7 +163,7 @@ async fn the_agent_joins_the_bridges_own_https_given_its_self_signed_certificate
     let url = format!("https://localhost:{}", tcp.local_addr()?.port());
     let app = cauhop_signaling::app(bridge.state.clone());
     let server = tokio::spawn(async move {
-        cauhop_signaling::https::serve(tcp, &certs, app, std::future::pending()).await
+        cauhop_signaling::https::serve(tcp, &certs, app, None, std::future::pending()).await
     });
     let (room, m) = scheduled_room(&bridge.store).await?;
     let joined = join_over(&bridge, &url, &room.key, &cert, m.id).await?;

@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::net::Protocol;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -58,10 +59,23 @@ fn size_buffers(socket: &UdpSocket, local: SocketAddr) {
     }
 }
 
-struct Datagram {
+pub(crate) struct Datagram {
     socket: usize,
     source: SocketAddr,
-    data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
+    /// A frame of an ICE-TCP connection to this local address (`tcp.rs`), not UDP.
+    pub(crate) tcp: Option<SocketAddr>,
+}
+
+impl Datagram {
+    pub(crate) fn tcp(source: SocketAddr, local: SocketAddr, data: Vec<u8>) -> Self {
+        Self {
+            socket: 0,
+            source,
+            data,
+            tcp: Some(local),
+        }
+    }
 }
 
 struct MediaSocket {
@@ -133,10 +147,12 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         send_drops: 0,
         receivers,
         probes: ProbeServer::default(),
+        tcp: HashMap::new(),
     };
     tokio::spawn(driver.run(cmd_rx, net_rx));
     Ok(SfuHandle {
         tx: cmd_tx,
+        net: net_tx,
         media_addrs,
     })
 }
@@ -170,6 +186,7 @@ async fn receive_loop(index: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<Dat
                     socket: index,
                     source,
                     data: buf[..n].to_vec(),
+                    tcp: None,
                 };
                 if tx.send(d).await.is_err() {
                     return;
@@ -191,6 +208,8 @@ struct Driver {
     send_drops: u64,
     receivers: Vec<tokio::task::JoinHandle<()>>,
     probes: ProbeServer,
+    /// Open ICE-TCP connections by the client's address: their framed-packet queues.
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
 }
 
 impl Driver {
@@ -256,6 +275,22 @@ impl Driver {
     }
 
     fn handle_datagram(&mut self, d: Datagram, now: Instant) {
+        if let Some(local) = d.tcp {
+            // The candidate address ICE knows: the public IP of the media socket on the
+            // same local address, when one is configured.
+            let advertised = self
+                .sockets
+                .iter()
+                .find(|s| s.socket.local_addr().is_ok_and(|a| a.ip() == local.ip()))
+                .map_or(local, |s| SocketAddr::new(s.advertised.ip(), local.port()));
+            if !self
+                .core
+                .receive_on(now, Protocol::Tcp, d.source, advertised, &d.data)
+            {
+                self.unclaimed += 1;
+            }
+            return;
+        }
         let Some(sock) = self.sockets.get(d.socket) else {
             return;
         };
@@ -314,6 +349,18 @@ impl Driver {
             Command::View { participant, hints } => self.core.view(now, participant, hints),
             Command::Floor { room, participant } => self.core.floor(now, &room, participant),
             Command::Stop => {}
+            Command::TcpOpen { peer, writer } => {
+                self.tcp.insert(peer, writer);
+            }
+            Command::TcpClosed { peer } => {
+                if self.tcp.get(&peer).is_some_and(|w| w.is_closed()) {
+                    self.tcp.remove(&peer);
+                }
+            }
+            Command::TcpCandidates { addrs } => {
+                info!(?addrs, "ICE over TCP: passive candidates for new sessions");
+                self.core.set_tcp_candidates(addrs);
+            }
             Command::AllowProbe { token, ttl } => self.probes.allow(token, now + ttl, now),
             Command::Stats { reply } => {
                 let _ = reply.send(SfuStats {
@@ -343,6 +390,9 @@ impl Driver {
     fn drain_core(&mut self, now: Instant) -> Instant {
         loop {
             match self.core.poll_output(now) {
+                Output::Transmit(t) if t.proto == Protocol::Tcp => {
+                    self.send_tcp(t.destination, &t.contents);
+                }
                 Output::Transmit(t) => {
                     let index = self
                         .sockets
@@ -364,6 +414,30 @@ impl Driver {
                     }
                 }
                 Output::Timeout(t) => return t,
+            }
+        }
+    }
+
+    /// Queue a packet for an ICE-TCP connection. A client whose queue is full is not
+    /// keeping up with its media: its connection is closed rather than waited for.
+    fn send_tcp(&mut self, to: SocketAddr, packet: &[u8]) {
+        let Some(writer) = self.tcp.get(&to) else {
+            self.send_drops += 1;
+            return;
+        };
+        let Some(framed) = super::tcp::frame(packet) else {
+            return;
+        };
+        match writer.try_send(framed) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                info!(peer = %to, queued = super::tcp::MAX_QUEUE, "ICE-TCP client too slow for its media: connection closed");
+                self.send_drops += 1;
+                self.tcp.remove(&to);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.send_drops += 1;
+                self.tcp.remove(&to);
             }
         }
     }

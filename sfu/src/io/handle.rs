@@ -49,12 +49,25 @@ pub(crate) enum Command {
         ttl: std::time::Duration,
     },
     Stop,
+    /// An ICE-TCP connection from `peer` opened; packets for it go to `writer`.
+    TcpOpen {
+        peer: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    TcpClosed {
+        peer: SocketAddr,
+    },
+    TcpCandidates {
+        addrs: Vec<SocketAddr>,
+    },
 }
 
 /// Cheap to clone; every clone talks to the same SFU task.
 #[derive(Clone)]
 pub struct SfuHandle {
     pub(crate) tx: mpsc::Sender<Command>,
+    /// Where ICE-TCP connections put the frames they read (the UDP receivers' queue).
+    pub(crate) net: mpsc::Sender<super::driver::Datagram>,
     pub(crate) media_addrs: Vec<SocketAddr>,
 }
 
@@ -163,6 +176,32 @@ impl SfuHandle {
         ttl: std::time::Duration,
     ) -> Result<(), SfuError> {
         self.send(Command::AllowProbe { token, ttl }).await
+    }
+
+    /// Offer passive ICE-TCP candidates on `port` (the HTTPS port) at the media
+    /// addresses, to every session that starts from now on.
+    pub async fn offer_ice_tcp(&self, port: u16) -> Result<(), SfuError> {
+        let addrs = self
+            .media_addrs
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), port))
+            .collect();
+        self.send(Command::TcpCandidates { addrs }).await
+    }
+
+    /// Carry the ICE-TCP connection `stream` from `peer` (its first bytes were an RFC
+    /// 4571 frame with STUN, `classify`) until either side ends it.
+    pub fn serve_ice_tcp(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let Ok(local) = stream.local_addr() else {
+            return;
+        };
+        tokio::spawn(super::tcp::connection(
+            stream,
+            peer,
+            local,
+            self.net.clone(),
+            self.tx.clone(),
+        ));
     }
 
     /// Close the media sockets and end every session (a restart binds the port again).

@@ -5,3 +5,4 @@
 pub(crate) mod batch;
 pub(crate) mod driver;
 pub(crate) mod handle;
+pub(crate) mod tcp;

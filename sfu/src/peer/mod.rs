@@ -91,7 +91,7 @@ pub(crate) struct Peer {
     // The session.
     pub(crate) next_timeout: Instant,
     stats: PeerStats,
-    candidates: Vec<SocketAddr>,
+    candidates: Candidates,
     /// Whether this session offers RED-wrapped Opus, and when it was built. str0m lists
     /// `red/48000/2` before `opus/48000/2` (libwebrtc uses RED only then), so an answerer
     /// that takes the first codec it knows but cannot decode RED (GStreamer's
@@ -162,8 +162,18 @@ pub(super) const PAUSE_REMEMBERED: Duration = Duration::from_secs(120);
 /// estimate finds its level.
 pub(super) const START_BWE: Bitrate = Bitrate::kbps(300);
 
+/// Where clients reach the SFU: UDP host candidates (the media port), and passive TCP
+/// ones (RFC 6544, on the HTTPS port) for networks that let only web traffic out. TCP
+/// host candidates have a lower type preference (90 against 126), so UDP wins where it
+/// works.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    pub(crate) udp: Vec<SocketAddr>,
+    pub(crate) tcp: Vec<SocketAddr>,
+}
+
 /// A session for one participant; `red`: offer RED-wrapped Opus (see `Peer::red_offered`).
-pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr], red: bool) -> Rtc {
+pub(crate) fn new_rtc(now: Instant, candidates: &Candidates, red: bool) -> Rtc {
     let mut rtc = crate::rtp::codecs::with_codecs(RtcConfig::new(), red)
         .set_ice_lite(true)
         .set_rtp_mode(true)
@@ -174,12 +184,25 @@ pub(crate) fn new_rtc(now: Instant, candidates: &[SocketAddr], red: bool) -> Rtc
         // commune on 3G must not be flooded while the estimate finds its level.
         .enable_bwe(Some(START_BWE))
         .build(now);
-    for addr in candidates {
+    for addr in &candidates.udp {
         match Candidate::host(*addr, "udp") {
             Ok(c) => {
                 rtc.add_local_candidate(c);
             }
             Err(e) => warn!(%addr, "cannot use address as ICE candidate: {e}"),
+        }
+    }
+    for addr in &candidates.tcp {
+        let c = Candidate::builder()
+            .tcp()
+            .host(*addr)
+            .tcptype(str0m::net::TcpType::Passive)
+            .build();
+        match c {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => warn!(%addr, "cannot use address as ICE-TCP candidate: {e}"),
         }
     }
     rtc
@@ -206,7 +229,7 @@ impl Peer {
         id: ParticipantId,
         room: std::sync::Arc<str>,
         options: JoinOptions,
-        candidates: Vec<SocketAddr>,
+        candidates: Candidates,
         now: Instant,
     ) -> Self {
         let rtc = new_rtc(now, &candidates, true);

@@ -2,6 +2,10 @@
 //! their own, each handshake runs in its own task with a deadline, and only finished
 //! TLS streams reach the HTTP server. A client that connects and sends nothing (or a
 //! slow 3G handshake) holds one task until the deadline, never the accept loop.
+//!
+//! The port is shared with the SFU: a connection whose first bytes are an RFC 4571
+//! frame of STUN is ICE over TCP, handed to the SFU, so a site that can open
+//! https://bridge can carry its media there too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::serve::Listener;
+use cauhop_sfu::{FirstBytes, SfuHandle, classify_first_bytes};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -29,6 +34,9 @@ pub struct TlsCounters {
     pub refused_busy: AtomicU64,
 }
 
+/// A connection that sends nothing decisive in its first bytes within this is closed.
+const FIRST_BYTES_DEADLINE: Duration = Duration::from_secs(10);
+
 pub struct TlsListener {
     local: SocketAddr,
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -43,7 +51,13 @@ impl Drop for TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+    /// `ice_tcp`: the SFU that takes connections starting with an RFC 4571 frame of
+    /// STUN (ICE over TCP on the HTTPS port); `None`: such connections are closed.
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        ice_tcp: Option<SfuHandle>,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let counters = Arc::new(TlsCounters::default());
@@ -52,6 +66,7 @@ impl TlsListener {
             TlsAcceptor::from(config),
             tx,
             counters.clone(),
+            ice_tcp,
         ));
         Ok(Self {
             local,
@@ -67,6 +82,7 @@ async fn accept_loop(
     acceptor: TlsAcceptor,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
     counters: Arc<TlsCounters>,
+    ice_tcp: Option<SfuHandle>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
@@ -88,8 +104,24 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         let counters = counters.clone();
+        let ice_tcp = ice_tcp.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            match first_bytes(&stream).await {
+                FirstBytes::Tls => {}
+                FirstBytes::IceTcp => {
+                    match ice_tcp {
+                        Some(sfu) => sfu.serve_ice_tcp(stream, peer),
+                        None => debug!(%peer, "ICE-TCP connection on a port without media: closed"),
+                    }
+                    return;
+                }
+                FirstBytes::NeedMore | FirstBytes::Other => {
+                    counters.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                    debug!(%peer, "neither TLS nor ICE-TCP on the HTTPS port: closed");
+                    return;
+                }
+            }
             match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     let _ = ready.send((tls, peer)).await;
@@ -108,6 +140,27 @@ async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+/// What the connection's first bytes say it is, without taking them from it.
+async fn first_bytes(stream: &TcpStream) -> FirstBytes {
+    let deadline = tokio::time::Instant::now() + FIRST_BYTES_DEADLINE;
+    let mut buf = [0u8; 16];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return FirstBytes::Other,
+        };
+        match classify_first_bytes(&buf[..n]) {
+            // A ClientHello or a STUN frame comes in one segment; a client that dribbles
+            // its first bytes waits a little between looks.
+            FirstBytes::NeedMore if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            FirstBytes::NeedMore => return FirstBytes::Other,
+            kind => return kind,
+        }
     }
 }
 

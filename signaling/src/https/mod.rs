@@ -18,15 +18,17 @@ pub use certificate::{CertificateError, CertificateInfo, Certificates, Source, f
 pub use listener::{HANDSHAKE_DEADLINE, MAX_HANDSHAKES, TlsCounters, TlsListener};
 pub use redirect::redirect_to_https;
 
-/// Serve `app` over HTTPS on `tcp` with `certs` until `shutdown` completes.
+/// Serve `app` over HTTPS on `tcp` with `certs` until `shutdown` completes; ICE-TCP
+/// connections on the same port go to `ice_tcp` when given.
 pub async fn serve(
     tcp: TcpListener,
     certs: &Arc<Certificates>,
     app: Router,
+    ice_tcp: Option<cauhop_sfu::SfuHandle>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = certs.server_config().map_err(std::io::Error::other)?;
-    let listener = TlsListener::new(tcp, config)?;
+    let listener = TlsListener::new(tcp, config, ice_tcp)?;
     // `tap_io` only to get the client's address into `ConnectInfo`, as for plain HTTP.
     axum::serve(
         listener.tap_io(|_| {}),
