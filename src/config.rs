@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct Config {
     pub(crate) http: HttpConfig,
     pub(crate) https: HttpsConfig,
+    pub(crate) turn: TurnConfig,
     pub(crate) sfu: SfuConfig,
     pub(crate) store: StoreConfig,
     pub(crate) meetings: MeetingsConfig,
@@ -84,6 +85,33 @@ pub(crate) struct HttpsConfig {
     /// Media over TCP on the HTTPS port too (ICE-TCP, RFC 6544), for sites whose
     /// network lets only web traffic out; UDP wins wherever it works.
     pub(crate) ice_tcp: bool,
+}
+
+/// A TURN server (coturn) for sites whose network lets out nothing but web traffic,
+/// even to the HTTPS port's ICE-TCP (a proxy that inspects TLS): clients get its URLs
+/// with short-lived credentials made from the secret the bridge shares with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct TurnConfig {
+    /// e.g. ["turn:turn.example.gov.vn:3478?transport=udp",
+    /// "turns:turn.example.gov.vn:443?transport=tcp"]; empty: no TURN.
+    pub(crate) urls: Vec<String>,
+    /// coturn's `static-auth-secret` (with `use-auth-secret`). `CAUHOP_TURN_SECRET`
+    /// replaces it; never printed.
+    #[serde(skip_serializing)]
+    pub(crate) secret: String,
+    /// How long a client's credential lives.
+    pub(crate) ttl_minutes: u32,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            secret: String::new(),
+            ttl_minutes: 12 * 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

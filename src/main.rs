@@ -488,6 +488,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         max_per_meeting: config.meetings.max_per_meeting,
         max_participants: config.meetings.max_participants,
         https: certificates.clone(),
+        turn: turn(&config)?,
     };
     let state =
         cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())
@@ -669,6 +670,32 @@ fn open_certificates(
     Certificates::open(source).context(
         "cannot set up HTTPS ([https] in the config file: certificate, cert_file, key_file)",
     )
+}
+
+/// The TURN servers clients are told about, with the secret shared with them.
+fn turn(config: &Config) -> anyhow::Result<Option<cauhop_signaling::turn::Turn>> {
+    let t = &config.turn;
+    if t.urls.is_empty() {
+        return Ok(None);
+    }
+    let secret = std::env::var("CAUHOP_TURN_SECRET").unwrap_or_else(|_| t.secret.clone());
+    anyhow::ensure!(
+        secret.len() >= 16,
+        "[turn] urls are set but the secret is missing or shorter than 16 characters: set \
+         turn.secret (or CAUHOP_TURN_SECRET) to coturn's static-auth-secret"
+    );
+    for u in &t.urls {
+        anyhow::ensure!(
+            u.starts_with("turn:") || u.starts_with("turns:"),
+            "[turn] url {u:?} must start with turn: or turns:"
+        );
+    }
+    info!(urls = ?t.urls, "TURN servers handed to clients");
+    Ok(Some(cauhop_signaling::turn::Turn {
+        urls: t.urls.clone(),
+        secret,
+        ttl: std::time::Duration::from_secs(u64::from(t.ttl_minutes.max(1)) * 60),
+    }))
 }
 
 fn https_bind_hint(at: SocketAddr) -> String {

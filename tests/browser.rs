@@ -24,7 +24,7 @@ const NO_ROUTER: &str = "10.77.0.254";
 
 fn missing_tools(dir: &Path) -> Vec<String> {
     let mut missing = Vec::new();
-    for tool in ["ip", "nft", "chromium", "firefox-esr", "node"] {
+    for tool in ["ip", "nft", "turnserver", "chromium", "firefox-esr", "node"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -87,26 +87,29 @@ impl Drop for Netns {
     }
 }
 
-/// UDP to and from one port dropped inside a namespace (nftables there only, never on
+/// Outgoing packets dropped inside a namespace by nftables rules (there only, never on
 /// the host), until dropped.
-struct UdpBlocked(String);
+struct Blocked(String);
 
-impl UdpBlocked {
-    fn start(ns: &Netns, port: u16) -> anyhow::Result<Self> {
+impl Blocked {
+    /// `rules`: nftables rule bodies for the namespace's output hook.
+    fn start(ns: &Netns, rules: &[&str]) -> anyhow::Result<Self> {
         let n = &ns.0;
         run(&format!(
             "ip netns exec {n} nft add table inet cauhop_web_only && \
-             ip netns exec {n} nft add chain inet cauhop_web_only out '{{ type filter hook output priority 0; }}' && \
-             ip netns exec {n} nft add chain inet cauhop_web_only in '{{ type filter hook input priority 0; }}' && \
-             ip netns exec {n} nft add rule inet cauhop_web_only out udp dport {port} drop && \
-             ip netns exec {n} nft add rule inet cauhop_web_only out udp sport {port} drop && \
-             ip netns exec {n} nft add rule inet cauhop_web_only in udp dport {port} drop"
+             ip netns exec {n} nft add chain inet cauhop_web_only out '{{ type filter hook output priority 0; }}'"
         ))?;
-        Ok(Self(n.clone()))
+        let blocked = Self(n.clone());
+        for r in rules {
+            run(&format!(
+                "ip netns exec {n} nft add rule inet cauhop_web_only out {r}"
+            ))?;
+        }
+        Ok(blocked)
     }
 }
 
-impl Drop for UdpBlocked {
+impl Drop for Blocked {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "exec", &self.0, "nft", "delete", "table", "inet"])
@@ -165,6 +168,7 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         &config,
         format!(
             "[https]\nnames = [\"{NS_ADDR}\"]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             [turn]\nurls = [\"turn:{TURN_ADDR}:3478?transport=tcp\"]\nsecret = \"{TURN_SECRET}\"\n\
              [store]\njoin_key_file = \"{}\"\n[meetings]\nlobby_minutes = 0\n",
             db.path().join("tls.crt").display(),
             db.path().join("tls.key").display(),
@@ -218,8 +222,22 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     run_script(&ns, &dir, "kiosk.mjs", &[&https, admin[0], admin[1]])?;
     // An office network that lets only web traffic out: UDP to the media port dropped
     // in the namespace, two pages carry their media over TCP to the HTTPS port.
-    let blocked = UdpBlocked::start(&ns, 50000)?;
-    run_script(&ns, &dir, "tcp_only.mjs", &[&https, "tcp-only-test"])?;
+    let blocked = Blocked::start(&ns, &["udp dport 50000 drop", "udp sport 50000 drop"])?;
+    run_script(&ns, &dir, "web_only.mjs", &[&https, "tcp-only-test", "tcp"])?;
+    drop(blocked);
+    // Nothing but a TURN server over TCP: the browser (root) may not send UDP to the
+    // media port or to TURN, nor reach the HTTPS port's ICE-TCP; coturn (nobody)
+    // relays to the media port. The pages relay through it with the short-lived
+    // credentials the bridge put in their welcome.
+    let _coturn = start_coturn(&ns, &db)?;
+    let blocked = Blocked::start(
+        &ns,
+        &[
+            "meta skuid 0 udp dport { 50000, 3478 } drop",
+            "meta skuid 0 tcp dport 8443 drop",
+        ],
+    )?;
+    run_script(&ns, &dir, "web_only.mjs", &[&base, "relay-test", "relay"])?;
     drop(blocked);
     // Simulcast and the allocator, with the subscriber behind the link emulator.
     let (relay, _link, started) = start_link(&ns, "browser-step")?;
@@ -240,6 +258,42 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     province_page(&ns, &dir, &base)?;
     drop(bridge);
     Ok(())
+}
+
+/// Where coturn listens and relays from in the namespace (a second address: coturn
+/// will not relay to its own listening address).
+const TURN_ADDR: &str = "10.77.0.2";
+const TURN_SECRET: &str = "bi-mat-chung-cua-cau-hop-2026";
+
+/// coturn as Debian ships it, with the TURN REST API secret the bridge shares, relaying
+/// only to the bridge, as `nobody` (the firewall rules tell it from the browser by that).
+fn start_coturn(ns: &Netns, dir: &tempfile::TempDir) -> anyhow::Result<Child> {
+    run(&format!("ip -n {} addr add {TURN_ADDR}/24 dev eth0", ns.0))?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "turnserver", "-n", "--no-cli"])
+        .args([
+            &format!("--listening-ip={TURN_ADDR}"),
+            &format!("--relay-ip={TURN_ADDR}"),
+            "--listening-port=3478",
+            "--use-auth-secret",
+            &format!("--static-auth-secret={TURN_SECRET}"),
+            "--realm=cauhop",
+            "--no-tls",
+            "--no-dtls",
+            "--min-port=40000",
+            "--max-port=40100",
+            "--proc-user=nobody",
+            "--proc-group=nogroup",
+            &format!("--allowed-peer-ip={NS_ADDR}"),
+            "--log-file=stdout",
+        ])
+        // Its own user database, writable: without one the first credential check
+        // failed while coturn could not open /var/lib/turn/turndb.
+        .arg(format!("--db={}", dir.path().join("turndb").display()))
+        .stdout(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(Child(child))
 }
 
 /// The speaking simulated site's name (`cauhop-sites`).

@@ -87,6 +87,8 @@ CauhopSession.prototype.handle = async function (msg) {
     case 'welcome':
       this.retry = 0;
       this.me = msg.participant;
+      // TURN servers with short-lived credentials, when the bridge has them.
+      this.iceServers = (msg.ice_servers || []).map(function (s) { return { urls: s.urls, username: s.username, credential: s.credential }; });
       this.emit('welcome', msg);
       this.emit('state', 'joined');
       this.startMedia();
@@ -163,7 +165,7 @@ CauhopSession.prototype.chair = function (msg) { this.send(msg); };
 
 CauhopSession.prototype.startMedia = function () {
   var self = this;
-  var pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+  var pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', iceServers: this.iceServers || [] });
   this.pc = pc;
   // Media arrives in fixed slots: the msid stream id names the slot (`a0`..`a2` audio,
   // `v0` the main picture, `v1`.. thumbnails); `slots` messages say who is in each.

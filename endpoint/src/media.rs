@@ -141,7 +141,10 @@ impl Drop for MediaSession {
     }
 }
 
-async fn new_pc(cfg: &MediaConfig) -> anyhow::Result<Arc<RTCPeerConnection>> {
+async fn new_pc(
+    cfg: &MediaConfig,
+    ice_servers: &[cauhop_protocol::IceServer],
+) -> anyhow::Result<Arc<RTCPeerConnection>> {
     let mut m = MediaEngine::default();
     m.register_default_codecs()?;
     // RTX for VP8. Without it the bridge NACKs nothing from the room, and pads its
@@ -178,8 +181,28 @@ async fn new_pc(cfg: &MediaConfig) -> anyhow::Result<Arc<RTCPeerConnection>> {
         .with_interceptor_registry(registry)
         .with_setting_engine(s)
         .build();
+    // TURN from the bridge (webrtc-rs relays over UDP TURN only: `turns:` and
+    // `?transport=tcp` entries are left out rather than failing the session).
+    let ice_servers = ice_servers
+        .iter()
+        .map(|s| webrtc::ice_transport::ice_server::RTCIceServer {
+            urls: s
+                .urls
+                .iter()
+                .filter(|u| u.starts_with("turn:") && !u.contains("transport=tcp"))
+                .cloned()
+                .collect(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .filter(|s| !s.urls.is_empty())
+        .collect();
     Ok(Arc::new(
-        api.new_peer_connection(RTCConfiguration::default()).await?,
+        api.new_peer_connection(RTCConfiguration {
+            ice_servers,
+            ..Default::default()
+        })
+        .await?,
     ))
 }
 
@@ -227,8 +250,12 @@ pub fn rewrite_candidates(sdp: &str, via: SocketAddr) -> String {
 
 impl MediaSession {
     /// A peer connection publishing the configured sources, with its sources running.
-    pub async fn start(cfg: &MediaConfig, stream_id: &str) -> anyhow::Result<Self> {
-        let pc = new_pc(cfg).await?;
+    pub async fn start(
+        cfg: &MediaConfig,
+        stream_id: &str,
+        ice_servers: &[cauhop_protocol::IceServer],
+    ) -> anyhow::Result<Self> {
+        let pc = new_pc(cfg, ice_servers).await?;
         let counters = Arc::new(MediaCounters::default());
         let mut tasks = Vec::new();
         let keyframe_wanted = Arc::new(AtomicBool::new(false));

@@ -91,9 +91,13 @@ pub async fn join(
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
         .map_err(|_| anyhow::anyhow!("no answer to join"))?;
-    let participant = match first {
+    let (participant, ice_servers) = match first {
         Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMsg>(&t)? {
-            ServerMsg::Welcome { participant, .. } => participant,
+            ServerMsg::Welcome {
+                participant,
+                ice_servers,
+                ..
+            } => (participant, ice_servers),
             ServerMsg::Error { code, message, .. } => {
                 anyhow::bail!("join refused ({code:?}): {message}")
             }
@@ -101,7 +105,7 @@ pub async fn join(
         },
         other => anyhow::bail!("connection closed during join: {other:?}"),
     };
-    let pc = MediaSession::start(media, &participant).await?;
+    let pc = MediaSession::start(media, &participant, &ice_servers).await?;
     let offer = pc.offer(false).await?;
     send(&mut sink, &ClientMsg::Offer { sdp: offer })
         .await

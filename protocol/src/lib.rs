@@ -92,6 +92,16 @@ pub struct TileView {
     pub height: u16,
 }
 
+/// A TURN server the client may relay its media through (a network that lets nothing
+/// out but web traffic), as `RTCIceServer` takes it. The credentials are short-lived
+/// (the TURN REST API scheme: `username` is `expiry:participant`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -105,6 +115,9 @@ pub enum ServerMsg {
         /// Your role: `chair`, `presenter`, `participant` or `viewer`.
         #[serde(default)]
         role: String,
+        /// TURN servers for this session, when the bridge has them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Where a scheduled meeting is: sent after `welcome` and on every change.
     MeetingState {

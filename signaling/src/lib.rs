@@ -15,6 +15,7 @@ mod registry;
 pub mod scheduler;
 pub mod session;
 pub mod session_limits;
+pub mod turn;
 pub mod waiting_sockets;
 mod web;
 pub mod whip_whep;
@@ -73,6 +74,8 @@ pub struct Options {
     pub max_participants: usize,
     /// The certificate the bridge serves HTTPS with, when it does (shown to admins).
     pub https: Option<Arc<https::Certificates>>,
+    /// TURN servers handed to clients with short-lived credentials (`turn.rs`).
+    pub turn: Option<turn::Turn>,
 }
 
 impl Default for Options {
@@ -87,6 +90,7 @@ impl Default for Options {
             max_per_meeting: 500,
             max_participants: 2000,
             https: None,
+            turn: None,
         }
     }
 }

@@ -412,12 +412,24 @@ async fn handle_text(
             };
             match entry::enter(state, peer, out, request, entry::Way::Socket).await {
                 Ok(e) => {
+                    let ice_servers = state
+                        .options
+                        .turn
+                        .as_ref()
+                        .map(|t| {
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs());
+                            vec![t.ice_server(&e.joined.id.to_string(), now)]
+                        })
+                        .unwrap_or_default();
                     out.send(ServerMsg::Welcome {
                         v: PROTOCOL_VERSION,
                         meeting: e.meeting,
                         participant: e.joined.id.to_string(),
                         participants: e.present,
                         role: e.joined.role.as_str().to_owned(),
+                        ice_servers,
                     });
                     if let Some(st) = e.state {
                         out.send(st);

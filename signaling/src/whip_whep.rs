@@ -284,6 +284,28 @@ async fn start(
         );
     }
     info!(%peer, participant = %joined.id, meeting = %meeting, ?way, "HTTP media session started");
+    // TURN servers for the client's later ICE restarts (RFC 9725 4.6), to authenticated
+    // sessions only: credentials in a preflight would make coturn an open relay.
+    let links: Vec<String> = state
+        .options
+        .turn
+        .as_ref()
+        .map(|t| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let s = t.ice_server(&joined.id.to_string(), now);
+            s.urls
+                .iter()
+                .map(|u| {
+                    format!(
+                        "<{u}>; rel=\"ice-server\"; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                        s.username, s.credential
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     // The session lives until DELETE, the media path is lost, the credential is
     // withdrawn or the meeting ends.
     let (st, id) = (state.clone(), session.clone());
@@ -329,6 +351,11 @@ async fn start(
     );
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
+    }
+    for link in links {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            r.headers_mut().append(header::LINK, v);
+        }
     }
     r
 }

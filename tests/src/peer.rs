@@ -528,6 +528,8 @@ pub struct WhipPublisher {
     pub shared: Arc<Shared>,
     /// The session's resource, from the `Location` header.
     pub location: String,
+    /// The 201's `Link` headers (TURN servers, when the bridge has them).
+    pub links: Vec<String>,
     base: String,
     key: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -545,6 +547,8 @@ impl Drop for WhipPublisher {
 pub struct WhipReply {
     pub status: u16,
     pub location: Option<String>,
+    /// `Link` headers (RFC 9725 4.6: the TURN servers offered).
+    pub links: Vec<String>,
     pub body: String,
 }
 
@@ -580,9 +584,17 @@ pub async fn http_offer(
         .get("location")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let links = resp
+        .headers()
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
     Ok(WhipReply {
         status,
         location,
+        links,
         body: resp.text().await?,
     })
 }
@@ -612,6 +624,7 @@ impl WhipPublisher {
             reply.body
         );
         let location = reply.location.context("201 without Location")?;
+        let links = reply.links;
         pc.set_remote_description(RTCSessionDescription::answer(reply.body)?)
             .await?;
         tasks.push(tokio::spawn(send_media(
@@ -624,6 +637,7 @@ impl WhipPublisher {
             pc,
             shared,
             location,
+            links,
             base: base.to_owned(),
             key: key.to_owned(),
             tasks,

@@ -20,6 +20,8 @@ use cauhop_tests::peer::{Credentials, TestPeer, WhepReceiver, WhipPublisher, whi
 use cauhop_tests::{init_log, wait_for};
 
 const ENCODER: &str = "Hội trường B (bộ mã hoá)";
+const TURN_URL: &str = "turns:turn.example.gov.vn:443?transport=tcp";
+const TURN_SECRET: &str = "bi-mat-chung-voi-coturn";
 
 /// A bridge whose join-link keys the test holds, to sign links as the bridge does.
 async fn bridge() -> anyhow::Result<(Bridge, JoinKeys)> {
@@ -27,6 +29,11 @@ async fn bridge() -> anyhow::Result<(Bridge, JoinKeys)> {
     let keys = JoinKeys::ephemeral();
     let bridge = Bridge::start_with(Options {
         join_keys: keys.clone(),
+        turn: Some(cauhop_signaling::turn::Turn {
+            urls: vec![TURN_URL.into()],
+            secret: TURN_SECRET.into(),
+            ttl: std::time::Duration::from_secs(3600),
+        }),
         ..Options::default()
     })
     .await?;
@@ -89,7 +96,27 @@ async fn a_whip_encoder_publishes_into_a_scheduled_meeting() -> anyhow::Result<(
     assert_eq!(r.status, 400, "a bad offer: {}", r.body);
 
     // Published: the page hears and sees it, under the device's name.
+    assert!(r.links.is_empty(), "TURN credentials for a refused request");
     let whip = WhipPublisher::publish(&base, &meeting, &encoder.key, "whip").await?;
+    // The TURN server for later ICE restarts (RFC 9725 4.6), with a credential coturn
+    // accepts for the shared secret.
+    let link = whip.links.first().cloned().unwrap_or_default();
+    assert!(
+        link.starts_with(&format!("<{TURN_URL}>; rel=\"ice-server\"")),
+        "{:?}",
+        whip.links
+    );
+    let field = |name: &str| {
+        link.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        field("credential"),
+        cauhop_signaling::turn::credential(TURN_SECRET, &field("username"))
+    );
     wait_for(
         "the page to hear and see the encoder",
         Duration::from_secs(20),

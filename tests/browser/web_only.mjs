@@ -1,11 +1,12 @@
-// An office network that lets only web traffic out: UDP to the media port is dropped
-// (nftables in the test's namespace), so two Chromium pages must carry their media over
-// TCP to the bridge's HTTPS port (ICE-TCP). Each must decode the other's video and hear
-// its audio, and getStats must show the selected pair on TCP to that port.
-// Usage: node tcp_only.mjs HTTPS_BASE MEETING   (prints one JSON line, exit 1 on failure)
+// An office network that lets only web traffic out (nftables in the test's namespace):
+// two Chromium pages must carry their media another way than UDP to the media port.
+// `tcp`: over TCP to the bridge's HTTPS port (ICE-TCP); `relay`: through the TURN server
+// the bridge names in its welcome. Each page must decode the other's video, hear its
+// audio, and getStats must show the selected pair going that way.
+// Usage: node web_only.mjs BASE MEETING tcp|relay   (one JSON line, exit 1 on failure)
 import { launch, newContext } from './launch.mjs';
 
-const [base, meeting] = process.argv.slice(2);
+const [base, meeting, expect] = process.argv.slice(2);
 const port = new URL(base).port || '443';
 const started = Date.now();
 const deadline = started + 45000;
@@ -31,6 +32,7 @@ async function look(page) {
         const local = pair && byId.get(pair.localCandidateId);
         if (remote) {
           out.pair = { protocol: remote.protocol, port: remote.port, tcpType: local && local.tcpType,
+            local: local && local.candidateType, relayProtocol: local && local.relayProtocol,
             rtt: pair.currentRoundTripTime };
         }
       }
@@ -58,11 +60,14 @@ try {
   result.mediaAfterMs = Date.now() - started;
   result.pages = stats;
   // The page says which way its media goes.
-  await Promise.all(pages.map((p) => p.waitForFunction(() => /TCP/.test(document.getElementById('path').textContent), null, { timeout: 5000 }).catch(() => null)));
+  const said = expect === 'relay' ? /TURN/ : /TCP/;
+  await Promise.all(pages.map((p) => p.waitForFunction((re) => new RegExp(re).test(document.getElementById('path').textContent), said.source, { timeout: 5000 }).catch(() => null)));
   result.pathText = await Promise.all(pages.map((p) => p.textContent('#path')));
-  // Every selected pair is TCP to the HTTPS port: nothing got through over UDP.
-  result.ok = result.ok && stats.every((s) => s.pair.protocol === 'tcp' && String(s.pair.port) === port)
-    && result.pathText.every((t) => /TCP/.test(t || ''));
+  // Every selected pair goes the expected way: nothing got through over UDP.
+  const way = expect === 'relay'
+    ? (s) => s.pair.local === 'relay'
+    : (s) => s.pair.protocol === 'tcp' && String(s.pair.port) === port;
+  result.ok = result.ok && stats.every(way) && result.pathText.every((t) => said.test(t || ''));
 } catch (e) {
   result.error = String(e);
 } finally {
