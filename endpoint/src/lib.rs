@@ -13,6 +13,7 @@ pub mod media;
 pub mod mixer;
 pub mod session;
 pub mod settings;
+pub mod tcp_tunnel;
 pub mod tls;
 pub mod tone;
 

@@ -68,6 +68,10 @@ struct Common {
     /// Send media through this UDP relay instead of straight to the bridge.
     #[arg(long, global = true)]
     media_via: Option<String>,
+    /// Carry media over TCP when the room's network lets only web traffic out:
+    /// "bridge" (the bridge's HTTPS port) or HOST:PORT.
+    #[arg(long, global = true)]
+    media_tcp: Option<String>,
 }
 
 fn settings(c: Common) -> anyhow::Result<Settings> {
@@ -91,6 +95,7 @@ fn settings(c: Common) -> anyhow::Result<Settings> {
             video_out: c.video_out,
             audio_out: c.audio_out,
             via: c.media_via,
+            tcp: c.media_tcp,
         },
     )?)
 }
@@ -119,7 +124,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command.unwrap_or(Command::Run) {
             Command::Check => {
                 let client = BridgeClient::with_tls(&s.bridge, &s.key, tls.clone());
-                let f = check::run(&client, s.media.media_via, Plan::default()).await?;
+                let f = match check::run(&client, s.media.media_via, Plan::default()).await {
+                    Ok(f) => f,
+                    Err(e @ check::CheckError::NoAnswer(_)) => {
+                        // UDP does not get out: say whether media over TCP to the
+                        // bridge's web port would, and how to turn it on.
+                        println!("UDP: {e}");
+                        println!("{}", tcp_fallback(&s.bridge).await);
+                        return Err(e.into());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let (v, why) = judge(&f);
                 print!("{}", render(&f, v, &why));
                 Ok(ExitCode::from(v.exit_code() as u8))
@@ -139,6 +154,32 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// Whether the bridge's HTTPS port takes a TCP connection from here, and what to set.
+async fn tcp_fallback(bridge: &str) -> String {
+    let target = reqwest::Url::parse(bridge).ok().and_then(|u| {
+        Some(format!(
+            "{}:{}",
+            u.host_str()?.trim_matches(['[', ']']),
+            u.port_or_known_default()?
+        ))
+    });
+    let Some(target) = target else {
+        return "TCP: the bridge URL names no host".into();
+    };
+    let connect = tokio::net::TcpStream::connect(&target);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => format!(
+            "TCP: {target} answers — đặt media.tcp = \"bridge\" (hoặc --media-tcp bridge) để truyền hình ảnh, âm thanh qua cổng web / set media.tcp = \"bridge\" (or --media-tcp bridge) to carry media over the web port"
+        ),
+        Ok(Err(e)) => {
+            format!("TCP: {target}: {e} — nhờ cán bộ CNTT mở cổng / ask the IT officer to open it")
+        }
+        Err(_) => format!(
+            "TCP: {target}: no answer in 5 s — nhờ cán bộ CNTT mở cổng / ask the IT officer to open it"
+        ),
+    }
 }
 
 /// Ctrl-C, or SIGTERM from systemd.

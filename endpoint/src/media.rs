@@ -76,6 +76,9 @@ pub struct MediaConfig {
     /// Send media to this UDP address instead of the bridge's advertised one: a site's
     /// UDP relay, or the link emulator in tests.
     pub media_via: Option<SocketAddr>,
+    /// Carry media over TCP to this address (the bridge's HTTPS port, which takes ICE
+    /// over TCP): a room whose network lets only web traffic out (`tcp_tunnel.rs`).
+    pub media_tcp: Option<SocketAddr>,
     /// Gather loopback candidates only (a bridge on this machine).
     pub loopback_only: bool,
     /// A silent path is "interrupted" after this, and "failed" (time for an ICE
@@ -92,6 +95,7 @@ impl Default for MediaConfig {
             audio_out: None,
             video_out: None,
             media_via: None,
+            media_tcp: None,
             loopback_only: false,
             ice_disconnected_after: Duration::from_secs(4),
             ice_failed_after: Duration::from_secs(15),
@@ -126,6 +130,8 @@ pub struct MediaSession {
     pub counters: Arc<MediaCounters>,
     state: watch::Receiver<RTCPeerConnectionState>,
     media_via: Option<SocketAddr>,
+    /// Media over TCP, when configured: lives as long as the session.
+    pub tunnel: Option<crate::tcp_tunnel::TcpTunnel>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -144,6 +150,7 @@ impl Drop for MediaSession {
 async fn new_pc(
     cfg: &MediaConfig,
     ice_servers: &[cauhop_protocol::IceServer],
+    tunnelled: bool,
 ) -> anyhow::Result<Arc<RTCPeerConnection>> {
     let mut m = MediaEngine::default();
     m.register_default_codecs()?;
@@ -172,7 +179,8 @@ async fn new_pc(
         Some(Duration::from_secs(1)),
     );
     s.set_network_types(vec![NetworkType::Udp4]);
-    if cfg.loopback_only {
+    // Through the TCP tunnel the only path is loopback to the tunnel's socket.
+    if cfg.loopback_only || tunnelled {
         s.set_include_loopback_candidate(true);
         s.set_ip_filter(Box::new(|ip| ip.is_loopback()));
     }
@@ -255,7 +263,15 @@ impl MediaSession {
         stream_id: &str,
         ice_servers: &[cauhop_protocol::IceServer],
     ) -> anyhow::Result<Self> {
-        let pc = new_pc(cfg, ice_servers).await?;
+        let tunnel = match cfg.media_tcp {
+            Some(bridge) => Some(
+                crate::tcp_tunnel::TcpTunnel::start(bridge)
+                    .await
+                    .with_context(|| format!("cannot reach the bridge's TCP port {bridge}"))?,
+            ),
+            None => None,
+        };
+        let pc = new_pc(cfg, ice_servers, tunnel.is_some()).await?;
         let counters = Arc::new(MediaCounters::default());
         let mut tasks = Vec::new();
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
@@ -390,7 +406,8 @@ impl MediaSession {
             pc,
             counters,
             state,
-            media_via: cfg.media_via,
+            media_via: tunnel.as_ref().map(|t| t.local).or(cfg.media_via),
+            tunnel,
             tasks,
         })
     }

@@ -82,6 +82,9 @@ pub struct FileMedia {
     pub video_out: Option<String>,
     pub audio_out: Option<String>,
     pub via: Option<String>,
+    /// Media over TCP for a room whose network lets only web traffic out: `"bridge"`
+    /// (the bridge's own HTTPS host and port) or `"host:port"`.
+    pub tcp: Option<String>,
 }
 
 impl FileSettings {
@@ -102,6 +105,7 @@ pub struct Overrides {
     pub video_out: Option<String>,
     pub audio_out: Option<String>,
     pub via: Option<String>,
+    pub tcp: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +180,11 @@ pub fn resolve(file: FileSettings, flags: Overrides) -> Result<Settings, Setting
         video_out: addr("video_out", flags.video_out.or(m.video_out))?,
         audio_out: addr("audio_out", flags.audio_out.or(m.audio_out))?,
         media_via: addr("via", flags.via.or(m.via))?,
+        media_tcp: flags
+            .tcp
+            .or(m.tcp)
+            .map(|t| tcp_target(&t, &bridge))
+            .transpose()?,
         ..MediaConfig::default()
     };
     Ok(Settings {
@@ -186,9 +195,52 @@ pub fn resolve(file: FileSettings, flags: Overrides) -> Result<Settings, Setting
     })
 }
 
+/// Where media over TCP goes: `"bridge"` is the bridge URL's own host and port.
+fn tcp_target(v: &str, bridge: &str) -> Result<SocketAddr, SettingsError> {
+    use std::net::ToSocketAddrs;
+    let invalid = |reason: String| SettingsError::Invalid {
+        field: "tcp",
+        reason,
+    };
+    let target = if v == "bridge" {
+        let url = reqwest::Url::parse(bridge).map_err(|e| invalid(e.to_string()))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| invalid(format!("{bridge} names no host")))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| invalid(format!("{bridge} names no port")))?;
+        format!("{}:{port}", host.trim_matches(['[', ']']))
+    } else {
+        v.to_owned()
+    };
+    target
+        .to_socket_addrs()
+        .map_err(|e| invalid(format!("{target}: {e}")))?
+        .next()
+        .ok_or_else(|| invalid(format!("{target} resolves to no address")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_over_tcp_goes_to_the_bridges_https_port() {
+        assert_eq!(
+            tcp_target("bridge", "https://127.0.0.1/").ok(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 443)))
+        );
+        assert_eq!(
+            tcp_target("bridge", "https://127.0.0.1:8443").ok(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8443)))
+        );
+        assert_eq!(
+            tcp_target("10.0.0.5:443", "https://x").ok(),
+            Some(SocketAddr::from(([10, 0, 0, 5], 443)))
+        );
+        assert!(tcp_target("not an address", "https://x").is_err());
+    }
 
     #[test]
     fn the_example_in_deploy_is_valid() {

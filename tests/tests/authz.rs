@@ -524,6 +524,14 @@ async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()
             None,
             [401, 403, 200, 200, 403],
         ),
+        // The certificate in service (its fingerprint): any admin, as the page shows it.
+        row(
+            M::GET,
+            "/api/v1/server",
+            Fresh::None,
+            None,
+            [401, 403, 200, 200, 403],
+        ),
         row(
             M::GET,
             "/api/v1/openapi.json",

@@ -171,3 +171,65 @@ async fn the_agent_joins_the_bridges_own_https_given_its_self_signed_certificate
     server.abort();
     Ok(())
 }
+
+/// A room whose network lets only web traffic out (issue 16): the agent carries its
+/// media over TCP to the bridge's HTTPS port (`media_tcp`), where the bridge takes ICE
+/// over TCP. Every UDP candidate of the bridge is rewritten to the agent's tunnel, so
+/// media that reaches the bridge came over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_carries_its_media_over_tcp_to_the_https_port() -> anyhow::Result<()> {
+    use cauhop_signaling::https::{Certificates, Source};
+    cauhop_tests::init_log();
+    let bridge = Bridge::start_with(Options::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let cert = dir.path().join("cauhop-tls.crt");
+    let certs = Certificates::open(Source::SelfSigned {
+        cert: cert.clone(),
+        key: dir.path().join("cauhop-tls.key"),
+        names: vec![],
+    })?;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let https = tcp.local_addr()?;
+    bridge.sfu.offer_ice_tcp(https.port()).await?;
+    let app = cauhop_signaling::app(bridge.state.clone());
+    let sfu = bridge.sfu.clone();
+    let server = tokio::spawn(async move {
+        cauhop_signaling::https::serve(tcp, &certs, app, Some(sfu), std::future::pending()).await
+    });
+    let (room, m) = scheduled_room(&bridge.store).await?;
+    let url = format!("https://localhost:{}", https.port());
+    let mut cfg = config(&url, &room.key);
+    cfg.tls = Some(cauhop_endpoint::tls::client_config(Some(&cert))?);
+    cfg.media.loopback_only = true;
+    cfg.media.media_tcp = Some(https);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let status = Arc::new(Mutex::new(AgentStatus::default()));
+    let agent = tokio::spawn(run(cfg, status.clone(), stop_rx));
+    let t0 = Wall::now();
+    let mut media_in = 0;
+    while t0.elapsed() < Duration::from_secs(20) && media_in < 50 {
+        if let Some(p) = bridge.state.registry.members(&room_of(m.id)).first() {
+            let id = p.id.clone();
+            media_in = bridge
+                .sfu
+                .stats()
+                .await?
+                .peers
+                .iter()
+                .find(|s| s.participant == id)
+                .map_or(0, |s| s.rtp_in);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = t0.elapsed();
+    let _ = stop_tx.send(true);
+    let _ = agent.await;
+    server.abort();
+    assert!(
+        media_in >= 50,
+        "the room's media did not reach the bridge over TCP ({media_in} packets): {:?}",
+        status.lock().map(|s| s.clone())
+    );
+    eprintln!("the room's media over TCP after {took:?}");
+    Ok(())
+}
