@@ -82,6 +82,14 @@ pub(crate) struct HttpsConfig {
     pub(crate) names: Vec<String>,
     /// A plain-HTTP address that sends every request to HTTPS, e.g. "0.0.0.0:80".
     pub(crate) redirect_listen: Option<SocketAddr>,
+    /// With `certificate = "acme"`: the CA's directory (Let's Encrypt by default), the
+    /// `mailto:` contacts it writes to, a CA file to trust for a private ACME CA, and
+    /// where the account is kept. `names` are the names certified; the CA checks them
+    /// on this HTTPS port (TLS-ALPN-01), which must be 443 as the CA sees it.
+    pub(crate) acme_directory: String,
+    pub(crate) acme_contact: Vec<String>,
+    pub(crate) acme_ca_file: Option<PathBuf>,
+    pub(crate) acme_account_file: PathBuf,
     /// Media over TCP on the HTTPS port too (ICE-TCP, RFC 6544), for sites whose
     /// network lets only web traffic out; UDP wins wherever it works.
     pub(crate) ice_tcp: bool,
@@ -120,6 +128,7 @@ pub(crate) enum CertificateKind {
     #[default]
     SelfSigned,
     Files,
+    Acme,
 }
 
 impl Default for HttpsConfig {
@@ -131,6 +140,10 @@ impl Default for HttpsConfig {
             key_file: "cauhop-tls.key".into(),
             names: Vec::new(),
             redirect_listen: None,
+            acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_contact: Vec::new(),
+            acme_ca_file: None,
+            acme_account_file: "cauhop-acme-account.json".into(),
             ice_tcp: true,
         }
     }

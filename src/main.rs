@@ -560,6 +560,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
                     .clone()
                     .watch(std::time::Duration::from_secs(5), shutdown_rx.clone()),
             );
+            if config.https.certificate == crate::config::CertificateKind::Acme {
+                let h = &config.https;
+                let cfg = cauhop_signaling::https::acme::AcmeConfig {
+                    directory: h.acme_directory.clone(),
+                    contact: h.acme_contact.clone(),
+                    ca_file: h.acme_ca_file.clone(),
+                    account_file: h.acme_account_file.clone(),
+                    renew_before: std::time::Duration::from_secs(30 * 24 * 3600),
+                };
+                info!(directory = %cfg.directory, names = ?h.names, "certificates from an ACME CA (TLS-ALPN-01 on this port)");
+                tokio::spawn(cauhop_signaling::https::acme::run(
+                    certs.clone(),
+                    cfg,
+                    shutdown_rx.clone(),
+                ));
+            }
             let redirect = match redirect_tcp {
                 Some(tcp) => {
                     info!(at = %tcp.local_addr()?, "plain HTTP here redirects to HTTPS");
@@ -647,6 +663,17 @@ fn open_certificates(
             cert: h.cert_file.clone(),
             key: h.key_file.clone(),
         },
+        CertificateKind::Acme => {
+            anyhow::ensure!(
+                !h.names.is_empty(),
+                "[https] certificate = \"acme\" needs names: the bridge's public host names"
+            );
+            Source::Acme {
+                cert: h.cert_file.clone(),
+                key: h.key_file.clone(),
+                names: h.names.clone(),
+            }
+        }
         CertificateKind::SelfSigned => {
             let mut names = h.names.clone();
             let media = sfu

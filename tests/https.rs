@@ -276,10 +276,8 @@ async fn certificate_files_replaced_on_disk_are_served_without_a_restart() -> an
             .args(["--https", "127.0.0.1:0", "--config", "cauhop.toml"])
             .args(["--database-url", "sqlite://cauhop.db"]),
     )?;
-    assert_eq!(
-        started.fingerprint, None,
-        "files are not called self-signed"
-    );
+    // Files that hold a self-signed certificate are called so, with its fingerprint.
+    assert_eq!(started.fingerprint.as_deref(), Some(certs[0].2.as_str()));
     assert_eq!(served(started.port).await?, certs[0].2);
 
     // A renewal (certbot, the province's CA) writes new files: served within seconds.

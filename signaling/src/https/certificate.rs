@@ -30,12 +30,21 @@ pub enum Source {
         key: PathBuf,
         names: Vec<String>,
     },
+    /// Obtained and renewed from an ACME CA for `names` (`acme.rs`), kept in the two
+    /// files; until the first one arrives a self-signed one stands in.
+    Acme {
+        cert: PathBuf,
+        key: PathBuf,
+        names: Vec<String>,
+    },
 }
 
 impl Source {
     fn paths(&self) -> (&Path, &Path) {
         match self {
-            Source::Files { cert, key } | Source::SelfSigned { cert, key, .. } => (cert, key),
+            Source::Files { cert, key }
+            | Source::SelfSigned { cert, key, .. }
+            | Source::Acme { cert, key, .. } => (cert, key),
         }
     }
 }
@@ -70,8 +79,11 @@ pub struct CertificateInfo {
     pub fingerprint_sha256: String,
     /// The names and addresses it is valid for.
     pub names: Vec<String>,
-    /// When it stops being valid (RFC 3339), if the certificate could be read.
+    /// When it stops being valid (RFC 2822), if the certificate could be read.
     pub not_after: Option<String>,
+    /// The same as seconds since 1970, for renewal.
+    #[serde(skip)]
+    pub not_after_unix: Option<i64>,
 }
 
 /// The certificate in service, swapped when its files change.
@@ -79,6 +91,8 @@ pub struct Certificates {
     source: Source,
     provider: Arc<CryptoProvider>,
     current: RwLock<(Arc<CertifiedKey>, CertificateInfo)>,
+    /// TLS-ALPN-01 answers (RFC 8737) by server name, while an ACME order runs.
+    challenges: Mutex<std::collections::HashMap<String, Arc<CertifiedKey>>>,
     /// The files' modification times when last read.
     stamp: Mutex<Option<(SystemTime, SystemTime)>>,
 }
@@ -93,7 +107,16 @@ impl std::fmt::Debug for Certificates {
 }
 
 impl ResolvesServerCert for Certificates {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut p| p.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            // Only the CA's validation asks for this protocol; nobody else gets an answer.
+            let name = hello.server_name()?;
+            let challenges = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
+            return challenges.get(name).cloned();
+        }
         Some(read(&self.current).0.clone())
     }
 }
@@ -105,12 +128,15 @@ fn read<T: Clone>(lock: &RwLock<T>) -> T {
     }
 }
 
+/// The ALPN protocol of ACME's TLS-ALPN-01 validation (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 impl Certificates {
     /// Load the certificate, making a self-signed one first if it is asked for and its
     /// files do not exist yet.
     pub fn open(source: Source) -> Result<Arc<Self>, CertificateError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        if let Source::SelfSigned { cert, key, names } = &source
+        if let Source::SelfSigned { cert, key, names } | Source::Acme { cert, key, names } = &source
             && !cert.exists()
             && !key.exists()
         {
@@ -119,17 +145,13 @@ impl Certificates {
         }
         let (cert, key) = source.paths();
         let stamp = stamps(cert, key);
-        let loaded = load(
-            cert,
-            key,
-            &provider,
-            matches!(source, Source::SelfSigned { .. }),
-        )?;
+        let loaded = load(cert, key, &provider)?;
         warn_expiry(&loaded.1);
         Ok(Arc::new(Self {
             source,
             provider,
             current: RwLock::new(loaded),
+            challenges: Mutex::new(std::collections::HashMap::new()),
             stamp: Mutex::new(stamp),
         }))
     }
@@ -146,7 +168,31 @@ impl Certificates {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if matches!(self.source, Source::Acme { .. }) {
+            config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         Ok(Arc::new(config))
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Answer TLS-ALPN-01 for `name` with `key` (or stop answering with `None`).
+    pub fn set_challenge(&self, name: &str, key: Option<Arc<CertifiedKey>>) {
+        let mut c = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
+        match key {
+            Some(k) => {
+                c.insert(name.to_owned(), k);
+            }
+            None => {
+                c.remove(name);
+            }
+        }
+    }
+
+    pub(crate) fn provider(&self) -> &CryptoProvider {
+        &self.provider
     }
 
     /// Read the files again if they changed on disk (or `force`). `Ok(true)`: a new
@@ -162,12 +208,7 @@ impl Certificates {
         // file is reported once, not every few seconds.
         *stamp = now;
         drop(stamp);
-        let loaded = load(
-            cert,
-            key,
-            &self.provider,
-            matches!(self.source, Source::SelfSigned { .. }),
-        )?;
+        let loaded = load(cert, key, &self.provider)?;
         let changed = loaded.1 != self.info();
         warn_expiry(&loaded.1);
         match self.current.write() {
@@ -225,7 +266,6 @@ fn load(
     cert_path: &Path,
     key_path: &Path,
     provider: &CryptoProvider,
-    self_signed: bool,
 ) -> Result<(Arc<CertifiedKey>, CertificateInfo), CertificateError> {
     let shown = |p: &Path| p.display().to_string();
     let read_err = |p: &Path, e: &dyn std::fmt::Display| CertificateError::Read {
@@ -250,7 +290,7 @@ fn load(
         }
         Err(e) => return Err(read_err(key_path, &e)),
     };
-    let info = describe(leaf, self_signed);
+    let info = describe(leaf);
     let signer =
         provider
             .key_provider
@@ -278,15 +318,19 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-fn describe(leaf: &CertificateDer<'_>, self_signed: bool) -> CertificateInfo {
+fn describe(leaf: &CertificateDer<'_>) -> CertificateInfo {
     let mut info = CertificateInfo {
-        self_signed,
+        self_signed: false,
         fingerprint_sha256: fingerprint(leaf),
         names: Vec::new(),
         not_after: None,
+        not_after_unix: None,
     };
     if let Ok((_, x)) = x509_parser::parse_x509_certificate(leaf) {
+        // Self-signed: issued by itself, whoever made it (the bridge, or an operator).
+        info.self_signed = x.issuer() == x.subject();
         info.not_after = x.validity().not_after.to_rfc2822().ok();
+        info.not_after_unix = Some(x.validity().not_after.timestamp());
         if let Ok(Some(san)) = x.subject_alternative_name() {
             for n in &san.value.general_names {
                 match n {

@@ -3,6 +3,7 @@
 //! should not need a separate proxy to run a bridge. The certificate comes from files
 //! or is made on first run ([`certificate`]); port 80 can redirect to it ([`redirect`]).
 
+pub mod acme;
 pub mod certificate;
 mod listener;
 mod redirect;
