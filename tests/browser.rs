@@ -24,7 +24,15 @@ const NO_ROUTER: &str = "10.77.0.254";
 
 fn missing_tools(dir: &Path) -> Vec<String> {
     let mut missing = Vec::new();
-    for tool in ["ip", "nft", "turnserver", "chromium", "firefox-esr", "node"] {
+    for tool in [
+        "ip",
+        "nft",
+        "turnserver",
+        "certutil",
+        "chromium",
+        "firefox-esr",
+        "node",
+    ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -168,7 +176,7 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         &config,
         format!(
             "[https]\nnames = [\"{NS_ADDR}\"]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-             [turn]\nurls = [\"turn:{TURN_ADDR}:3478?transport=tcp\"]\nsecret = \"{TURN_SECRET}\"\n\
+             [turn]\nurls = [\"turns:{TURN_ADDR}:5349?transport=tcp\"]\nsecret = \"{TURN_SECRET}\"\n\
              [store]\njoin_key_file = \"{}\"\n[meetings]\nlobby_minutes = 0\n",
             db.path().join("tls.crt").display(),
             db.path().join("tls.key").display(),
@@ -225,19 +233,27 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     let blocked = Blocked::start(&ns, &["udp dport 50000 drop", "udp sport 50000 drop"])?;
     run_script(&ns, &dir, "web_only.mjs", &[&https, "tcp-only-test", "tcp"])?;
     drop(blocked);
-    // Nothing but a TURN server over TCP: the browser (root) may not send UDP to the
-    // media port or to TURN, nor reach the HTTPS port's ICE-TCP; coturn (nobody)
-    // relays to the media port. The pages relay through it with the short-lived
-    // credentials the bridge put in their welcome.
-    let _coturn = start_coturn(&ns, &db)?;
+    // Nothing but TURN over TLS: the browser (root) may send no UDP to the media port or
+    // to TURN, and reach neither the HTTPS port's ICE-TCP nor TURN over plain TCP;
+    // coturn (nobody) relays to the media port. The pages relay through it with the
+    // short-lived credentials the bridge put in their welcome, trusting coturn's
+    // certificate through a CA in their NSS store (Chromium checks a turns: server).
+    let turn = TurnFiles::make()?;
+    let _coturn = start_coturn(&ns, &db, &turn)?;
     let blocked = Blocked::start(
         &ns,
         &[
-            "meta skuid 0 udp dport { 50000, 3478 } drop",
-            "meta skuid 0 tcp dport 8443 drop",
+            "meta skuid 0 udp dport { 50000, 3478, 5349 } drop",
+            "meta skuid 0 tcp dport { 8443, 3478 } drop",
         ],
     )?;
-    run_script(&ns, &dir, "web_only.mjs", &[&base, "relay-test", "relay"])?;
+    run_script_with(
+        &ns,
+        &dir,
+        "web_only.mjs",
+        &[&base, "relay-test", "relay-tls"],
+        &[("HOME", turn.home())],
+    )?;
     drop(blocked);
     // Simulcast and the allocator, with the subscriber behind the link emulator.
     let (relay, _link, started) = start_link(&ns, "browser-step")?;
@@ -265,9 +281,52 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
 const TURN_ADDR: &str = "10.77.0.2";
 const TURN_SECRET: &str = "bi-mat-chung-cua-cau-hop-2026";
 
+/// coturn's certificate for TLS (issued by a CA made here for TURN_ADDR), and a home
+/// whose NSS store trusts that CA, for the browser that must reach coturn over TLS.
+/// Readable by `nobody`, whom coturn runs as.
+struct TurnFiles(tempfile::TempDir);
+
+impl TurnFiles {
+    fn make() -> anyhow::Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let ca_key = KeyPair::generate()?;
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "cauhop test TURN CA");
+        let ca = ca.self_signed(&ca_key)?;
+        let key = KeyPair::generate()?;
+        let leaf =
+            CertificateParams::new(vec![TURN_ADDR.to_owned()])?.signed_by(&key, &ca, &ca_key)?;
+        std::fs::write(d.join("ca.crt"), ca.pem())?;
+        std::fs::write(d.join("turn.crt"), leaf.pem())?;
+        std::fs::write(d.join("turn.key"), key.serialize_pem())?;
+        let nss = d.join("home/.pki/nssdb");
+        std::fs::create_dir_all(&nss)?;
+        run(&format!(
+            "certutil -N -d sql:{0} --empty-password && \
+             certutil -A -d sql:{0} -n cauhop-turn-ca -t C,, -i {1}",
+            nss.display(),
+            d.join("ca.crt").display()
+        ))?;
+        Ok(Self(dir))
+    }
+
+    fn home(&self) -> String {
+        self.0.path().join("home").display().to_string()
+    }
+}
+
 /// coturn as Debian ships it, with the TURN REST API secret the bridge shares, relaying
 /// only to the bridge, as `nobody` (the firewall rules tell it from the browser by that).
-fn start_coturn(ns: &Netns, dir: &tempfile::TempDir) -> anyhow::Result<Child> {
+fn start_coturn(ns: &Netns, dir: &tempfile::TempDir, tls: &TurnFiles) -> anyhow::Result<Child> {
     run(&format!("ip -n {} addr add {TURN_ADDR}/24 dev eth0", ns.0))?;
     let child = Command::new("ip")
         .args(["netns", "exec", &ns.0, "turnserver", "-n", "--no-cli"])
@@ -275,10 +334,12 @@ fn start_coturn(ns: &Netns, dir: &tempfile::TempDir) -> anyhow::Result<Child> {
             &format!("--listening-ip={TURN_ADDR}"),
             &format!("--relay-ip={TURN_ADDR}"),
             "--listening-port=3478",
+            "--tls-listening-port=5349",
+            &format!("--cert={}", tls.0.path().join("turn.crt").display()),
+            &format!("--pkey={}", tls.0.path().join("turn.key").display()),
             "--use-auth-secret",
             &format!("--static-auth-secret={TURN_SECRET}"),
             "--realm=cauhop",
-            "--no-tls",
             "--no-dtls",
             "--min-port=40000",
             "--max-port=40100",
@@ -387,11 +448,25 @@ fn run_script(
     script: &str,
     args: &[&str],
 ) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "node"])
+    run_script_with(ns, dir, script, args, &[])
+}
+
+/// The same with environment variables for the browser (`HOME`: its NSS store).
+fn run_script_with(
+    ns: &Netns,
+    dir: &std::path::Path,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<()> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.0, "node"])
         .arg(dir.join(script))
-        .args(args)
-        .output()?;
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     println!("browser {script}: {stdout}");

@@ -3,7 +3,7 @@
 // `tcp`: over TCP to the bridge's HTTPS port (ICE-TCP); `relay`: through the TURN server
 // the bridge names in its welcome. Each page must decode the other's video, hear its
 // audio, and getStats must show the selected pair going that way.
-// Usage: node web_only.mjs BASE MEETING tcp|relay   (one JSON line, exit 1 on failure)
+// Usage: node web_only.mjs BASE MEETING tcp|relay|relay-tls   (one JSON line, exit 1 on failure)
 import { launch, newContext } from './launch.mjs';
 
 const [base, meeting, expect] = process.argv.slice(2);
@@ -60,12 +60,14 @@ try {
   result.mediaAfterMs = Date.now() - started;
   result.pages = stats;
   // The page says which way its media goes.
-  const said = expect === 'relay' ? /TURN/ : /TCP/;
+  const relay = expect.startsWith('relay');
+  const said = relay ? /TURN/ : /TCP/;
   await Promise.all(pages.map((p) => p.waitForFunction((re) => new RegExp(re).test(document.getElementById('path').textContent), said.source, { timeout: 5000 }).catch(() => null)));
   result.pathText = await Promise.all(pages.map((p) => p.textContent('#path')));
   // Every selected pair goes the expected way: nothing got through over UDP.
-  const way = expect === 'relay'
-    ? (s) => s.pair.local === 'relay'
+  // `relay-tls`: through TURN over TLS (what passes a proxy that lets only TLS out).
+  const way = relay
+    ? (s) => s.pair.local === 'relay' && (expect !== 'relay-tls' || s.pair.relayProtocol === 'tls')
     : (s) => s.pair.protocol === 'tcp' && String(s.pair.port) === port;
   result.ok = result.ok && stats.every(way) && result.pathText.every((t) => said.test(t || ''));
 } catch (e) {
