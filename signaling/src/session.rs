@@ -416,12 +416,7 @@ async fn handle_text(
                         .options
                         .turn
                         .as_ref()
-                        .map(|t| {
-                            let now = std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map_or(0, |d| d.as_secs());
-                            vec![t.ice_server(&e.joined.id.to_string(), now)]
-                        })
+                        .map(|t| vec![t.ice_server_now(&e.joined.id.to_string())])
                         .unwrap_or_default();
                     out.send(ServerMsg::Welcome {
                         v: PROTOCOL_VERSION,

@@ -34,6 +34,14 @@ impl std::fmt::Debug for Turn {
 }
 
 impl Turn {
+    /// The ICE server entry for `user`, valid from now.
+    pub fn ice_server_now(&self, user: &str) -> IceServer {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.ice_server(user, now)
+    }
+
     /// The ICE server entry for `user` at `now_unix` (seconds since 1970).
     pub fn ice_server(&self, user: &str, now_unix: u64) -> IceServer {
         let expiry = now_unix + self.ttl.as_secs();

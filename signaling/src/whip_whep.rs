@@ -291,10 +291,7 @@ async fn start(
         .turn
         .as_ref()
         .map(|t| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let s = t.ice_server(&joined.id.to_string(), now);
+            let s = t.ice_server_now(&joined.id.to_string());
             s.urls
                 .iter()
                 .map(|u| {

@@ -144,27 +144,50 @@ async fn join_over(
     Ok(took)
 }
 
+/// The bridge's own HTTPS on a loopback port, with the self-signed certificate it makes
+/// on first run (in `dir`), and ICE over TCP on that port when `ice_tcp`: its address,
+/// the certificate file, and the server task.
+async fn builtin_https(
+    bridge: &Bridge,
+    dir: &std::path::Path,
+    ice_tcp: bool,
+) -> anyhow::Result<(
+    std::net::SocketAddr,
+    std::path::PathBuf,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    use cauhop_signaling::https::{Certificates, Source};
+    let cert = dir.join("cauhop-tls.crt");
+    let certs = Certificates::open(Source::SelfSigned {
+        cert: cert.clone(),
+        key: dir.join("cauhop-tls.key"),
+        names: vec![],
+    })?;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = tcp.local_addr()?;
+    let sfu = if ice_tcp {
+        bridge.sfu.offer_ice_tcp(addr.port()).await?;
+        Some(bridge.sfu.clone())
+    } else {
+        None
+    };
+    let app = cauhop_signaling::app(bridge.state.clone());
+    let server = tokio::spawn(async move {
+        cauhop_signaling::https::serve(tcp, &certs, app, sfu, std::future::pending()).await
+    });
+    Ok((addr, cert, server))
+}
+
 /// The bridge's own HTTPS (issue 16) with the self-signed certificate it makes on first
 /// run: a room agent given that certificate file as its CA joins through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_joins_the_bridges_own_https_given_its_self_signed_certificate()
 -> anyhow::Result<()> {
-    use cauhop_signaling::https::{Certificates, Source};
     cauhop_tests::init_log();
     let bridge = Bridge::start_with(Options::default()).await?;
     let dir = tempfile::tempdir()?;
-    let cert = dir.path().join("cauhop-tls.crt");
-    let certs = Certificates::open(Source::SelfSigned {
-        cert: cert.clone(),
-        key: dir.path().join("cauhop-tls.key"),
-        names: vec![],
-    })?;
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("https://localhost:{}", tcp.local_addr()?.port());
-    let app = cauhop_signaling::app(bridge.state.clone());
-    let server = tokio::spawn(async move {
-        cauhop_signaling::https::serve(tcp, &certs, app, None, std::future::pending()).await
-    });
+    let (https, cert, server) = builtin_https(&bridge, dir.path(), false).await?;
+    let url = format!("https://localhost:{}", https.port());
     let (room, m) = scheduled_room(&bridge.store).await?;
     let joined = join_over(&bridge, &url, &room.key, &cert, m.id).await?;
     eprintln!("joined the built-in HTTPS after {joined:?}");
@@ -178,24 +201,10 @@ async fn the_agent_joins_the_bridges_own_https_given_its_self_signed_certificate
 /// media that reaches the bridge came over TCP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_carries_its_media_over_tcp_to_the_https_port() -> anyhow::Result<()> {
-    use cauhop_signaling::https::{Certificates, Source};
     cauhop_tests::init_log();
     let bridge = Bridge::start_with(Options::default()).await?;
     let dir = tempfile::tempdir()?;
-    let cert = dir.path().join("cauhop-tls.crt");
-    let certs = Certificates::open(Source::SelfSigned {
-        cert: cert.clone(),
-        key: dir.path().join("cauhop-tls.key"),
-        names: vec![],
-    })?;
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let https = tcp.local_addr()?;
-    bridge.sfu.offer_ice_tcp(https.port()).await?;
-    let app = cauhop_signaling::app(bridge.state.clone());
-    let sfu = bridge.sfu.clone();
-    let server = tokio::spawn(async move {
-        cauhop_signaling::https::serve(tcp, &certs, app, Some(sfu), std::future::pending()).await
-    });
+    let (https, cert, server) = builtin_https(&bridge, dir.path(), true).await?;
     let (room, m) = scheduled_room(&bridge.store).await?;
     let url = format!("https://localhost:{}", https.port());
     let mut cfg = config(&url, &room.key);

@@ -7,6 +7,21 @@ use cauhop_signaling::Options;
 use cauhop_tests::bridge::Bridge;
 use serde_json::json;
 
+/// The province's admin, with the test's password.
+async fn admin(bridge: &Bridge, hash: &str) -> anyhow::Result<()> {
+    bridge
+        .store
+        .create_person(
+            "tinh",
+            "Quản trị tỉnh",
+            cauhop_store::model::PersonRole::ProvinceAdmin,
+            None,
+            Some(hash),
+        )
+        .await?;
+    Ok(())
+}
+
 async fn login(bridge: &Bridge, origin: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     let r = reqwest::Client::new()
         .post(bridge.url("/api/v1/login"))
@@ -23,16 +38,7 @@ async fn a_login_from_a_plain_http_page_on_the_lan_is_told_to_use_https() -> any
     let bridge = Bridge::start_with(Options::default()).await?;
     let hash = cauhop_signaling::auth::hash_password("mat-khau-rat-dai-2026")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    bridge
-        .store
-        .create_person(
-            "tinh",
-            "Quản trị tỉnh",
-            cauhop_store::model::PersonRole::ProvinceAdmin,
-            None,
-            Some(&hash),
-        )
-        .await?;
+    admin(&bridge, &hash).await?;
     let (status, body) = login(&bridge, "http://10.0.0.5:8080").await?;
     assert_eq!(status, 400, "{body}");
     let message = body["message"].as_str().unwrap_or_default();
@@ -50,15 +56,7 @@ async fn a_login_from_a_plain_http_page_on_the_lan_is_told_to_use_https() -> any
         ..Options::default()
     })
     .await?;
-    lan.store
-        .create_person(
-            "tinh",
-            "Quản trị tỉnh",
-            cauhop_store::model::PersonRole::ProvinceAdmin,
-            None,
-            Some(&hash),
-        )
-        .await?;
+    admin(&lan, &hash).await?;
     let (status, body) = login(&lan, "http://10.0.0.5:8080").await?;
     assert_eq!(status, 200, "{body}");
     Ok(())
