@@ -74,6 +74,9 @@ pub struct AgentStatus {
     pub rejoins: u32,
     /// Media paths recovered by an ICE restart inside a session.
     pub ice_restarts: u32,
+    /// `udp`, or `tcp` once media goes over TCP to the bridge's web port (configured,
+    /// or chosen because UDP never got through).
+    pub media_over: &'static str,
     /// The last link check: verdict and figures, as reported to the bridge.
     pub link_check: Option<serde_json::Value>,
 }
@@ -105,7 +108,18 @@ pub async fn run(
     // ICE restarts of sessions already over; the running one's are in its view.
     let mut restarts_before = 0;
     let mut checking: Option<tokio::task::JoinHandle<()>> = None;
-    set(&status, |s| s.state = "starting");
+    // Sessions in a row whose media never started over UDP; at `UDP_TRIES` the agent
+    // carries its media over TCP to the bridge's HTTPS port from then on.
+    let mut udp_failures = 0;
+    let mut media = cfg.media.clone();
+    set(&status, |s| {
+        s.state = "starting";
+        s.media_over = if media.media_tcp.is_some() {
+            "tcp"
+        } else {
+            "udp"
+        };
+    });
     loop {
         if let Some(end) = session.as_ref().and_then(Session::ended) {
             if let Some(s) = session.take() {
@@ -113,6 +127,19 @@ pub async fn run(
                 if let End::Lost(why) = &end {
                     warn!(meeting = s.meeting, "session lost ({why}); rejoining");
                     lost = Some(s.meeting);
+                    let never_connected = s.view.borrow().media == "connecting";
+                    if let Some(tcp) =
+                        tcp_fallback(&media, &cfg.bridge, never_connected, &mut udp_failures)
+                    {
+                        warn!(
+                            %tcp,
+                            "media never got through over UDP in {UDP_TRIES} sessions: \
+                             carrying it over TCP to the bridge's web port from now on \
+                             (ask the IT officer to open UDP to the bridge's media port)"
+                        );
+                        media.media_tcp = Some(tcp);
+                        set(&status, |st| st.media_over = "tcp");
+                    }
                 }
             }
             set(&status, |s| {
@@ -186,9 +213,7 @@ pub async fn run(
                     }
                     Action::Join(id) => {
                         set(&status, |s| s.state = "joining");
-                        match join(&client.ws_url(), client.key(), id, &cfg.media, client.tls())
-                            .await
-                        {
+                        match join(&client.ws_url(), client.key(), id, &media, client.tls()).await {
                             Ok(s) => {
                                 let participant = s.view.borrow().participant.clone();
                                 info!(meeting = id, %participant, "joined the meeting");
@@ -254,6 +279,7 @@ pub async fn run(
                     "state": s.state,
                     "meeting": s.meeting,
                     "rejoins": s.rejoins,
+                    "media_over": s.media_over,
                 });
                 if let Some(c) = &s.link_check {
                     r["link_check"] = c.clone();
@@ -285,6 +311,39 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// Sessions in a row without media over UDP before the agent switches to TCP.
+pub const UDP_TRIES: u32 = 2;
+
+/// After a lost session: the TCP address to carry media to from now on, when UDP has
+/// now failed `UDP_TRIES` times in a row and the bridge is reached over HTTPS (where it
+/// takes ICE over TCP). A session that got media resets the count.
+fn tcp_fallback(
+    media: &MediaConfig,
+    bridge: &str,
+    never_connected: bool,
+    failures: &mut u32,
+) -> Option<std::net::SocketAddr> {
+    if media.media_tcp.is_some() {
+        return None;
+    }
+    if !never_connected {
+        *failures = 0;
+        return None;
+    }
+    *failures += 1;
+    if *failures < UDP_TRIES {
+        return None;
+    }
+    let url = reqwest::Url::parse(bridge).ok()?;
+    if url.scheme() != "https" {
+        return None;
+    }
+    let host = url.host_str()?.trim_matches(['[', ']']).to_owned();
+    let port = url.port_or_known_default()?;
+    use std::net::ToSocketAddrs;
+    (host.as_str(), port).to_socket_addrs().ok()?.next()
 }
 
 /// Check the link and record the result for the health report (and the log).
@@ -355,5 +414,37 @@ impl Rates {
         };
         self.last = Some((now, sent, recv));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_goes_over_tcp_after_udp_never_got_through_twice() {
+        let media = MediaConfig::default();
+        let https = "https://127.0.0.1:8443";
+        let mut failures = 0;
+        assert_eq!(tcp_fallback(&media, https, true, &mut failures), None);
+        // A session that got media in between starts the count again.
+        assert_eq!(tcp_fallback(&media, https, false, &mut failures), None);
+        assert_eq!(tcp_fallback(&media, https, true, &mut failures), None);
+        assert_eq!(
+            tcp_fallback(&media, https, true, &mut failures),
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8443)))
+        );
+        // Plain http: the bridge takes no ICE over TCP there.
+        let mut failures = 5;
+        assert_eq!(
+            tcp_fallback(&media, "http://127.0.0.1:8080", true, &mut failures),
+            None
+        );
+        // Already over TCP: nothing to change.
+        let tcp = MediaConfig {
+            media_tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 443))),
+            ..MediaConfig::default()
+        };
+        assert_eq!(tcp_fallback(&tcp, https, true, &mut failures), None);
     }
 }

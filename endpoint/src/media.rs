@@ -85,6 +85,9 @@ pub struct MediaConfig {
     /// restart) after `ice_failed_after`. The bridge keeps a silent session for 30 s.
     pub ice_disconnected_after: Duration,
     pub ice_failed_after: Duration,
+    /// How long a new session (or an ICE restart) may take to get media flowing before
+    /// it is given up and the meeting joined afresh.
+    pub connect_timeout: Duration,
 }
 
 impl Default for MediaConfig {
@@ -99,6 +102,7 @@ impl Default for MediaConfig {
             loopback_only: false,
             ice_disconnected_after: Duration::from_secs(4),
             ice_failed_after: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -132,6 +136,7 @@ pub struct MediaSession {
     media_via: Option<SocketAddr>,
     /// Media over TCP, when configured: lives as long as the session.
     pub tunnel: Option<crate::tcp_tunnel::TcpTunnel>,
+    pub connect_timeout: Duration,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -408,6 +413,7 @@ impl MediaSession {
             state,
             media_via: tunnel.as_ref().map(|t| t.local).or(cfg.media_via),
             tunnel,
+            connect_timeout: cfg.connect_timeout,
             tasks,
         })
     }

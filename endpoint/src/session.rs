@@ -60,9 +60,6 @@ impl Session {
     }
 }
 
-/// How long a new session may take to get media flowing before it is given up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
 pub async fn join(
     ws_url: &str,
     key: &str,
@@ -290,7 +287,7 @@ async fn run(
                     Pc::Failed => {
                         // A restart made while the link is still down fails too (its checks
                         // run out); try again until the bridge's grace is nearly over.
-                        if restart_started.is_some_and(|t| t.elapsed() > CONNECT_TIMEOUT) {
+                        if restart_started.is_some_and(|t| t.elapsed() > pc.connect_timeout) {
                             return End::Lost("ICE restarts did not bring media back".into());
                         }
                         warn!(meeting, "media path failed; restarting ICE");
@@ -316,10 +313,10 @@ async fn run(
                 }
             }
             _ = stats.tick() => {
-                if !connected_once && started.elapsed() > CONNECT_TIMEOUT {
-                    return End::Lost(format!("no media within {} s", CONNECT_TIMEOUT.as_secs()));
+                if !connected_once && started.elapsed() > pc.connect_timeout {
+                    return End::Lost(format!("no media within {} s", pc.connect_timeout.as_secs()));
                 }
-                if restart_started.is_some_and(|t| t.elapsed() > CONNECT_TIMEOUT) {
+                if restart_started.is_some_and(|t| t.elapsed() > pc.connect_timeout) {
                     return End::Lost("ICE restart did not bring media back".into());
                 }
                 let mut link = pc.link().await;

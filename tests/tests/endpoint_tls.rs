@@ -242,3 +242,57 @@ async fn the_agent_carries_its_media_over_tcp_to_the_https_port() -> anyhow::Res
     eprintln!("the room's media over TCP after {took:?}");
     Ok(())
 }
+
+/// The same room left to find it out by itself: its UDP goes nowhere (sent into a port
+/// nobody listens on), so its first sessions get no media; after two of them the agent
+/// carries its media over TCP to the bridge's HTTPS port, and it reaches the bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_turns_to_tcp_when_udp_never_gets_through() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let bridge = Bridge::start_with(Options::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let (https, cert, server) = builtin_https(&bridge, dir.path(), true).await?;
+    let (room, m) = scheduled_room(&bridge.store).await?;
+    let url = format!("https://localhost:{}", https.port());
+    let mut cfg = config(&url, &room.key);
+    cfg.tls = Some(cauhop_endpoint::tls::client_config(Some(&cert))?);
+    cfg.media.loopback_only = true;
+    // UDP into a port nobody listens on: as if the office's firewall dropped it.
+    let nowhere = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+    cfg.media.media_via = Some(nowhere);
+    cfg.media.connect_timeout = Duration::from_secs(3);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let status = Arc::new(Mutex::new(AgentStatus::default()));
+    let agent = tokio::spawn(run(cfg, status.clone(), stop_rx));
+    let t0 = Wall::now();
+    let mut media_in = 0;
+    while t0.elapsed() < Duration::from_secs(40) && media_in < 50 {
+        if let Some(p) = bridge.state.registry.members(&room_of(m.id)).first() {
+            let id = p.id.clone();
+            media_in = bridge
+                .sfu
+                .stats()
+                .await?
+                .peers
+                .iter()
+                .find(|s| s.participant == id)
+                .map_or(0, |s| s.rtp_in);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = t0.elapsed();
+    let s = status
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = stop_tx.send(true);
+    let _ = agent.await;
+    server.abort();
+    assert_eq!(s.media_over, "tcp", "{s:?}");
+    assert!(
+        media_in >= 50,
+        "no media over TCP after the switch ({media_in} packets): {s:?}"
+    );
+    eprintln!("media over TCP after {took:?} and {} rejoins", s.rejoins);
+    Ok(())
+}
