@@ -210,12 +210,27 @@ async fn a_self_signed_bridge_serves_page_api_and_websocket_over_https() -> anyh
     );
     let _silent = std::net::TcpStream::connect(("127.0.0.1", started.port))?;
     // ICE-TCP junk on the same port (it goes to the SFU): a STUN-looking frame of
-    // 65 535 bytes, then half a frame, from a client that then holds the connection.
+    // 65 535 bytes that names no session is closed at once; half a frame from a client
+    // that then holds the connection waits for its idle timeout, harming nobody.
     let mut ice = std::net::TcpStream::connect(("127.0.0.1", started.port))?;
     let mut big = vec![0xFF, 0xFF, 0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
     big.resize(2 + 65_535, 7);
     ice.write_all(&big)?;
-    ice.write_all(&[
+    ice.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let closed = match ice.read(&mut buf) {
+        Ok(0) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        Ok(_) => false,
+    };
+    assert!(
+        closed,
+        "an ICE-TCP connection naming no session stayed open"
+    );
+    let mut half = std::net::TcpStream::connect(("127.0.0.1", started.port))?;
+    half.write_all(&[
         0x01, 0xF4, 0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2,
     ])?;
     assert!(

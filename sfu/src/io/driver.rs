@@ -153,6 +153,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
     Ok(SfuHandle {
         tx: cmd_tx,
         net: net_tx,
+        tcp_slots: Arc::new(tokio::sync::Semaphore::new(super::tcp::MAX_CONNECTIONS)),
         media_addrs,
     })
 }
@@ -287,7 +288,13 @@ impl Driver {
                 .core
                 .receive_on(now, Protocol::Tcp, d.source, advertised, &d.data)
             {
+                // A connection whose packets no session claims (a session is made at
+                // join, before any ICE check) is a stranger's: closed at once rather
+                // than kept open until it idles out.
                 self.unclaimed += 1;
+                if self.tcp.remove(&d.source).is_some() {
+                    debug!(peer = %d.source, "ICE-TCP connection naming no session: closed");
+                }
             }
             return;
         }

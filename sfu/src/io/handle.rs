@@ -68,6 +68,8 @@ pub struct SfuHandle {
     pub(crate) tx: mpsc::Sender<Command>,
     /// Where ICE-TCP connections put the frames they read (the UDP receivers' queue).
     pub(crate) net: mpsc::Sender<super::driver::Datagram>,
+    /// ICE-TCP connections open at once, over all clients (`MAX_TCP_CONNECTIONS`).
+    pub(crate) tcp_slots: std::sync::Arc<tokio::sync::Semaphore>,
     pub(crate) media_addrs: Vec<SocketAddr>,
 }
 
@@ -195,13 +197,17 @@ impl SfuHandle {
         let Ok(local) = stream.local_addr() else {
             return;
         };
-        tokio::spawn(super::tcp::connection(
-            stream,
-            peer,
-            local,
-            self.net.clone(),
-            self.tx.clone(),
-        ));
+        // Each connection costs a task and its buffers: a flood of them is refused
+        // beyond what the largest meetings need, never queued.
+        let Ok(slot) = self.tcp_slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "ICE-TCP connection refused: {} open already", super::tcp::MAX_CONNECTIONS);
+            return;
+        };
+        let (net, commands) = (self.net.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            super::tcp::connection(stream, peer, local, net, commands).await;
+            drop(slot);
+        });
     }
 
     /// Close the media sockets and end every session (a restart binds the port again).

@@ -20,6 +20,9 @@ use super::handle::Command;
 /// keeping up with its own media (about half a second of a 720p picture) and the
 /// connection is closed: it reconnects, or ICE falls back to another path.
 pub(crate) const MAX_QUEUE: usize = 512;
+/// ICE-TCP connections open at once over all clients: the bridge admits 2 000
+/// participants, each holds one.
+pub(crate) const MAX_CONNECTIONS: usize = 2048;
 /// A connection with nothing received for this long is closed (ICE consent checks
 /// arrive every few seconds while a session lives).
 const IDLE: Duration = Duration::from_secs(30);
