@@ -65,15 +65,24 @@ pub(crate) struct Datagram {
     pub(crate) data: Vec<u8>,
     /// A frame of an ICE-TCP connection to this local address (`tcp.rs`), not UDP.
     pub(crate) tcp: Option<SocketAddr>,
+    /// With a connection's first frame: where packets for it go. In the same queue as
+    /// the frame, so the driver knows the connection before it judges the frame.
+    pub(crate) writer: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 impl Datagram {
-    pub(crate) fn tcp(source: SocketAddr, local: SocketAddr, data: Vec<u8>) -> Self {
+    pub(crate) fn tcp(
+        source: SocketAddr,
+        local: SocketAddr,
+        data: Vec<u8>,
+        writer: Option<mpsc::Sender<Vec<u8>>>,
+    ) -> Self {
         Self {
             socket: 0,
             source,
             data,
             tcp: Some(local),
+            writer,
         }
     }
 }
@@ -188,6 +197,7 @@ async fn receive_loop(index: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<Dat
                     source,
                     data: buf[..n].to_vec(),
                     tcp: None,
+                    writer: None,
                 };
                 if tx.send(d).await.is_err() {
                     return;
@@ -275,8 +285,11 @@ impl Driver {
         }
     }
 
-    fn handle_datagram(&mut self, d: Datagram, now: Instant) {
+    fn handle_datagram(&mut self, mut d: Datagram, now: Instant) {
         if let Some(local) = d.tcp {
+            if let Some(writer) = d.writer.take() {
+                self.tcp.insert(d.source, writer);
+            }
             // The candidate address ICE knows: the public IP of the media socket on the
             // same local address, when one is configured.
             let advertised = self
@@ -356,9 +369,6 @@ impl Driver {
             Command::View { participant, hints } => self.core.view(now, participant, hints),
             Command::Floor { room, participant } => self.core.floor(now, &room, participant),
             Command::Stop => {}
-            Command::TcpOpen { peer, writer } => {
-                self.tcp.insert(peer, writer);
-            }
             Command::TcpClosed { peer } => {
                 if self.tcp.get(&peer).is_some_and(|w| w.is_closed()) {
                     self.tcp.remove(&peer);

@@ -49,11 +49,6 @@ pub(crate) enum Command {
         ttl: std::time::Duration,
     },
     Stop,
-    /// An ICE-TCP connection from `peer` opened; packets for it go to `writer`.
-    TcpOpen {
-        peer: SocketAddr,
-        writer: mpsc::Sender<Vec<u8>>,
-    },
     TcpClosed {
         peer: SocketAddr,
     },

@@ -137,13 +137,9 @@ pub(crate) async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let (writer, mut queue) = mpsc::channel::<Vec<u8>>(MAX_QUEUE);
-    if commands
-        .send(Command::TcpOpen { peer, writer })
-        .await
-        .is_err()
-    {
-        return;
-    }
+    // Handed to the driver with the first frame; once the driver drops it (a stranger,
+    // a reader too slow), `queue` ends and so does the connection.
+    let mut writer = Some(writer);
     let (mut read, mut write) = stream.into_split();
     let mut frames = Frames::default();
     let mut buf = vec![0u8; 16 * 1024];
@@ -159,7 +155,7 @@ pub(crate) async fn connection(
                 frames.push(&buf[..n]);
                 let mut gone = false;
                 while let Some(f) = frames.next_frame() {
-                    let d = Datagram::tcp(peer, local, f.to_vec());
+                    let d = Datagram::tcp(peer, local, f.to_vec(), writer.take());
                     if net.send(d).await.is_err() {
                         gone = true;
                         break;
@@ -259,16 +255,20 @@ mod connection_tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         // The client connects and never reads; its receive buffer is kept small.
-        let client = std::net::TcpStream::connect(addr).expect("connect");
+        let mut client = std::net::TcpStream::connect(addr).expect("connect");
         let _ = socket2::SockRef::from(&client).set_recv_buffer_size(4096);
         let (server, peer) = listener.accept().await.expect("accept");
         let _ = socket2::SockRef::from(&server).set_send_buffer_size(4096);
-        let (net, _net_rx) = mpsc::channel(16);
+        let (net, mut net_rx) = mpsc::channel(16);
         let (commands, mut cmd_rx) = mpsc::channel(16);
         let task = tokio::spawn(connection(server, peer, addr, net, commands));
-        let Some(Command::TcpOpen { writer, .. }) = cmd_rx.recv().await else {
-            panic!("no TcpOpen");
-        };
+        // Its first frame brings the connection's queue to the driver.
+        std::io::Write::write_all(&mut client, &frame(&[1u8; 20]).expect("fits")).expect("write");
+        let first = tokio::time::timeout(Duration::from_secs(5), net_rx.recv())
+            .await
+            .expect("in time")
+            .expect("a datagram");
+        let writer = first.writer.expect("the first frame carries the queue");
         let packet = frame(&[0u8; 1200]).expect("fits");
         let t0 = Instant::now();
         let mut full = false;
@@ -303,18 +303,22 @@ mod connection_tests {
         let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (server, peer) = listener.accept().await.expect("accept");
         let (net, mut net_rx) = mpsc::channel(16);
-        let (commands, mut cmd_rx) = mpsc::channel(16);
+        let (commands, _commands_rx) = mpsc::channel(16);
         tokio::spawn(connection(server, peer, addr, net, commands));
-        let _open = cmd_rx.recv().await;
         let mut wire = frame(&[1u8; 30]).expect("fits");
         wire.extend(frame(&[2u8; 65_535]).expect("fits"));
         client.write_all(&wire).await.expect("write");
-        for (byte, len) in [(1u8, 30usize), (2, 65_535)] {
+        for (i, (byte, len)) in [(1u8, 30usize), (2, 65_535)].into_iter().enumerate() {
             let d = tokio::time::timeout(Duration::from_secs(5), net_rx.recv())
                 .await
                 .expect("in time")
                 .expect("a datagram");
             assert_eq!(d.tcp, Some(addr));
+            assert_eq!(
+                d.writer.is_some(),
+                i == 0,
+                "the queue comes with the first frame"
+            );
             assert_eq!(d.data.len(), len);
             assert!(d.data.iter().all(|b| *b == byte));
         }
