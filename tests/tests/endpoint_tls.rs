@@ -144,6 +144,32 @@ async fn join_over(
     Ok(took)
 }
 
+/// RTP packets the bridge received from the room in meeting `meeting`, waiting up to
+/// `within` for 50 of them; and how long that took.
+async fn media_at_bridge(
+    bridge: &Bridge,
+    meeting: i64,
+    within: Duration,
+) -> anyhow::Result<(u64, Duration)> {
+    let t0 = Wall::now();
+    let mut media_in = 0;
+    while t0.elapsed() < within && media_in < 50 {
+        if let Some(p) = bridge.state.registry.members(&room_of(meeting)).first() {
+            let id = p.id.clone();
+            media_in = bridge
+                .sfu
+                .stats()
+                .await?
+                .peers
+                .iter()
+                .find(|s| s.participant == id)
+                .map_or(0, |s| s.rtp_in);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((media_in, t0.elapsed()))
+}
+
 /// The bridge's own HTTPS on a loopback port, with the self-signed certificate it makes
 /// on first run (in `dir`), and ICE over TCP on that port when `ice_tcp`: its address,
 /// the certificate file, and the server task.
@@ -214,23 +240,7 @@ async fn the_agent_carries_its_media_over_tcp_to_the_https_port() -> anyhow::Res
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let status = Arc::new(Mutex::new(AgentStatus::default()));
     let agent = tokio::spawn(run(cfg, status.clone(), stop_rx));
-    let t0 = Wall::now();
-    let mut media_in = 0;
-    while t0.elapsed() < Duration::from_secs(20) && media_in < 50 {
-        if let Some(p) = bridge.state.registry.members(&room_of(m.id)).first() {
-            let id = p.id.clone();
-            media_in = bridge
-                .sfu
-                .stats()
-                .await?
-                .peers
-                .iter()
-                .find(|s| s.participant == id)
-                .map_or(0, |s| s.rtp_in);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let took = t0.elapsed();
+    let (media_in, took) = media_at_bridge(&bridge, m.id, Duration::from_secs(20)).await?;
     let _ = stop_tx.send(true);
     let _ = agent.await;
     server.abort();
@@ -264,23 +274,7 @@ async fn the_agent_turns_to_tcp_when_udp_never_gets_through() -> anyhow::Result<
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let status = Arc::new(Mutex::new(AgentStatus::default()));
     let agent = tokio::spawn(run(cfg, status.clone(), stop_rx));
-    let t0 = Wall::now();
-    let mut media_in = 0;
-    while t0.elapsed() < Duration::from_secs(40) && media_in < 50 {
-        if let Some(p) = bridge.state.registry.members(&room_of(m.id)).first() {
-            let id = p.id.clone();
-            media_in = bridge
-                .sfu
-                .stats()
-                .await?
-                .peers
-                .iter()
-                .find(|s| s.participant == id)
-                .map_or(0, |s| s.rtp_in);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let took = t0.elapsed();
+    let (media_in, took) = media_at_bridge(&bridge, m.id, Duration::from_secs(40)).await?;
     let s = status
         .lock()
         .map(|s| s.clone())

@@ -89,6 +89,8 @@ impl Datagram {
 
 struct MediaSocket {
     socket: Arc<UdpSocket>,
+    /// The address it is bound to (what an ICE-TCP connection on that IP maps from).
+    local: SocketAddr,
     /// The address ICE sees: the public IP when configured, else the local one.
     advertised: SocketAddr,
     /// Datagrams the core produced for this socket, not yet handed to the kernel.
@@ -125,6 +127,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         info!(%local, %advertised, "media socket open");
         sockets.push(MediaSocket {
             socket: Arc::new(socket),
+            local,
             advertised,
             outgoing: SendBatch::default(),
         });
@@ -295,7 +298,7 @@ impl Driver {
             let advertised = self
                 .sockets
                 .iter()
-                .find(|s| s.socket.local_addr().is_ok_and(|a| a.ip() == local.ip()))
+                .find(|s| s.local.ip() == local.ip())
                 .map_or(local, |s| SocketAddr::new(s.advertised.ip(), local.port()));
             if !self
                 .core
