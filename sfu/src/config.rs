@@ -18,6 +18,9 @@ pub struct SfuConfig {
     pub public_ip: Option<IpAddr>,
     /// Threads that poll media sessions. 0: one per core this process may run on.
     pub workers: usize,
+    /// On a weak link, send a lower frame rate of a picture (VP8 temporal layers, as
+    /// Chrome sends them) before a lower resolution. Off only to compare.
+    pub temporal_layers: bool,
 }
 
 impl Default for SfuConfig {
@@ -27,6 +30,7 @@ impl Default for SfuConfig {
             listen_ips: Vec::new(),
             public_ip: None,
             workers: 0,
+            temporal_layers: true,
         }
     }
 }

@@ -123,6 +123,9 @@ pub struct Rooms {
     decisions: u64,
     /// Fewer sessions due at once than this are polled on the calling thread.
     parallel_from: usize,
+    /// Choose temporal layers as well as simulcast layers (`rtp/temporal.rs`); off only
+    /// to compare.
+    temporal: bool,
 }
 
 impl Rooms {
@@ -152,7 +155,14 @@ impl Rooms {
             view_decided: HashMap::new(),
             decisions: 0,
             parallel_from: PARALLEL_FROM,
+            temporal: true,
         }
+    }
+
+    /// Whether subscribers get a lower frame rate before a lower resolution (on by
+    /// default; `[sfu] temporal_layers`).
+    pub fn set_temporal_layers(&mut self, on: bool) {
+        self.temporal = on;
     }
 
     /// Poll sessions on `workers` threads (1: on the calling thread only).
@@ -709,10 +719,11 @@ impl Rooms {
     /// Every video track the room's publishers send, with its layers now.
     fn published_layers(&mut self, now: Instant, room: &Arc<str>) -> Vec<PublishedLayers> {
         let mut published = Vec::new();
+        let temporal = self.temporal;
         if let Some(r) = self.rooms.get(room) {
             for m in &r.members {
                 if let Some(p) = self.peers.get_mut(m) {
-                    p.published_layers(now, &mut published);
+                    p.published_layers(now, temporal, &mut published);
                 }
             }
         }
@@ -910,7 +921,9 @@ impl Rooms {
             let Some(p) = self.peers.get_mut(&t.key.participant) else {
                 continue;
             };
-            let layers: Vec<Ssrc> = t.layers.iter().map(|l| l.0).collect();
+            let mut layers: Vec<Ssrc> = t.layers.iter().map(|l| l.0).collect();
+            // One entry per encoding, not per frame-rate step.
+            layers.dedup();
             let used = in_use.get(&t.key).map(Vec::as_slice).unwrap_or(&[]);
             p.update_layer_use(now, t.key.mid, &layers, used);
             self.dirty.insert(t.key.participant);

@@ -153,6 +153,9 @@ pub struct PeerStats {
     pub connected: bool,
     pub rtp_in: u64,
     pub rtp_forwarded: u64,
+    /// Video packets not sent to this subscriber: frames of temporal layers its link
+    /// does not carry.
+    pub rtp_skipped: u64,
     /// NACKs the SFU sent to this participant as publisher (from str0m's ingress stats).
     pub nacks_sent: u64,
     /// NACKs this participant sent to the SFU as subscriber.
@@ -204,6 +207,10 @@ pub struct Forwarding {
     pub rid: Option<String>,
     /// Frame height of the layer, when known (VP8 keyframes carry it).
     pub height: Option<u16>,
+    /// The highest temporal layer sent (0: a quarter of the frame rate, 1: half, 2:
+    /// all, for Chrome's three); `None`: every frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<u8>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -147,6 +147,7 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         n => n,
     };
     core.set_workers(workers)?;
+    core.set_temporal_layers(config.temporal_layers);
     info!(
         workers = core.workers(),
         "media sessions polled on worker threads"

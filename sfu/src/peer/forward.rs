@@ -3,7 +3,8 @@
 //! SSRC with sequence numbers, timestamps and VP8 PictureID/TL0PICIDX running on
 //! (`rtp/rewrite.rs`, `rtp/vp8.rs`). A video slot moves to another source, or another
 //! layer of the same source, only on a keyframe of the new one, since a decoder cannot
-//! use what comes before it; until then it keeps forwarding what it had.
+//! use what comes before it; until then it keeps forwarding what it had. Within a VP8
+//! layer, only the frame rates the allocation chose pass (`rtp/temporal.rs`).
 
 use std::time::Instant;
 
@@ -15,7 +16,8 @@ use super::{Peer, video_codec};
 use crate::rtp::keyframe::{VideoCodec, is_keyframe_start};
 use crate::rtp::red;
 use crate::rtp::rewrite::StreamRewriter;
-use crate::rtp::vp8::Vp8Rewriter;
+use crate::rtp::temporal::{FramePacket, TemporalFilter};
+use crate::rtp::vp8::{self, Vp8Rewriter};
 use crate::types::TrackKey;
 
 pub(crate) struct Slot {
@@ -34,6 +36,8 @@ pub(crate) struct Slot {
     /// Video: the source the slot policy put here (its layer is the allocator's).
     pub(crate) source: Option<TrackKey>,
     pub(crate) screen: bool,
+    /// Video: which frame rates of the forwarded layer pass (the allocation's choice).
+    pub(crate) temporal: TemporalFilter,
     rewriter: StreamRewriter,
     vp8: Vp8Rewriter,
     /// Publisher PT -> our PT, learnt on the first packet of each codec.
@@ -60,6 +64,7 @@ impl Slot {
             current: None,
             source: None,
             screen: false,
+            temporal: TemporalFilter::default(),
             rewriter: StreamRewriter::new(clock),
             vp8: Vp8Rewriter::default(),
             pt_map: Vec::new(),
@@ -130,6 +135,7 @@ impl Peer {
                     self.slots_changed = true;
                 }
                 s.current = here;
+                s.temporal.restart();
             } else if s.current != here {
                 // Another layer; or the old one, forwarded until the target's keyframe.
                 return None;
@@ -151,6 +157,24 @@ impl Peer {
         // rewriter continues the sequence numbers after the gap instead of leaving one.
         let source_id =
             ((key.participant.0 << 32) ^ u64::from(*packet.header.ssrc)).wrapping_add(epoch << 48);
+        if is_video
+            && video_codec(params) == VideoCodec::Vp8
+            && let Some(d) = vp8::descriptor(&packet.payload)
+            && !s.temporal.admit(FramePacket {
+                picture: d.picture_id,
+                start: d.start,
+                key: d.key,
+                tid: d.tid,
+                sync: d.sync,
+            })
+        {
+            // A frame of a temporal layer this subscriber does not get: the numbers
+            // after it close the gap, so its decoder sees nothing missing.
+            s.rewriter.skip(source_id, *packet.seq_no);
+            s.vp8.skip(source_id, &packet.payload);
+            self.stats.rtp_skipped += 1;
+            return None;
+        }
         let rw = s
             .rewriter
             .rewrite(source_id, *packet.seq_no, packet.header.timestamp, now)?;

@@ -27,6 +27,23 @@ pub(super) struct LayerIn {
     /// The last rate measured while it was sent: the price of a paused layer.
     last_bps: u32,
     throttle: KeyframeThrottle,
+    /// VP8 temporal layers: a meter per TID, when each was last seen, and (as
+    /// `last_bps`) the rates last measured while the layer was sent.
+    temporal: Box<[TemporalIn; MAX_TID]>,
+}
+
+/// Temporal layers told apart (the descriptor's TID has two bits).
+const MAX_TID: usize = 4;
+
+/// A temporal layer counts while frames of it arrived this recently: long enough for a
+/// 7.5 fps base layer, short enough that a publisher that stops sending it is believed.
+const TEMPORAL_SEEN: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Default)]
+struct TemporalIn {
+    meter: RateMeter,
+    seen: Option<Instant>,
+    last_bps: u32,
 }
 
 pub(super) struct TrackIn {
@@ -172,6 +189,7 @@ impl Peer {
                     meter: RateMeter::default(),
                     last_bps: 0,
                     throttle: KeyframeThrottle::default(),
+                    temporal: Box::default(),
                 });
                 let last = track.layers.len() - 1;
                 &mut track.layers[last]
@@ -179,12 +197,19 @@ impl Peer {
         };
         // What the layer costs on a subscriber's link: payload, RTP header, SRTP tag, UDP
         // and IP headers.
-        layer.meter.add(now, packet.payload.len() + 12 + 10 + 28);
+        let wire = packet.payload.len() + 12 + 10 + 28;
+        layer.meter.add(now, wire);
         if track.kind == MediaKind::Video {
-            if video_codec(&params) == VideoCodec::Vp8
-                && let Some((_, h)) = crate::rtp::vp8::keyframe_size(&packet.payload)
-            {
-                layer.height = Some(h);
+            if video_codec(&params) == VideoCodec::Vp8 {
+                if let Some((_, h)) = crate::rtp::vp8::keyframe_size(&packet.payload) {
+                    layer.height = Some(h);
+                }
+                if let Some(t) = crate::rtp::vp8::descriptor(&packet.payload).and_then(|d| d.tid)
+                    && let Some(tl) = layer.temporal.get_mut(usize::from(t))
+                {
+                    tl.meter.add(now, wire);
+                    tl.seen = Some(now);
+                }
             }
         } else if let Some(level) = packet.header.ext_vals.audio_level {
             out.push((
@@ -238,16 +263,30 @@ impl Peer {
         }
     }
 
-    /// Every published video track's layers, ascending: by frame height when every
-    /// layer's is known, else by bitrate. A layer counts when it was sent within the last
-    /// second, or when we paused it (priced at its last rate: it resumes on demand).
-    pub(crate) fn published_layers(&mut self, now: Instant, out: &mut Vec<PublishedLayers>) {
+    /// Every published video track's layers, ascending: the encodings by frame height
+    /// when every one's is known, else by bitrate; with `temporal`, each VP8 encoding
+    /// that sends temporal layers as one step per frame rate (`allocator::Layer`). A
+    /// layer counts when it was sent within the last second, or when we paused it
+    /// (priced at its last rate: it resumes on demand).
+    pub(crate) fn published_layers(
+        &mut self,
+        now: Instant,
+        temporal: bool,
+        out: &mut Vec<PublishedLayers>,
+    ) {
+        type Encoding = (
+            Ssrc,
+            Option<str0m::media::Rid>,
+            u16,
+            u32,
+            Vec<(Option<u8>, u32)>,
+        );
         for t in &mut self.tracks_in {
             if t.kind != MediaKind::Video {
                 continue;
             }
             let pause = &t.pause;
-            let mut layers: Vec<(Ssrc, Option<str0m::media::Rid>, Layer)> = t
+            let mut encodings: Vec<Encoding> = t
                 .layers
                 .iter_mut()
                 .filter_map(|l| {
@@ -264,21 +303,43 @@ impl Peer {
                     } else {
                         measured
                     };
-                    (bps > 0).then_some((
-                        l.ssrc,
-                        l.rid,
-                        Layer {
-                            height: l.height.unwrap_or(0),
-                            bps,
-                        },
-                    ))
+                    if bps == 0 {
+                        return None;
+                    }
+                    let steps = if temporal {
+                        temporal_steps(&mut l.temporal, now, paused, bps)
+                    } else {
+                        Vec::new()
+                    };
+                    let steps = if steps.is_empty() {
+                        vec![(None, bps)]
+                    } else {
+                        steps
+                    };
+                    Some((l.ssrc, l.rid, l.height.unwrap_or(0), bps, steps))
                 })
                 .collect();
-            if layers.iter().all(|l| l.2.height > 0) {
-                layers.sort_by_key(|l| (l.2.height, l.2.bps));
+            if encodings.iter().all(|e| e.2 > 0) {
+                encodings.sort_by_key(|e| (e.2, e.3));
             } else {
-                layers.sort_by_key(|l| l.2.bps);
+                encodings.sort_by_key(|e| e.3);
             }
+            let layers = encodings
+                .into_iter()
+                .flat_map(|(ssrc, rid, height, _, steps)| {
+                    steps.into_iter().map(move |(temporal, bps)| {
+                        (
+                            ssrc,
+                            rid,
+                            Layer {
+                                height,
+                                bps,
+                                temporal,
+                            },
+                        )
+                    })
+                })
+                .collect();
             out.push(PublishedLayers {
                 key: TrackKey {
                     participant: self.id,
@@ -329,4 +390,45 @@ impl Peer {
         self.stats.uplink = self.uplink.grade().as_str();
         g
     }
+}
+
+/// One encoding's frame-rate steps: for each temporal layer 0..=n seen lately, what it
+/// and those below it cost (a share of `total`, the encoding's measured rate, so the
+/// steps and the encoding agree). Empty when the encoding has no temporal layers.
+fn temporal_steps(
+    layers: &mut [TemporalIn; MAX_TID],
+    now: Instant,
+    paused: bool,
+    total: u32,
+) -> Vec<(Option<u8>, u32)> {
+    let recent = |l: &TemporalIn| {
+        l.seen
+            .is_some_and(|at| now.saturating_duration_since(at) < TEMPORAL_SEEN)
+    };
+    let top = layers
+        .iter()
+        .rposition(|l| if paused { l.last_bps > 0 } else { recent(l) });
+    let Some(top) = top.filter(|t| *t > 0) else {
+        return Vec::new();
+    };
+    let mut rates = [0u32; MAX_TID];
+    for (i, l) in layers.iter_mut().enumerate().take(top + 1) {
+        let measured = l.meter.bps(now);
+        if !paused && measured > 0 {
+            l.last_bps = measured;
+        }
+        rates[i] = if paused { l.last_bps } else { measured };
+    }
+    let sum: u64 = rates.iter().map(|r| u64::from(*r)).sum();
+    if sum == 0 {
+        return Vec::new();
+    }
+    let mut acc = 0u64;
+    (0..=top)
+        .map(|i| {
+            acc += u64::from(rates[i]);
+            let bps = (u64::from(total) * acc / sum).max(1);
+            (Some(i as u8), bps.min(u64::from(u32::MAX)) as u32)
+        })
+        .collect()
 }

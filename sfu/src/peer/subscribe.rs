@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::{
     PAUSE_REMEMBERED, Peer, PublishedLayers, RTX_MAX_AGE, RTX_PACKETS, RTX_RATIO_CAP, Slot, new_rtc,
 };
-use crate::policy::allocator::{Priority, VideoSource, layer_for_tile};
+use crate::policy::allocator::{Priority, VideoSource, encoding_top, layer_for_tile};
 use crate::policy::estimate::{self, Path};
 use crate::rtp::red;
 use crate::types::{
@@ -513,7 +513,7 @@ impl Peer {
             let published = layers.get(&key);
             let chosen = choice
                 .and_then(|i| published.and_then(|p| p.layers.get(i)))
-                .map(|l| (l.0, l.1, l.2.height));
+                .map(|l| (l.0, l.1, l.2.height, l.2.temporal));
             // A slot below what its tile asks for: the cheapest such step is what the
             // upgrade padding probes for (the main slot's next layer, or a thumbnail's
             // first).
@@ -521,7 +521,7 @@ impl Peer {
                 && let Some(want) = layer_for_tile(&src.layers, src.max_height)
             {
                 let want = if src.priority == Priority::Other {
-                    0
+                    encoding_top(&src.layers, 0)
                 } else {
                     want
                 };
@@ -535,6 +535,19 @@ impl Peer {
                 }
             }
             let target = chosen.map(|c| (key, c.0));
+            let temporal = chosen.and_then(|c| c.3);
+            if s.target == target && target.is_some() && s.temporal.target() != temporal {
+                debug!(
+                    participant = %self.id,
+                    source = %key.participant,
+                    layer = ?choice,
+                    temporal = ?temporal,
+                    budget_kbps = budget_bps / 1000,
+                    "frame rate chosen"
+                );
+                self.stats.layer_changes += 1;
+            }
+            s.temporal.set_target(temporal);
             if s.target != target {
                 debug!(
                     participant = %self.id,
@@ -557,11 +570,12 @@ impl Peer {
                     }
                 }
             }
-            if let Some((_, rid, height)) = chosen {
+            if let Some((_, rid, height, temporal)) = chosen {
                 self.stats.forwarding.push(Forwarding {
                     publisher: key.participant.to_string(),
                     rid: rid.map(|r| r.to_string()),
                     height: (height > 0).then_some(height),
+                    temporal,
                 });
             }
         }

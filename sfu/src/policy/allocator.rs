@@ -14,11 +14,30 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// One simulcast layer of a video source.
+/// One step of a video source's ladder: a simulcast layer, or with temporal layers one
+/// frame rate of it (`bps` then counts that temporal layer and those below it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layer {
     pub height: u16,
     pub bps: u32,
+    /// The highest temporal layer sent at this step; `None`: every frame (an encoding
+    /// without temporal layers, or temporal selection switched off). A step with
+    /// `Some(1)` or above continues the encoding of the step before it.
+    pub temporal: Option<u8>,
+}
+
+/// The last step of the encoding `layers[i]` belongs to: its full frame rate. Steps of
+/// one encoding are adjacent and ascending, so on a weak link a source loses frame rate
+/// before resolution, and resolution before its picture.
+pub fn encoding_top(layers: &[Layer], i: usize) -> usize {
+    let mut j = i;
+    while layers
+        .get(j + 1)
+        .is_some_and(|l| l.temporal.is_some_and(|t| t > 0))
+    {
+        j += 1;
+    }
+    j.min(layers.len().saturating_sub(1))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -230,7 +249,7 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             .iter()
             .map(|s| {
                 let cap = if s.priority == Priority::Other {
-                    max_layer_for(s).map(|_| 0)
+                    max_layer_for(s).map(|_| encoding_top(&s.layers, 0))
                 } else {
                     max_layer_for(s)
                 };
@@ -266,7 +285,7 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
                 continue;
             };
             let cap = if s.priority == Priority::Other {
-                0
+                encoding_top(&s.layers, 0)
             } else {
                 cap
             };
@@ -334,12 +353,11 @@ pub fn layer_for_tile(layers: &[Layer], tile_height: u16) -> Option<usize> {
         return None;
     }
     let need = u32::from(tile_height) * 9 / 10;
-    Some(
-        layers
-            .iter()
-            .position(|l| u32::from(l.height) >= need)
-            .unwrap_or(layers.len() - 1),
-    )
+    let first = layers
+        .iter()
+        .position(|l| u32::from(l.height) >= need)
+        .unwrap_or(layers.len() - 1);
+    Some(encoding_top(layers, first))
 }
 
 #[cfg(test)]
@@ -365,16 +383,91 @@ mod tests {
             Layer {
                 height: 180,
                 bps: 150_000,
+                temporal: None,
             },
             Layer {
                 height: 360,
                 bps: 500_000,
+                temporal: None,
             },
             Layer {
                 height: 720,
                 bps: 1_500_000,
+                temporal: None,
             },
         ]
+    }
+
+    /// Chrome's three encodings in three temporal layers each: 40 %, 60 % and all of
+    /// each encoding's rate (libwebrtc's split for three temporal layers).
+    fn temporal_ladder() -> Vec<Layer> {
+        three_layers()
+            .iter()
+            .flat_map(|l| {
+                [(0u8, 0.4), (1, 0.6), (2, 1.0)].map(|(t, share)| Layer {
+                    height: l.height,
+                    bps: (f64::from(l.bps) * share) as u32,
+                    temporal: Some(t),
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tile_asks_for_its_encoding_at_the_full_frame_rate() {
+        let l = temporal_ladder();
+        assert_eq!(layer_for_tile(&l, 180), Some(2));
+        assert_eq!(layer_for_tile(&l, 347), Some(5));
+        assert_eq!(layer_for_tile(&l, 1080), Some(8));
+        assert_eq!(encoding_top(&l, 3), 5);
+        assert_eq!(encoding_top(&three_layers(), 0), 0, "no temporal layers");
+        let mut a = Allocator::new(AllocConfig::default());
+        let thumbs = VideoSource {
+            key: 1,
+            priority: Priority::Other,
+            layers: temporal_ladder(),
+            max_height: 720,
+        };
+        let r = a.allocate(Instant::now(), 10_000_000, 1, &[thumbs]);
+        assert_eq!(layer_of(&r, 1), Some(2), "a thumbnail: 180p at full rate");
+    }
+
+    #[test]
+    fn on_a_falling_link_frame_rate_goes_before_resolution_before_the_picture() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let now = Instant::now();
+        let ladder = temporal_ladder();
+        let chair = VideoSource {
+            key: 1,
+            priority: Priority::Chair,
+            layers: ladder.clone(),
+            max_height: 720,
+        };
+        let mut seen: Vec<Option<usize>> = Vec::new();
+        let mut estimate = 2_000_000u32;
+        while estimate > 20_000 {
+            let r = a.allocate(now, estimate, 1, std::slice::from_ref(&chair));
+            let l = layer_of(&r, 1);
+            if seen.last() != Some(&l) {
+                seen.push(l);
+            }
+            estimate -= 10_000;
+        }
+        assert_eq!(seen.first(), Some(&Some(8)), "720p at full rate first");
+        assert_eq!(seen.get(1), Some(&Some(7)), "then 720p at half the rate");
+        assert_eq!(seen.last(), Some(&None), "the picture goes last");
+        for w in seen.windows(2) {
+            let (Some(a), Some(b)) = (w[0], w[1]) else {
+                continue;
+            };
+            if ladder[b].height < ladder[a].height {
+                assert_eq!(
+                    ladder[a].temporal,
+                    Some(0),
+                    "resolution fell from {a} to {b} before the frame rate did: {seen:?}"
+                );
+            }
+        }
     }
 
     fn src(key: u32, priority: Priority, max_height: u16) -> VideoSource<u32> {

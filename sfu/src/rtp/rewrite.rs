@@ -10,9 +10,14 @@
 //! source changes, the new source starts right after the highest sequence number sent so
 //! far, and any packet that would map at or below that floor (one from before the switch)
 //! is dropped. A packet of another source *is* a switch: the caller (the layer selector)
-//! feeds only the source it chose. Pure: time is passed in.
+//! feeds only the source it chose. Packets the caller chooses not to forward (frames of
+//! a temporal layer this subscriber does not get) are [`StreamRewriter::skip`]ped: the
+//! ones after them close the gap, so the receiver never NACKs what was never meant for
+//! it. Pure: time is passed in.
 
 use std::time::Instant;
+
+use super::vp8::Skips;
 
 /// Identifies an incoming stream; any value unique per publisher track and SSRC works.
 pub type SourceId = u64;
@@ -32,6 +37,9 @@ pub struct StreamRewriter {
     max_out: Option<u64>,
     /// Timestamp and wall time of the newest packet sent, to place a new source in time.
     last_ts: Option<(u32, Instant)>,
+    /// The current source's packets not forwarded, and its newest forwarded.
+    skipped: Skips,
+    newest_in: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +58,20 @@ impl StreamRewriter {
             current: None,
             max_out: None,
             last_ts: None,
+            skipped: Skips::default(),
+            newest_in: None,
+        }
+    }
+
+    /// A packet of `source` the caller does not forward. If nothing after it was sent yet
+    /// the stream closes the gap; otherwise its number stays a hole (a NACK for it finds
+    /// nothing, and the frame it belonged to was not meant to be decoded).
+    pub fn skip(&mut self, source: SourceId, seq: u64) {
+        if self.source() != Some(source) {
+            return;
+        }
+        if self.newest_in.is_none_or(|n| seq > n) {
+            self.skipped.insert(seq);
         }
     }
 
@@ -79,15 +101,22 @@ impl StreamRewriter {
             _ => {
                 let c = self.start_source(source, seq, timestamp, now);
                 self.current = Some(c);
+                self.skipped.clear();
+                self.newest_in = None;
                 c
             }
         };
-        let out_seq = seq.wrapping_add(current.seq_offset);
+        let out_seq = seq
+            .wrapping_add(current.seq_offset)
+            .wrapping_sub(self.skipped.below(seq));
         if let Some(floor) = current.floor {
             // Wrapping subtraction read as signed: at or below the floor means "before".
             if (out_seq.wrapping_sub(floor) as i64) <= 0 {
                 return None;
             }
+        }
+        if self.newest_in.is_none_or(|n| seq > n) {
+            self.newest_in = Some(seq);
         }
         let out_ts = timestamp.wrapping_add(current.ts_offset);
         if self
@@ -193,6 +222,25 @@ mod tests {
             None,
             "a packet from the pause is dropped"
         );
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_hole_unless_something_after_them_was_sent() {
+        let t0 = Instant::now();
+        let mut r = StreamRewriter::new(90_000);
+        let a = r.rewrite(1, 10, 0, t0).expect("first");
+        r.skip(1, 11);
+        r.skip(1, 12);
+        let b = r.rewrite(1, 13, 0, t0).expect("after two skips");
+        assert_eq!(b.seq, a.seq + 1);
+        // 15 arrives before 14, which is then skipped: 14's number stays a hole.
+        let d = r.rewrite(1, 15, 0, t0).expect("15");
+        r.skip(1, 14);
+        assert_eq!(d.seq, b.seq + 2);
+        assert_eq!(r.rewrite(1, 16, 0, t0).expect("16").seq, d.seq + 1);
+        // A skip of another source changes nothing.
+        r.skip(2, 17);
+        assert_eq!(r.rewrite(1, 17, 0, t0).expect("17").seq, d.seq + 2);
     }
 
     #[test]

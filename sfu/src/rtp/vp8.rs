@@ -60,6 +60,54 @@ fn write_pid(p: &mut [u8], (at, long): (usize, bool), v: u16) {
     }
 }
 
+/// What the SFU reads of one packet's descriptor to choose temporal layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Descriptor {
+    /// The frame's first packet (S=1, partition 0).
+    pub start: bool,
+    /// The first packet of a keyframe.
+    pub key: bool,
+    /// The PictureID as sent (7 or 15 bits).
+    pub picture_id: Option<u16>,
+    /// The temporal layer (T=1), and whether the frame is a layer sync (Y=1): it refers
+    /// only to the base layer, so a receiver can start this layer here.
+    pub tid: Option<u8>,
+    pub sync: bool,
+}
+
+/// Parse the descriptor of `p`; `None` when it is truncated.
+pub fn descriptor(p: &[u8]) -> Option<Descriptor> {
+    let b0 = *p.first()?;
+    let start = b0 & 0x10 != 0 && b0 & 0x07 == 0;
+    let mut d = Descriptor {
+        start,
+        ..Default::default()
+    };
+    let mut i = 1;
+    if b0 & 0x80 != 0 {
+        let f = fields(p)?;
+        let x = p[1];
+        i = 2;
+        if let Some(loc) = f.picture_id {
+            d.picture_id = Some(read_pid(p, loc));
+            i += if loc.1 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            i += 1;
+        }
+        if x & 0x30 != 0 {
+            let t = *p.get(i)?;
+            i += 1;
+            if x & 0x20 != 0 {
+                d.tid = Some(t >> 6);
+                d.sync = t & 0x20 != 0;
+            }
+        }
+    }
+    d.key = start && p.get(i).is_some_and(|tag| tag & 0x01 == 0);
+    Some(d)
+}
+
 /// The size of a keyframe whose first packet this is (RFC 6386 9.1: frame tag, start
 /// code 9d 01 2a, then 14-bit width and height).
 pub fn keyframe_size(p: &[u8]) -> Option<(u16, u16)> {
@@ -92,7 +140,10 @@ pub fn keyframe_size(p: &[u8]) -> Option<(u16, u16)> {
     Some((w, ht))
 }
 
-/// Keeps one subscriber's PictureID and TL0PICIDX continuous across source switches.
+/// Keeps one subscriber's PictureID and TL0PICIDX continuous across source switches,
+/// and across the pictures of temporal layers it is not sent: a decoder that sees a
+/// PictureID jump takes it for loss (libwebrtc then waits for, or asks for, a frame that
+/// will never come).
 #[derive(Debug, Default)]
 pub struct Vp8Rewriter {
     source: Option<u64>,
@@ -100,9 +151,48 @@ pub struct Vp8Rewriter {
     tl0_offset: u8,
     last_pid: Option<u16>,
     last_tl0: Option<u8>,
+    /// The current source's PictureIDs, unwrapped: the newest seen, and the newest
+    /// forwarded (a skip older than that leaves its gap: the number is already used).
+    newest_in: Option<u64>,
+    newest_sent: Option<u64>,
+    skipped: Skips,
+}
+
+/// Where a PictureID of `modulo` lands next to the unwrapped `last`.
+fn unwrap_pid(last: Option<u64>, pid: u16, modulo: u16) -> u64 {
+    let Some(last) = last else {
+        // Room below for reordered pictures of the first frames.
+        return u64::from(pid) + (1 << 32);
+    };
+    let m = u64::from(modulo);
+    let low = last % m;
+    let fwd = (u64::from(pid) + m - low) % m;
+    if fwd < m / 2 {
+        last + fwd
+    } else {
+        last - (m - fwd)
+    }
 }
 
 impl Vp8Rewriter {
+    /// A picture of `source` is not sent to this subscriber: the pictures after it move
+    /// down by one. Called for each of its packets; counted once.
+    pub fn skip(&mut self, source: u64, payload: &[u8]) {
+        if self.source != Some(source) {
+            return;
+        }
+        let Some(f) = fields(payload) else { return };
+        let Some(loc) = f.picture_id else { return };
+        let modulo = if loc.1 { 0x8000 } else { 0x80 };
+        let ext = unwrap_pid(self.newest_in, read_pid(payload, loc), modulo);
+        if self.newest_in.is_none_or(|n| ext > n) {
+            self.newest_in = Some(ext);
+        }
+        if self.newest_sent.is_none_or(|n| ext > n) {
+            self.skipped.insert(ext);
+        }
+    }
+
     /// Rewrite a shared payload: a copy only when a field changes (after a layer switch),
     /// so a subscriber that never switched costs no allocation.
     pub fn rewrite_shared(
@@ -129,6 +219,9 @@ impl Vp8Rewriter {
         let Some(f) = fields(payload) else { return };
         if self.source != Some(source) {
             self.source = Some(source);
+            self.newest_in = None;
+            self.newest_sent = None;
+            self.skipped.clear();
             if let (Some(loc), Some(last)) = (f.picture_id, self.last_pid) {
                 let modulo = if loc.1 { 0x8000 } else { 0x80 };
                 let input = read_pid(payload, loc);
@@ -143,7 +236,20 @@ impl Vp8Rewriter {
         }
         if let Some(loc) = f.picture_id {
             let modulo: u16 = if loc.1 { 0x8000 } else { 0x80 };
-            let out = read_pid(payload, loc).wrapping_add(self.pid_offset) % modulo;
+            let input = read_pid(payload, loc);
+            let ext = unwrap_pid(self.newest_in, input, modulo);
+            if self.newest_in.is_none_or(|n| ext > n) {
+                self.newest_in = Some(ext);
+            }
+            if self.newest_sent.is_none_or(|n| ext > n) {
+                self.newest_sent = Some(ext);
+            }
+            let below = (self.skipped.below(ext) % u64::from(modulo)) as u16;
+            let out = input
+                .wrapping_add(self.pid_offset)
+                .wrapping_add(modulo)
+                .wrapping_sub(below)
+                % modulo;
             write_pid(payload, loc, out);
             self.last_pid = Some(out);
         }
@@ -152,6 +258,44 @@ impl Vp8Rewriter {
             payload[at] = out;
             self.last_tl0 = Some(out);
         }
+    }
+}
+
+/// Numbers (sequence numbers, PictureIDs) of one source that were not forwarded, so
+/// the ones after them can close the gap. Bounded: the oldest are folded into a count.
+#[derive(Debug, Default, Clone)]
+pub struct Skips {
+    /// Ascending.
+    recent: Vec<u64>,
+    /// How many were folded, all below `recent`.
+    folded: u64,
+}
+
+const SKIPS_KEPT: usize = 256;
+
+impl Skips {
+    pub fn insert(&mut self, n: u64) {
+        let at = self.recent.partition_point(|x| *x < n);
+        if self.recent.get(at) == Some(&n) {
+            return;
+        }
+        self.recent.insert(at, n);
+        if self.recent.len() > SKIPS_KEPT {
+            self.recent.remove(0);
+            self.folded += 1;
+        }
+    }
+
+    /// How many skipped numbers are below `n`. A number older than the ones kept is
+    /// counted as if after every folded one: it is that old only in a reordering far
+    /// beyond any jitter buffer.
+    pub fn below(&self, n: u64) -> u64 {
+        self.folded + self.recent.partition_point(|x| *x < n) as u64
+    }
+
+    pub fn clear(&mut self) {
+        self.recent.clear();
+        self.folded = 0;
     }
 }
 
@@ -256,6 +400,101 @@ mod tests {
         let out = rw.rewrite_shared(2, &b).expect("switched: rewritten");
         assert_eq!(pid_tl0(&out), (11, 2));
         assert_eq!(out[5..], b[5..]);
+    }
+
+    /// A packet with the T byte: TID and Y as Chrome sends them.
+    fn temporal_packet(pid: u16, tl0: u8, tid: u8, sync: bool) -> Vec<u8> {
+        vec![
+            0x90,
+            0xe0,
+            0x80 | (pid >> 8) as u8,
+            pid as u8,
+            tl0,
+            (tid << 6) | if sync { 0x20 } else { 0 },
+            0x11,
+            0,
+            0,
+        ]
+    }
+
+    #[test]
+    fn the_descriptor_names_the_temporal_layer_and_its_sync_frames() {
+        let d = descriptor(&temporal_packet(300, 4, 2, true)).expect("descriptor");
+        assert_eq!(
+            d,
+            Descriptor {
+                start: true,
+                key: false,
+                picture_id: Some(300),
+                tid: Some(2),
+                sync: true,
+            }
+        );
+        let d = descriptor(&packet(7, 1, true, Some((320, 180)))).expect("descriptor");
+        assert!(d.key && d.start && d.tid.is_none());
+        assert_eq!(descriptor(&[0x90, 0xe0, 0x80]), None, "truncated");
+        assert_eq!(descriptor(&[]), None);
+    }
+
+    #[test]
+    fn skipped_pictures_leave_no_gap_in_picture_ids() {
+        let mut rw = Vp8Rewriter::default();
+        let mut out = Vec::new();
+        // Base layer only: frames 0 and 4 of each eight pass, the rest are skipped.
+        for n in 0..24u16 {
+            let tid = [0, 2, 1, 2][usize::from(n % 4)];
+            let mut p = temporal_packet(1000 + n, (n / 4) as u8, tid, false);
+            if tid == 0 {
+                rw.rewrite(9, &mut p);
+                out.push(pid_tl0(&p));
+            } else {
+                rw.skip(9, &p);
+            }
+        }
+        let pids: Vec<u16> = out.iter().map(|o| o.0).collect();
+        assert_eq!(pids, (1000..1006).collect::<Vec<_>>());
+        let tl0s: Vec<u8> = out.iter().map(|o| o.1).collect();
+        assert_eq!(tl0s, (0..6).collect::<Vec<_>>());
+    }
+
+    proptest::proptest! {
+        /// Whatever is skipped and whatever the layer switches, the pictures a subscriber
+        /// gets are numbered one after another, and TL0PICIDX never goes back.
+        #[test]
+        fn picture_ids_stay_continuous_under_skips_and_switches(
+            steps in proptest::collection::vec((0u8..3, proptest::bool::ANY), 1..300),
+            starts in proptest::collection::vec(0u16..0x8000, 3),
+        ) {
+            let mut rw = Vp8Rewriter::default();
+            let mut next = starts.clone();
+            let mut tl0 = [0u8; 3];
+            let mut source = 0usize;
+            let mut last: Option<(u16, u8)> = None;
+            for (i, (layer, pass)) in steps.iter().enumerate() {
+                // Every tenth step may switch source (on a keyframe, as the slot does).
+                let switch = i % 10 == 0 && usize::from(*layer) != source;
+                let s = if switch { usize::from(*layer) } else { source };
+                let pid = next[s];
+                next[s] = (next[s] + 1) % 0x8000;
+                let tid = if pid % 4 == 0 { 0 } else { 2 };
+                if tid == 0 {
+                    tl0[s] = tl0[s].wrapping_add(1);
+                }
+                let mut p = temporal_packet(pid, tl0[s], tid, false);
+                if switch || tid == 0 || *pass {
+                    source = s;
+                    rw.rewrite(s as u64, &mut p);
+                    let got = pid_tl0(&p);
+                    if let Some((lp, lt)) = last {
+                        proptest::prop_assert_eq!(got.0, (lp + 1) % 0x8000);
+                        proptest::prop_assert!(got.1.wrapping_sub(lt) <= 1);
+                    }
+                    last = Some(got);
+                } else {
+                    rw.skip(s as u64, &p);
+                }
+            }
+        }
     }
 
     #[test]
