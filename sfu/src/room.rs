@@ -15,7 +15,7 @@
 //! session always on the same one; everything that crosses sessions stays on the
 //! calling thread, so the core behaves the same with one thread or several.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,10 +26,12 @@ use str0m::rtp::Ssrc;
 use tracing::{debug, info};
 
 use crate::SfuError;
+use crate::fixed_hash::{FixedMap, FixedSet};
 use crate::ice_ufrag;
 use crate::peer::{Candidates, Peer, Propagated, PublishedLayers, SlotChoice};
-use crate::policy::allocator::{Priority, VideoSource, layer_for_tile};
+use crate::policy::allocator::{Layer, Priority, VideoSource, encoding_top, layer_for_tile};
 use crate::policy::budget::site_shares;
+use crate::policy::frame_rate;
 use crate::policy::slots::{self, SlotInputs};
 use crate::policy::speaker::{SpeakerConfig, SpeakerDetector};
 use crate::types::{
@@ -70,7 +72,7 @@ struct Room {
     recent: Vec<ParticipantId>,
     floor: Option<ParticipantId>,
     /// Which subscribers' slots take packets from each source: (subscriber, slot).
-    routes: HashMap<TrackKey, Vec<(ParticipantId, usize)>>,
+    routes: FixedMap<TrackKey, Vec<(ParticipantId, usize)>>,
     /// When slots and allocation were last decided.
     decided_at: Option<Instant>,
 }
@@ -82,7 +84,7 @@ impl Room {
             speaker: SpeakerDetector::new(SpeakerConfig::default()),
             recent: Vec::new(),
             floor: None,
-            routes: HashMap::new(),
+            routes: Default::default(),
             decided_at: None,
         }
     }
@@ -90,9 +92,9 @@ impl Room {
 
 /// Every peer and room on this SFU.
 pub struct Rooms {
-    pub(crate) peers: HashMap<ParticipantId, Peer>,
-    rooms: HashMap<Arc<str>, Room>,
-    pub(crate) dirty: HashSet<ParticipantId>,
+    pub(crate) peers: FixedMap<ParticipantId, Peer>,
+    rooms: FixedMap<Arc<str>, Room>,
+    pub(crate) dirty: FixedSet<ParticipantId>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
     /// Each session's ICE ufrag: how a STUN check from a new address finds its session.
     by_ufrag: HashMap<String, ParticipantId>,
@@ -100,10 +102,10 @@ pub struct Rooms {
     /// sender must not make this grow with the number of sessions).
     asked: u64,
     /// Publishers whose audio is silent now and not forwarded (`SpeakerDetector::audible`).
-    silent: HashSet<ParticipantId>,
+    silent: FixedSet<ParticipantId>,
     /// Per publisher, how often its audio resumed: each resumption is a new source to the
     /// subscribers' rewriters, so their sequence numbers run on without a gap.
-    audio_epoch: HashMap<ParticipantId, u64>,
+    audio_epoch: FixedMap<ParticipantId, u64>,
     candidates: Candidates,
     next_allocate: Option<Instant>,
     next_quality: Option<Instant>,
@@ -118,7 +120,7 @@ pub struct Rooms {
     /// Sessions ever joined: the next one's shard.
     joined: usize,
     /// When each participant's view change was last decided at once (`view`).
-    view_decided: HashMap<ParticipantId, Instant>,
+    view_decided: FixedMap<ParticipantId, Instant>,
     /// Room decisions made (slots and allocation), for tests of what input costs.
     decisions: u64,
     /// Fewer sessions due at once than this are polled on the calling thread.
@@ -132,14 +134,14 @@ impl Rooms {
     /// `candidates`: the addresses clients send media to (ICE host candidates).
     pub fn new(candidates: Vec<SocketAddr>) -> Self {
         Self {
-            peers: HashMap::new(),
-            rooms: HashMap::new(),
-            dirty: HashSet::new(),
+            peers: Default::default(),
+            rooms: Default::default(),
+            dirty: Default::default(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             asked: 0,
-            silent: HashSet::new(),
-            audio_epoch: HashMap::new(),
+            silent: Default::default(),
+            audio_epoch: Default::default(),
             candidates: Candidates {
                 udp: candidates,
                 tcp: Vec::new(),
@@ -152,7 +154,7 @@ impl Rooms {
             batch: Vec::new(),
             pool: None,
             joined: 0,
-            view_decided: HashMap::new(),
+            view_decided: Default::default(),
             decisions: 0,
             parallel_from: PARALLEL_FROM,
             temporal: true,
@@ -847,15 +849,41 @@ impl Rooms {
             // What the tiles could use; the peer adds its audio.
             let mut wanted = 0u64;
             let mut sources: Vec<VideoSource<TrackKey>> = Vec::new();
+            // The steps this subscriber may be given, per source (its allocation's
+            // indices point into these).
+            let mut offered: Vec<PublishedLayers> = Vec::new();
+            let repair_ms = p.repair_frame_ms(now);
             for (i, key) in p.video_sources().into_iter().enumerate() {
                 let Some(key) = key else { continue };
-                let mut layers: Vec<_> = by_key
+                let mut steps = by_key
                     .get(&key)
-                    .map(|l| l.layers.iter().map(|x| x.2).collect())
+                    .map(|l| l.layers.clone())
                     .unwrap_or_default();
                 if p.view.low_data {
-                    layers.truncate(1);
+                    // The lowest encoding, at its full frame rate.
+                    let all: Vec<Layer> = steps.iter().map(|x| x.2).collect();
+                    if !all.is_empty() {
+                        steps.truncate(encoding_top(&all, 0) + 1);
+                    }
                 }
+                if i > 0 {
+                    // A thumbnail runs at its encoding's full rate or not at all (the
+                    // page labels a stopped one): a browser counts a sudden fall in
+                    // frame rate as a freeze, and a small tile's smoothness is not
+                    // worth the main picture's frames.
+                    let all: Vec<Layer> = steps.iter().map(|x| x.2).collect();
+                    let mut k = 0;
+                    steps.retain(|_| {
+                        let top = encoding_top(&all, k) == k;
+                        k += 1;
+                        top
+                    });
+                }
+                if let Some(ms) = repair_ms {
+                    frame_rate::keep_repairable(&mut steps, |x| &x.2, ms);
+                }
+                let layers: Vec<Layer> = steps.iter().map(|x| x.2).collect();
+                offered.push(PublishedLayers { key, layers: steps });
                 let max_height = slot_height(&p.view, i, key.participant);
                 if let Some(j) = layer_for_tile(&layers, max_height) {
                     wanted += u64::from(layers[j].bps);
@@ -879,7 +907,9 @@ impl Rooms {
                 budget = budget.min(*share);
             }
             let wanted = wanted.min(u64::from(u32::MAX)) as u32;
-            p.allocate(now, budget, voices, &sources, &by_key, wanted);
+            let offered: HashMap<TrackKey, &PublishedLayers> =
+                offered.iter().map(|o| (o.key, o)).collect();
+            p.allocate(now, budget, voices, &sources, &offered, wanted);
             self.dirty.insert(p.id);
         }
     }

@@ -156,6 +156,8 @@ pub struct PeerStats {
     /// Video packets not sent to this subscriber: frames of temporal layers its link
     /// does not carry.
     pub rtp_skipped: u64,
+    /// Second copies of base-layer frame tails sent (a slowly repairing path).
+    pub tail_copies: u64,
     /// NACKs the SFU sent to this participant as publisher (from str0m's ingress stats).
     pub nacks_sent: u64,
     /// NACKs this participant sent to the SFU as subscriber.

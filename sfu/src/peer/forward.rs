@@ -20,6 +20,12 @@ use crate::rtp::temporal::{FramePacket, TemporalFilter};
 use crate::rtp::vp8::{self, Vp8Rewriter};
 use crate::types::TrackKey;
 
+/// How long after a base-layer frame's last packet its copy goes (`Peer::forward`):
+/// longer than a 3G link's typical loss burst of a few packets.
+const TAIL_COPY_AFTER: std::time::Duration = std::time::Duration::from_millis(40);
+/// Copies waiting at most: a few frames' worth.
+const MAX_TAIL_COPIES: usize = 16;
+
 pub(crate) struct Slot {
     pub(crate) kind: MediaKind,
     /// Its position among the slots of its kind (`a{index}`, `v{index}`).
@@ -38,6 +44,12 @@ pub(crate) struct Slot {
     pub(crate) screen: bool,
     /// Video: which frame rates of the forwarded layer pass (the allocation's choice).
     pub(crate) temporal: TemporalFilter,
+    /// Video: the frame rate to take up when the slot reaches its target layer; until
+    /// then a slot going down keeps its old layer at the lowest frame rate, so the link
+    /// is relieved at once instead of after the new layer's keyframe.
+    pub(crate) temporal_next: Option<Option<u8>>,
+    /// Video: the allocator's step for this slot's source (its ladder index).
+    pub(crate) step: Option<usize>,
     rewriter: StreamRewriter,
     vp8: Vp8Rewriter,
     /// Publisher PT -> our PT, learnt on the first packet of each codec.
@@ -65,6 +77,8 @@ impl Slot {
             source: None,
             screen: false,
             temporal: TemporalFilter::default(),
+            temporal_next: None,
+            step: None,
             rewriter: StreamRewriter::new(clock),
             vp8: Vp8Rewriter::default(),
             pt_map: Vec::new(),
@@ -136,6 +150,9 @@ impl Peer {
                 }
                 s.current = here;
                 s.temporal.restart();
+                if let Some(t) = s.temporal_next.take() {
+                    s.temporal.set_target(t);
+                }
             } else if s.current != here {
                 // Another layer; or the old one, forwarded until the target's keyframe.
                 return None;
@@ -157,9 +174,12 @@ impl Peer {
         // rewriter continues the sequence numbers after the gap instead of leaving one.
         let source_id =
             ((key.participant.0 << 32) ^ u64::from(*packet.header.ssrc)).wrapping_add(epoch << 48);
-        if is_video
-            && video_codec(params) == VideoCodec::Vp8
-            && let Some(d) = vp8::descriptor(&packet.payload)
+        let desc = if is_video && video_codec(params) == VideoCodec::Vp8 {
+            vp8::descriptor(&packet.payload)
+        } else {
+            None
+        };
+        if let Some(d) = desc
             && !s.temporal.admit(FramePacket {
                 picture: d.picture_id,
                 start: d.start,
@@ -217,6 +237,29 @@ impl Peer {
         // right send time (patched str0m, third_party/README.md).
         self.rtc.advance_time(now);
         let mut api = self.rtc.direct_api();
+        // Second copies of base-layer frame tails that are due (see below).
+        while let Some(&(due, m, seq)) = self.tail_copies.front() {
+            if due > now {
+                break;
+            }
+            self.tail_copies.pop_front();
+            if let Some(tx) = api.stream_tx_by_mid(m, None)
+                && tx.resend(seq.into(), now)
+            {
+                self.stats.tail_copies += 1;
+            }
+        }
+        // On a path that repairs slowly (`policy/frame_rate.rs`), the last packet of a
+        // base-layer frame goes out twice, the copy a little later (past a loss burst):
+        // a frame whose tail was lost is noticed from the copy, not from the next frame
+        // a quarter of a second later, and is repaired before it becomes a freeze.
+        if self.protect_tails && packet.header.marker && desc.is_some_and(|d| d.tid == Some(0)) {
+            if self.tail_copies.len() >= MAX_TAIL_COPIES {
+                self.tail_copies.pop_front();
+            }
+            self.tail_copies
+                .push_back((now + TAIL_COPY_AFTER, mid, rw.seq));
+        }
         let tx = api.stream_tx_by_mid(mid, None)?;
         tx.write_rtp(
             RtpWrite::new(

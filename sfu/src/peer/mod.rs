@@ -122,10 +122,16 @@ pub(crate) struct Peer {
     congestion: CongestionDetector,
     /// The estimate (bit/s) when the user paused the video, and when.
     paused_with: Option<(u64, Instant)>,
+    /// The frame rate its path repairs in time (`policy/frame_rate.rs`), held.
+    pub(crate) repair_limit: crate::policy::frame_rate::RepairLimit,
     /// Whether this subscriber's audio goes out with RED (`red.rs`), and how many
     /// previous frames each packet repeats.
     red: RedSwitch,
     red_distance: usize,
+    /// Send base-layer frame tails twice (a slowly repairing path), and the copies due:
+    /// (when, m-line, outgoing sequence number).
+    pub(crate) protect_tails: bool,
+    pub(crate) tail_copies: std::collections::VecDeque<(Instant, str0m::media::Mid, u64)>,
     /// What [`Peer::poll_own`] produced on a worker thread, until the room gathers it.
     /// Kept between polls so a forwarded packet allocates none.
     pub(crate) own_transmits: VecDeque<Transmit>,
@@ -279,8 +285,11 @@ impl Peer {
             raw_estimate: None,
             congestion: CongestionDetector::default(),
             paused_with: None,
+            repair_limit: Default::default(),
             red: RedSwitch::default(),
             red_distance: 1,
+            protect_tails: false,
+            tail_copies: Default::default(),
             own_transmits: VecDeque::new(),
             own_props: Vec::new(),
         }

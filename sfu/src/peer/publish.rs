@@ -30,6 +30,10 @@ pub(super) struct LayerIn {
     /// VP8 temporal layers: a meter per TID, when each was last seen, and (as
     /// `last_bps`) the rates last measured while the layer was sent.
     temporal: Box<[TemporalIn; MAX_TID]>,
+    /// We had paused it when last priced: on resuming, its meters start afresh.
+    was_paused: bool,
+    /// Frame starts (VP8), for the encoding's frame interval.
+    frames: RateMeter,
 }
 
 /// Temporal layers told apart (the descriptor's TID has two bits).
@@ -42,6 +46,8 @@ const TEMPORAL_SEEN: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Default)]
 struct TemporalIn {
     meter: RateMeter,
+    /// Counts frames (one "byte" per frame start), for the step's frame rate.
+    frames: RateMeter,
     seen: Option<Instant>,
     last_bps: u32,
 }
@@ -56,6 +62,7 @@ pub(super) struct TrackIn {
 }
 
 /// A publisher track's layers as the allocator sees them, ascending, with their SSRCs.
+#[derive(Clone)]
 pub(crate) struct PublishedLayers {
     pub(crate) key: TrackKey,
     pub(crate) layers: Vec<(Ssrc, Option<str0m::media::Rid>, Layer)>,
@@ -190,6 +197,8 @@ impl Peer {
                     last_bps: 0,
                     throttle: KeyframeThrottle::default(),
                     temporal: Box::default(),
+                    was_paused: false,
+                    frames: RateMeter::default(),
                 });
                 let last = track.layers.len() - 1;
                 &mut track.layers[last]
@@ -204,11 +213,19 @@ impl Peer {
                 if let Some((_, h)) = crate::rtp::vp8::keyframe_size(&packet.payload) {
                     layer.height = Some(h);
                 }
-                if let Some(t) = crate::rtp::vp8::descriptor(&packet.payload).and_then(|d| d.tid)
+                let d = crate::rtp::vp8::descriptor(&packet.payload);
+                if let Some(d) = d
+                    && let Some(t) = d.tid
                     && let Some(tl) = layer.temporal.get_mut(usize::from(t))
                 {
                     tl.meter.add(now, wire);
                     tl.seen = Some(now);
+                    if d.start {
+                        tl.frames.add(now, 1);
+                    }
+                }
+                if d.is_some_and(|d| d.start) {
+                    layer.frames.add(now, 1);
                 }
             }
         } else if let Some(level) = packet.header.ext_vals.audio_level {
@@ -279,7 +296,7 @@ impl Peer {
             Option<str0m::media::Rid>,
             u16,
             u32,
-            Vec<(Option<u8>, u32)>,
+            Vec<(Option<u8>, u32, u16)>,
         );
         for t in &mut self.tracks_in {
             if t.kind != MediaKind::Video {
@@ -290,15 +307,28 @@ impl Peer {
                 .layers
                 .iter_mut()
                 .filter_map(|l| {
-                    let measured = l.meter.bps(now);
                     let paused = pause.paused(l.ssrc);
-                    // Learnt only while the layer is sent in full: once paused, its meter
-                    // decays towards zero, and a 720p layer priced at what trickled in
-                    // last was chosen on a 250 kbit/s link (measured in the testkit).
-                    if !paused && measured > 0 {
+                    if l.was_paused && !paused {
+                        // Resumed: what the meters hold is the decay of the pause.
+                        l.meter = RateMeter::default();
+                        l.frames = RateMeter::default();
+                        for t in l.temporal.iter_mut() {
+                            t.meter = RateMeter::default();
+                            t.frames = RateMeter::default();
+                        }
+                    }
+                    l.was_paused = paused;
+                    let measured = l.meter.bps(now);
+                    // Learnt only once the meter has a full window of the layer sent in
+                    // full: once paused, its meter decays towards zero, and a 720p layer
+                    // priced at what trickled in last was chosen on a 250 kbit/s link
+                    // (measured in the testkit); just resumed, it read a fraction of its
+                    // rate, and a 384 kbit/s commune was given 720p (the weak-link sim).
+                    let settled = l.meter.settled(now);
+                    if !paused && settled && measured > 0 {
                         l.last_bps = measured;
                     }
-                    let bps = if paused {
+                    let bps = if paused || !settled {
                         l.last_bps.max(measured)
                     } else {
                         measured
@@ -312,7 +342,7 @@ impl Peer {
                         Vec::new()
                     };
                     let steps = if steps.is_empty() {
-                        vec![(None, bps)]
+                        vec![(None, bps, frame_ms(l.frames.bps(now)))]
                     } else {
                         steps
                     };
@@ -327,7 +357,7 @@ impl Peer {
             let layers = encodings
                 .into_iter()
                 .flat_map(|(ssrc, rid, height, _, steps)| {
-                    steps.into_iter().map(move |(temporal, bps)| {
+                    steps.into_iter().map(move |(temporal, bps, frame_ms)| {
                         (
                             ssrc,
                             rid,
@@ -335,6 +365,7 @@ impl Peer {
                                 height,
                                 bps,
                                 temporal,
+                                frame_ms,
                             },
                         )
                     })
@@ -392,15 +423,25 @@ impl Peer {
     }
 }
 
+/// A frame meter's reading (frames × 8 per second) as the mean interval in ms.
+fn frame_ms(meter_bps: u32) -> u16 {
+    let fps = f64::from(meter_bps) / 8.0;
+    if fps < 0.5 {
+        return 0;
+    }
+    (1000.0 / fps).round().min(f64::from(u16::MAX)) as u16
+}
+
 /// One encoding's frame-rate steps: for each temporal layer 0..=n seen lately, what it
 /// and those below it cost (a share of `total`, the encoding's measured rate, so the
-/// steps and the encoding agree). Empty when the encoding has no temporal layers.
+/// steps and the encoding agree) and their frame interval. Empty when the encoding has
+/// no temporal layers.
 fn temporal_steps(
     layers: &mut [TemporalIn; MAX_TID],
     now: Instant,
     paused: bool,
     total: u32,
-) -> Vec<(Option<u8>, u32)> {
+) -> Vec<(Option<u8>, u32, u16)> {
     let recent = |l: &TemporalIn| {
         l.seen
             .is_some_and(|at| now.saturating_duration_since(at) < TEMPORAL_SEEN)
@@ -414,21 +455,31 @@ fn temporal_steps(
     let mut rates = [0u32; MAX_TID];
     for (i, l) in layers.iter_mut().enumerate().take(top + 1) {
         let measured = l.meter.bps(now);
-        if !paused && measured > 0 {
+        let settled = l.meter.settled(now);
+        if !paused && settled && measured > 0 {
             l.last_bps = measured;
         }
-        rates[i] = if paused { l.last_bps } else { measured };
+        rates[i] = if paused || !settled {
+            l.last_bps.max(measured)
+        } else {
+            measured
+        };
     }
     let sum: u64 = rates.iter().map(|r| u64::from(*r)).sum();
     if sum == 0 {
         return Vec::new();
     }
-    let mut acc = 0u64;
+    let (mut acc, mut frames) = (0u64, 0u32);
     (0..=top)
         .map(|i| {
             acc += u64::from(rates[i]);
+            frames = frames.saturating_add(layers[i].frames.bps(now));
             let bps = (u64::from(total) * acc / sum).max(1);
-            (Some(i as u8), bps.min(u64::from(u32::MAX)) as u32)
+            (
+                Some(i as u8),
+                bps.min(u64::from(u32::MAX)) as u32,
+                frame_ms(frames),
+            )
         })
         .collect()
 }

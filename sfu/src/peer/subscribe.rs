@@ -433,6 +433,20 @@ impl Peer {
         )
     }
 
+    /// The shortest frame interval this subscriber's path repairs in time, if it limits
+    /// anything (`policy/frame_rate.rs`).
+    pub(crate) fn repair_frame_ms(&mut self, now: Instant) -> Option<u16> {
+        let min = crate::policy::frame_rate::min_frame_ms(
+            self.stats
+                .rtt_ms
+                .map(|ms| std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+            self.path().lossy,
+        );
+        let limit = self.repair_limit.update(now, min);
+        self.protect_tails = limit.is_some();
+        limit
+    }
+
     fn path(&self) -> Path {
         Path {
             congested: self.congestion.congested(),
@@ -536,7 +550,24 @@ impl Peer {
             }
             let target = chosen.map(|c| (key, c.0));
             let temporal = chosen.and_then(|c| c.3);
-            if s.target == target && target.is_some() && s.temporal.target() != temporal {
+            let before = s.temporal_next.unwrap_or_else(|| s.temporal.target());
+            let stepped_down = s.source == s.current.map(|c| c.0)
+                && s.current.is_some()
+                && s.current != target
+                && matches!((choice, s.step), (Some(new), Some(old)) if new < old);
+            s.step = choice;
+            if stepped_down {
+                // Down to another encoding: until its keyframe, the old one at its
+                // lowest frame rate.
+                s.temporal.set_target(Some(0));
+                s.temporal_next = Some(temporal);
+            } else if s.current == target || target.is_none() {
+                s.temporal.set_target(temporal);
+                s.temporal_next = None;
+            } else {
+                s.temporal_next = Some(temporal);
+            }
+            if s.target == target && target.is_some() && before != temporal {
                 debug!(
                     participant = %self.id,
                     source = %key.participant,
@@ -547,7 +578,6 @@ impl Peer {
                 );
                 self.stats.layer_changes += 1;
             }
-            s.temporal.set_target(temporal);
             if s.target != target {
                 debug!(
                     participant = %self.id,

@@ -24,6 +24,8 @@ pub struct Layer {
     /// without temporal layers, or temporal selection switched off). A step with
     /// `Some(1)` or above continues the encoding of the step before it.
     pub temporal: Option<u8>,
+    /// The mean time between the frames of this step, in ms; 0: not known.
+    pub frame_ms: u16,
 }
 
 /// The last step of the encoding `layers[i]` belongs to: its full frame rate. Steps of
@@ -295,11 +297,17 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             let from = chosen[i];
             for j in (from.map_or(0, |f| f + 1)..=cap).rev() {
                 let keep = chosen[i];
-                chosen[i] = Some(j);
-                if cost(&chosen) <= cautious {
+                // A taller encoding is entered only where its second frame rate would
+                // fit too, though it may then fall to its first: without that band a
+                // link near the edge switched resolution (a keyframe each time) every
+                // few seconds, and 7.5 fps at 360p is no better than 15 at 180p.
+                chosen[i] = Some(entry_step(&s.layers, from, j));
+                let fits = cost(&chosen) <= cautious;
+                chosen[i] = keep;
+                if fits {
+                    chosen[i] = Some(j);
                     break;
                 }
-                chosen[i] = keep;
             }
         }
         // Remember changes; forget sources that are gone.
@@ -336,6 +344,20 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             resume_bps: audio_only
                 .then(|| (floor as f64 * self.cfg.resume_factor).min(f64::from(u32::MAX)) as u32),
         }
+    }
+}
+
+/// The step whose price decides an upgrade from `from` to `to`: `to` itself within an
+/// encoding, or the encoding's next frame rate when `to` enters a taller encoding at its
+/// first (the lowest encoding aside: that is the picture itself).
+fn entry_step(layers: &[Layer], from: Option<usize>, to: usize) -> usize {
+    let entering = layers[to].temporal == Some(0)
+        && to > 0
+        && from.is_none_or(|f| encoding_top(layers, f) < to);
+    if entering && encoding_top(layers, to) > to {
+        to + 1
+    } else {
+        to
     }
 }
 
@@ -384,16 +406,19 @@ mod tests {
                 height: 180,
                 bps: 150_000,
                 temporal: None,
+                frame_ms: 0,
             },
             Layer {
                 height: 360,
                 bps: 500_000,
                 temporal: None,
+                frame_ms: 0,
             },
             Layer {
                 height: 720,
                 bps: 1_500_000,
                 temporal: None,
+                frame_ms: 0,
             },
         ]
     }
@@ -408,6 +433,7 @@ mod tests {
                     height: l.height,
                     bps: (f64::from(l.bps) * share) as u32,
                     temporal: Some(t),
+                    frame_ms: 0,
                 })
             })
             .collect()
@@ -468,6 +494,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_taller_encoding_is_entered_only_where_its_second_frame_rate_fits() {
+        let now = Instant::now();
+        let chair = VideoSource {
+            key: 1,
+            priority: Priority::Chair,
+            layers: temporal_ladder(),
+            max_height: 720,
+        };
+        // 360p at 7.5 fps costs 200 kbit/s, at 15 fps 300: with 40 for audio and the
+        // 1.25 headroom, 360p is entered from 425 kbit/s (at 15 fps), not from 300.
+        let mut a = Allocator::new(AllocConfig::default());
+        let r = a.allocate(now, 400_000, 1, std::slice::from_ref(&chair));
+        assert_eq!(layer_of(&r, 1), Some(2), "180p at full rate");
+        let mut a = Allocator::new(AllocConfig::default());
+        let r = a.allocate(now, 430_000, 1, std::slice::from_ref(&chair));
+        assert_eq!(layer_of(&r, 1), Some(4), "360p at 15 fps");
+        // Once in, it falls to its first frame rate before it leaves 360p.
+        let r = a.allocate(now, 250_000, 1, std::slice::from_ref(&chair));
+        assert_eq!(layer_of(&r, 1), Some(3));
     }
 
     fn src(key: u32, priority: Priority, max_height: u16) -> VideoSource<u32> {

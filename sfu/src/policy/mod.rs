@@ -4,6 +4,7 @@ pub mod allocator;
 pub mod budget;
 pub mod congestion;
 pub mod estimate;
+pub mod frame_rate;
 pub mod layers;
 pub mod quality;
 pub mod rate;

@@ -19,6 +19,9 @@ pub struct RateMeter {
     /// Start of the bin `current` counts into.
     bin_start: Option<Instant>,
     current: usize,
+    /// The first byte counted: a meter younger than its window divides by its age, or
+    /// a layer read half its rate in its first second (and looked affordable).
+    first: Option<Instant>,
 }
 
 impl Default for RateMeter {
@@ -27,6 +30,7 @@ impl Default for RateMeter {
             bins: [0; BINS],
             bin_start: None,
             current: 0,
+            first: None,
         }
     }
 }
@@ -50,16 +54,28 @@ impl RateMeter {
     }
 
     pub fn add(&mut self, now: Instant, bytes: usize) {
+        self.first.get_or_insert(now);
         self.advance(now);
         let b = &mut self.bins[self.current];
         *b = b.saturating_add(bytes as u32);
+    }
+
+    /// Whether the meter has counted for its whole window since it (re)started: before
+    /// that its figure rests on a few frames (a keyframe, a burst) and is a guess.
+    pub fn settled(&self, now: Instant) -> bool {
+        self.first
+            .is_some_and(|f| now.saturating_duration_since(f) >= BIN * BINS as u32)
     }
 
     /// Bits per second over the last two seconds.
     pub fn bps(&mut self, now: Instant) -> u32 {
         self.advance(now);
         let bytes: u64 = self.bins.iter().map(|b| u64::from(*b)).sum();
-        let window = (BIN * BINS as u32).as_secs_f64();
+        let full = BIN * BINS as u32;
+        let age = self
+            .first
+            .map_or(full, |f| now.saturating_duration_since(f) + BIN);
+        let window = age.min(full).as_secs_f64();
         ((bytes * 8) as f64 / window).min(f64::from(u32::MAX)) as u32
     }
 }
@@ -82,5 +98,17 @@ mod tests {
         // And it starts again.
         m.add(t0 + Duration::from_secs(10), 1000);
         assert_eq!(m.bps(t0 + Duration::from_secs(10)), 4000);
+    }
+
+    #[test]
+    fn a_young_meter_reads_the_rate_not_half_of_it() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::default();
+        // 500 kbit/s for 1 s.
+        for i in 0..50u32 {
+            m.add(t0 + Duration::from_millis(20) * i, 1250);
+        }
+        let r = m.bps(t0 + Duration::from_secs(1));
+        assert!((450_000..=550_000).contains(&r), "{r}");
     }
 }

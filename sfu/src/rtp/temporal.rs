@@ -130,16 +130,15 @@ mod tests {
 
     use super::*;
 
-    /// Chrome's three-layer pattern: TIDs 0 2 1 2 0 2 1 2, frames 1 and 2 of each eight
-    /// are layer syncs (T2 at 1, T1 at 2), frame 0 of the stream a keyframe.
+    /// Chrome's three-layer pattern (`vp8_shape`), frame 0 of the stream a keyframe.
     fn chrome(frame: u32) -> FramePacket {
-        let tid = [0, 2, 1, 2, 0, 2, 1, 2][(frame % 8) as usize];
+        let t = crate::vp8_shape::chrome_temporal(frame);
         FramePacket {
             picture: Some((frame & 0x7fff) as u16),
             start: true,
             key: frame == 0,
-            tid: Some(tid),
-            sync: matches!(frame % 8, 1 | 2),
+            tid: Some(t.tid),
+            sync: t.sync,
         }
     }
 
@@ -240,26 +239,12 @@ mod tests {
         assert!(!f.admit(p(false, 2)));
     }
 
-    /// Chrome's references in its eight-frame pattern (libwebrtc's default temporal
-    /// layers: T0 refers to the previous T0 ("last"); T1 updates "golden"; syncs refer to
-    /// "last" alone).
-    fn refs(n: u32) -> Vec<u32> {
-        match n % 8 {
-            0 | 4 => vec![n - 4],
-            1 => vec![n - 1],
-            2 => vec![n - 2],
-            3 | 7 => vec![n - 3, n - 1],
-            5 => vec![n - 1, n - 3],
-            _ => vec![n - 2, n - 4],
-        }
-    }
-
     /// The frames a subscriber gets are decodable: each refers only to frames it got
     /// (frame 0 is the keyframe).
     fn decodable(got: &[u32]) -> Result<(), String> {
         let have: std::collections::HashSet<u32> = got.iter().copied().collect();
         for &n in got.iter().filter(|n| **n > 0) {
-            for r in refs(n) {
+            for r in crate::vp8_shape::chrome_refs(n) {
                 if !have.contains(&r) {
                     return Err(format!("frame {n} refers to {r}, not sent"));
                 }

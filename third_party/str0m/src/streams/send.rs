@@ -1052,6 +1052,25 @@ impl StreamTx {
         }
     }
 
+    /// cauhop patch: send one cached packet again (on the RTX SSRC), as if the receiver
+    /// had NACKed it. The SFU sends the last packet of a base-layer frame a second time
+    /// to a subscriber on a lossy path with a long round trip: if the frame's tail was
+    /// lost, the receiver learns of the gap from the copy a few tens of milliseconds
+    /// later, not from the next frame a quarter of a second later (or the copy is the
+    /// repair itself). Returns whether the packet was still cached.
+    pub fn resend(&mut self, seq_no: SeqNo, now: Instant) -> bool {
+        let Some(packet) = self.rtx_cache.get_cached_packet_by_seq_no(seq_no) else {
+            return false;
+        };
+        let resend = Resend {
+            seq_no,
+            queued_at: now,
+            payload_size: packet.payload.len(),
+        };
+        self.resends.push_back(resend);
+        true
+    }
+
     pub(crate) fn handle_nack(
         &mut self,
         entries: impl Iterator<Item = NackEntry>,
