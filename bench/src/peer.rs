@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::book::StreamBook;
 use crate::histogram::Histogram;
-use crate::stamp::{AUDIO, Stamp, Vp8Shape, write_vp8};
+use crate::stamp::{AUDIO, Stamp, Vp8Shape, vp8_shape, write_vp8};
 
 /// One simulcast layer.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +173,8 @@ struct LayerState {
     picture_id: u16,
     tl0: u8,
     frame: u32,
+    /// Frames since the last keyframe: where in Chrome's temporal pattern this one is.
+    since_key: u32,
     next_frame: Option<Instant>,
     key_wanted: bool,
 }
@@ -537,14 +539,22 @@ impl Peer {
         let st = &mut self.layers[i];
         let key = st.key_wanted || st.frame == 0;
         st.key_wanted = false;
-        let mut bytes = (layer.kbps as usize * 1000 / 8) / layer.fps.max(1) as usize;
+        if key {
+            st.since_key = 0;
+        }
+        // Three temporal layers, as Chrome sends each simulcast encoding.
+        let temporal = vp8_shape::chrome_temporal(st.since_key);
+        let mut bytes = (layer.kbps as f64 * 1000.0 / 8.0 / f64::from(layer.fps.max(1))
+            * vp8_shape::chrome_weight(temporal.tid)) as usize;
         if key {
             bytes *= KEYFRAME_FACTOR;
         }
         let parts = bytes.div_ceil(MAX_PACKET).clamp(1, 60);
         let per = bytes / parts;
         let ts = st.frame.wrapping_mul(90_000 / layer.fps.max(1));
-        st.tl0 = st.tl0.wrapping_add(1);
+        if temporal.tid == 0 {
+            st.tl0 = st.tl0.wrapping_add(1);
+        }
         let mut state = *st;
         let sent_us = self.run.micros(now);
         let rid = simulcast.then(|| Rid::from(layer.rid));
@@ -562,6 +572,7 @@ impl Peer {
                     key,
                     width: layer.width,
                     height: layer.height,
+                    temporal: Some(temporal),
                 },
                 &Stamp {
                     sender: self.me.number,
@@ -581,6 +592,7 @@ impl Peer {
         }
         state.picture_id = (state.picture_id + 1) & 0x7fff;
         state.frame += 1;
+        state.since_key += 1;
         self.layers[i] = state;
         self.me.sent[i + 1].fetch_add(parts as u64, Ordering::Relaxed);
         self.me.last_sent_us[i + 1].store(sent_us, Ordering::Relaxed);

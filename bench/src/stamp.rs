@@ -8,7 +8,7 @@ const MARK: u8 = b'L';
 /// Bytes a stamp takes.
 pub const STAMP_LEN: usize = 1 + 4 + 1 + 4 + 8;
 
-use cauhop_tests::vp8_shape;
+pub use cauhop_tests::vp8_shape;
 pub use cauhop_tests::vp8_shape::Vp8Shape;
 
 /// Stream 0 is audio; 1..=3 are the simulcast layers, lowest first.
@@ -97,6 +97,7 @@ mod tests {
                 key,
                 width: 1280,
                 height: 720,
+                temporal: key.then_some(vp8_shape::chrome_temporal(3)),
             };
             write_vp8(&shape, &S, 1100, &mut p);
             assert_eq!(p.len(), 1100);

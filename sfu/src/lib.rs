@@ -16,6 +16,7 @@
 
 mod config;
 mod error;
+mod fixed_hash;
 #[cfg(test)]
 mod hostile_input_tests;
 mod ice_ufrag;

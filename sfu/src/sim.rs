@@ -79,6 +79,15 @@ impl LinkSpec {
     };
 }
 
+/// A link model in place of a client's [`LinkSpec`], one per direction: the test kit's
+/// link emulator (jitter, loss bursts, capacity steps, the profiles of the real-UDP
+/// runs) plugs in here.
+pub trait LinkModel: Send {
+    /// A datagram of `bytes` enters the link `elapsed` after the simulation started:
+    /// when it arrives (also since the start), or `None` if the link drops it.
+    fn offer(&mut self, elapsed: Duration, bytes: usize) -> Option<Duration>;
+}
+
 /// What one simulated site is and does.
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
@@ -94,6 +103,9 @@ pub struct ClientSpec {
     pub view: Option<ViewHints>,
     /// Joins publish-only, as a WHIP encoder does.
     pub publish_only: bool,
+    /// Keep every audio and video packet it receives ([`Client::log`]), for the
+    /// reception figures of a weak-link run; off for the many sites of a province run.
+    pub record: bool,
 }
 
 impl ClientSpec {
@@ -107,8 +119,38 @@ impl ClientSpec {
             link: LinkSpec::FIBRE,
             view: None,
             publish_only: false,
+            record: false,
         }
     }
+}
+
+/// One packet a recording client received (`ClientSpec::record`), as its sender marked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Audio {
+        at: Instant,
+        sender: u64,
+        /// The sender's frame number and when it was sent.
+        n: u64,
+        sent: Instant,
+    },
+    Video {
+        at: Instant,
+        sender: u64,
+        /// The sender's simulcast layer, its frame number on it, the frame's place after
+        /// the last keyframe (Chrome's temporal pattern, `vp8_shape`), and this packet's
+        /// part of the frame.
+        layer: u8,
+        frame: u32,
+        since_key: u32,
+        tid: u8,
+        part: u8,
+        parts: u8,
+        key: bool,
+        sent: Instant,
+        height: u16,
+        bytes: usize,
+    },
 }
 
 /// What a client received in one slot from one sender.
@@ -143,19 +185,33 @@ pub struct Client {
     /// The rids the SFU last asked this publisher to send (`None`: all).
     pub active_layers: Option<Vec<String>>,
     pub layer_messages: u32,
-    key_wanted: bool,
+    /// Per layer: a keyframe was asked for.
+    key_wanted: Vec<bool>,
     /// The session ended by the SFU, and why.
     pub ended: Option<String>,
     /// Its STUN to the SFU is lost on the way (a peer that keeps its path alive with
     /// binding indications, which str0m's ICE-lite side does not count).
     pub stun_lost: bool,
     frame: Vec<u32>,
+    since_key: Vec<u32>,
+    tl0: Vec<u8>,
     next_frame: Vec<Instant>,
+    /// What it received, when `spec.record`.
+    pub log: Vec<Arrival>,
     next_audio: Instant,
     audio_seq: u64,
     video_seq: Vec<u64>,
     up_free: Instant,
     down_free: Instant,
+    /// Link models that replace `spec.link` ([`Sim::set_link_model`]): up, down.
+    models: Option<(Box<dyn LinkModel>, Box<dyn LinkModel>)>,
+    /// Bytes the SFU sent towards this client (before its link's losses), and the
+    /// audio-only notices it got: (when, audio only).
+    pub down_offered: u64,
+    pub bandwidth: Vec<(Instant, bool)>,
+    /// Every slot map it was sent, when `spec.record` (a page labels a tile whose video
+    /// the SFU stopped instead of showing it frozen).
+    pub slot_history: Vec<(Instant, SlotMap)>,
 }
 
 struct InFlight {
@@ -224,6 +280,10 @@ fn client_addr(i: usize) -> SocketAddr {
 
 impl Sim {
     pub fn new(seed: u64) -> Self {
+        // str0m's SSRCs, ids and the order of what it keeps by them come from this
+        // thread's fastrand: seeded, a run is the same twice.
+        fastrand::seed(seed);
+        dimpl::set_thread_rng_seed(Some(seed));
         let now = Instant::now();
         Self {
             core: Rooms::new(vec![SFU_ADDR]),
@@ -330,9 +390,12 @@ impl Sim {
             slots: None,
             active_layers: None,
             layer_messages: 0,
-            key_wanted: true,
+            key_wanted: vec![true; n],
             frame: vec![0; n],
+            since_key: vec![0; n],
+            tl0: vec![0; n],
             next_frame: vec![self.now; n],
+            log: Vec::new(),
             next_audio: self.now,
             audio_seq: 0,
             video_seq: vec![0; n],
@@ -340,6 +403,10 @@ impl Sim {
             ended: None,
             stun_lost: false,
             down_free: self.now,
+            models: None,
+            down_offered: 0,
+            bandwidth: Vec::new(),
+            slot_history: Vec::new(),
         });
         Ok(i)
     }
@@ -357,6 +424,13 @@ impl Sim {
     }
 
     /// A client's link from now on.
+    /// Client `i`'s link follows these models from now on (up, down), not its spec.
+    pub fn set_link_model(&mut self, i: usize, up: Box<dyn LinkModel>, down: Box<dyn LinkModel>) {
+        if let Some(c) = self.clients.get_mut(i) {
+            c.models = Some((up, down));
+        }
+    }
+
     pub fn set_link(&mut self, i: usize, link: LinkSpec) {
         self.clients[i].spec.link = link;
     }
@@ -435,6 +509,26 @@ impl Sim {
         data: Vec<u8>,
     ) {
         let now = self.now;
+        if !up {
+            self.clients[client].down_offered += data.len() as u64;
+        }
+        let elapsed = now.saturating_duration_since(self.start);
+        let size = wire_size(&data);
+        let stun = up && self.clients[client].stun_lost && data.first().is_some_and(|b| *b < 4);
+        if let Some((up_model, down_model)) = self.clients[client].models.as_mut() {
+            let model = if up { up_model } else { down_model };
+            if let Some(arrive) = model.offer(elapsed, size).filter(|_| !stun) {
+                self.wire.push(InFlight {
+                    at: self.start + arrive.max(elapsed),
+                    from,
+                    to,
+                    data,
+                    client,
+                    up,
+                });
+            }
+            return;
+        }
         let lost = {
             let loss = self.clients[client].spec.link.loss;
             let stun = up && self.clients[client].stun_lost && data.first().is_some_and(|b| *b < 4);
@@ -451,7 +545,7 @@ impl Sim {
             return;
         }
         let serialise =
-            Duration::from_micros((data.len() as u64 + 28) * 8 * 1000 / u64::from(kbps.max(1)));
+            Duration::from_micros((size as u64 + 28) * 8 * 1000 / u64::from(kbps.max(1)));
         let depart = (*free).max(now) + serialise;
         *free = depart;
         self.wire.push(InFlight {
@@ -558,7 +652,18 @@ impl Sim {
                 };
                 let _ = self.core.answer(self.now, p, &answer.to_sdp_string());
             }
-            SfuEvent::Slots(map) => self.clients[i].slots = Some(map),
+            SfuEvent::Slots(map) => {
+                let now = self.now;
+                let c = &mut self.clients[i];
+                if c.spec.record {
+                    c.slot_history.push((now, map.clone()));
+                }
+                c.slots = Some(map);
+            }
+            SfuEvent::Bandwidth { audio_only, .. } => {
+                let now = self.now;
+                self.clients[i].bandwidth.push((now, audio_only));
+            }
             SfuEvent::Disconnected { reason } => self.clients[i].ended = Some(reason),
             SfuEvent::Layers { active, .. } => {
                 let c = &mut self.clients[i];
@@ -589,7 +694,9 @@ impl Sim {
             c.audio_seq += 1;
             let mut payload = vec![MARK_AUDIO];
             payload.extend_from_slice(&c.id.0.to_be_bytes());
-            payload.resize(if silent { 12 } else { 80 }, 0x55);
+            payload.extend_from_slice(&seq.to_be_bytes());
+            payload.extend_from_slice(&micros(self.start, now).to_be_bytes());
+            payload.resize(if silent { 25 } else { 80 }, 0x55);
             let pt = c
                 .rtc
                 .codec_config()
@@ -621,7 +728,6 @@ impl Sim {
             return;
         };
         let simulcast = c.spec.layers.len() > 1;
-        let mut sent_key = false;
         for (l, layer) in c.spec.layers.clone().iter().enumerate() {
             if now < c.next_frame[l] {
                 continue;
@@ -635,9 +741,20 @@ impl Sim {
             }
             let frame = c.frame[l];
             c.frame[l] += 1;
-            let key = c.key_wanted || frame.is_multiple_of((layer.fps * 4).max(1));
-            sent_key |= key;
-            let mut bytes = (layer.kbps as usize * 1000 / 8) / layer.fps.max(1) as usize;
+            let key = c.key_wanted[l] || frame.is_multiple_of((layer.fps * 4).max(1));
+            c.key_wanted[l] = false;
+            if key {
+                c.since_key[l] = 0;
+            }
+            let since_key = c.since_key[l];
+            c.since_key[l] += 1;
+            // Three temporal layers, as Chrome sends each simulcast encoding.
+            let temporal = vp8_shape::chrome_temporal(since_key);
+            if temporal.tid == 0 {
+                c.tl0[l] = c.tl0[l].wrapping_add(1);
+            }
+            let mut bytes = (f64::from(layer.kbps) * 1000.0 / 8.0 / f64::from(layer.fps.max(1))
+                * vp8_shape::chrome_weight(temporal.tid)) as usize;
             if key {
                 bytes *= 3;
             }
@@ -655,16 +772,24 @@ impl Sim {
                 let mut p = Vec::with_capacity(per + 24);
                 Vp8Shape {
                     picture_id,
-                    tl0: frame as u8,
+                    tl0: c.tl0[l],
                     start,
                     key,
                     width: layer.height * 16 / 9,
                     height: layer.height,
+                    temporal: Some(temporal),
                 }
                 .write_header(&mut p);
                 p.push(MARK_VIDEO);
                 p.extend_from_slice(&c.id.0.to_be_bytes());
                 p.push(l as u8);
+                p.extend_from_slice(&frame.to_be_bytes());
+                p.extend_from_slice(&since_key.to_be_bytes());
+                p.push(temporal.tid);
+                p.push(part as u8);
+                p.push(parts as u8);
+                p.extend_from_slice(&micros(self.start, now).to_be_bytes());
+                p.extend_from_slice(&layer.height.to_be_bytes());
                 p.resize(per.max(p.len()), 0x55);
                 let seq = c.video_seq[l];
                 c.video_seq[l] += 1;
@@ -674,9 +799,6 @@ impl Sim {
                         .nackable(true),
                 );
             }
-        }
-        if sent_key {
-            c.key_wanted = false;
         }
     }
 
@@ -700,7 +822,14 @@ impl Sim {
                     Event::Connected => {
                         c.connected.get_or_insert(now);
                     }
-                    Event::KeyframeRequest(_) => c.key_wanted = true,
+                    Event::KeyframeRequest(req) => {
+                        // The layer asked for; all of them if it is not named.
+                        for (l, spec) in c.spec.layers.iter().enumerate() {
+                            if req.rid.is_none_or(|r| r.to_string() == spec.rid) {
+                                c.key_wanted[l] = true;
+                            }
+                        }
+                    }
                     Event::RtpPacket(pkt) => {
                         let Some(mid) = c
                             .rtc
@@ -721,7 +850,25 @@ impl Sim {
                         {
                             c.seq_gaps += seq - last - 1;
                         }
-                        if let Some((sender, layer)) = sender_of(&pkt.payload) {
+                        // The SFU's RED (RFC 2198) towards a lossy subscriber: the
+                        // previous frames again, then this one; a frame whose own
+                        // packet was lost arrives here.
+                        let blocks: Vec<Vec<u8>> =
+                            if slot.starts_with('a') && pkt.payload.first() != Some(&MARK_AUDIO) {
+                                str0m::rtp::RedDecoder::decode(&pkt.payload)
+                                    .map(|b| b.into_iter().map(|b| b.payload.to_vec()).collect())
+                                    .unwrap_or_default()
+                            } else {
+                                vec![pkt.payload.to_vec()]
+                            };
+                        if c.spec.record {
+                            for b in &blocks {
+                                if let Some(a) = arrival(b, self.start, now) {
+                                    c.log.push(a);
+                                }
+                            }
+                        }
+                        if let Some((sender, layer)) = blocks.last().and_then(|b| sender_of(b)) {
                             let e = c
                                 .received
                                 .entry(slot)
@@ -777,6 +924,57 @@ impl Sim {
     pub fn m_lines(&self, i: usize) -> usize {
         self.clients[i].slot_of.len()
     }
+}
+
+/// The size a link model is told a datagram has. DTLS handshake records carry ECDSA
+/// signatures whose length varies with the signer's random nonce (a byte or two); on a
+/// rate-limited link that moved every later packet by microseconds, and the run apart
+/// from the same seed. They count as one fixed size; everything else as it is.
+fn wire_size(data: &[u8]) -> usize {
+    match data.first() {
+        Some(20..=63) => 600,
+        _ => data.len(),
+    }
+}
+
+fn micros(start: Instant, now: Instant) -> u64 {
+    now.saturating_duration_since(start).as_micros() as u64
+}
+
+fn be<const N: usize>(p: &[u8], at: usize) -> Option<[u8; N]> {
+    p.get(at..at + N)?.try_into().ok()
+}
+
+/// What a recording client keeps of a payload the simulated publishers wrote.
+fn arrival(p: &[u8], start: Instant, at: Instant) -> Option<Arrival> {
+    let time = |us: [u8; 8]| start + Duration::from_micros(u64::from_be_bytes(us));
+    if p.first() == Some(&MARK_AUDIO) {
+        return Some(Arrival::Audio {
+            at,
+            sender: u64::from_be_bytes(be(p, 1)?),
+            n: u64::from_be_bytes(be(p, 9)?),
+            sent: time(be(p, 17)?),
+        });
+    }
+    let d = crate::rtp::vp8::descriptor(p)?;
+    let m = vp8_shape::header_len(p)?;
+    if *p.get(m)? != MARK_VIDEO {
+        return None;
+    }
+    Some(Arrival::Video {
+        at,
+        sender: u64::from_be_bytes(be(p, m + 1)?),
+        layer: *p.get(m + 9)?,
+        frame: u32::from_be_bytes(be(p, m + 10)?),
+        since_key: u32::from_be_bytes(be(p, m + 14)?),
+        tid: *p.get(m + 18)?,
+        part: *p.get(m + 19)?,
+        parts: *p.get(m + 20)?,
+        key: d.key,
+        sent: time(be(p, m + 21)?),
+        height: u16::from_be_bytes(be(p, m + 29)?),
+        bytes: p.len(),
+    })
 }
 
 /// Who sent a payload the simulated publishers wrote, and (video) which layer.

@@ -22,9 +22,10 @@ use cauhop_tests::bridge::Bridge;
 use cauhop_tests::link::Link;
 use cauhop_tests::profiles::profile;
 use cauhop_tests::reception::{
-    AudioFigures, VideoFigures, audio_figures, paused_periods, video_figures,
+    AudioFigures, Step, VideoFigures, audio_figures, paused_periods, rate, step_figures,
+    video_figures,
 };
-use cauhop_tests::sim_peer::{CAMERA_LAYERS, SimConfig, SimPeer};
+use cauhop_tests::sim_peer::{SimConfig, SimPeer};
 
 /// Figures of one subscriber over the measured window.
 #[derive(Default)]
@@ -40,17 +41,11 @@ struct Row {
     red: u64,
 }
 
-struct Step {
-    drop_to_under: Option<Duration>,
-    recover_to_85: Option<Duration>,
-}
-
 /// Warm-up excluded from the figures: joining, ICE, the estimate's first ramp.
 const WARMUP: Duration = Duration::from_secs(5);
 const AUDIO_BUDGET: Duration = Duration::from_millis(200);
 
 fn figures(sub: &SimPeer, pubs: &[SimPeer], from: Instant, to: Instant) -> Row {
-    let fps: Vec<u32> = CAMERA_LAYERS.iter().map(|l| l.fps).collect();
     let notices = sub
         .shared
         .bandwidth
@@ -72,42 +67,9 @@ fn figures(sub: &SimPeer, pubs: &[SimPeer], from: Instant, to: Instant) -> Row {
         let r = sub.from(p);
         row.audio
             .add(audio_figures(&r.audio, from, to, AUDIO_BUDGET));
-        row.video
-            .add(video_figures(&r.video, from, to, &fps, &paused));
+        row.video.add(video_figures(&r.video, from, to, &paused));
     }
     row
-}
-
-/// Mean rate (kbit/s) of `samples` (time, cumulative bytes) over `[from, to)`.
-fn rate(samples: &[(Instant, u64)], from: Instant, to: Instant) -> Option<f64> {
-    let a = samples.iter().find(|s| s.0 >= from)?;
-    let b = samples.iter().rev().find(|s| s.0 <= to)?;
-    let secs = b.0.checked_duration_since(a.0)?.as_secs_f64();
-    (secs > 0.0).then(|| (b.1 - a.1) as f64 * 8.0 / secs / 1000.0)
-}
-
-/// For a profile whose downlink steps down and back up: how fast the SFU followed.
-fn step_figures(samples: &[(Instant, u64)], start: Instant, name: &str) -> Option<Step> {
-    let p = profile(name).ok()?;
-    let steps = &p.down.steps;
-    if steps.len() < 3 {
-        return None;
-    }
-    let (drop_at, low) = (start + steps[1].0, f64::from(steps[1].1.rate_kbps));
-    let back_at = start + steps[2].0;
-    let window = Duration::from_millis(500);
-    let before = rate(samples, drop_at - Duration::from_secs(4), drop_at)?;
-    let first_after = |from: Instant, ok: &dyn Fn(f64) -> bool| {
-        samples
-            .iter()
-            .filter(|s| s.0 >= from + window)
-            .find(|s| rate(samples, s.0 - window, s.0).is_some_and(ok))
-            .map(|s| s.0 - window - from)
-    };
-    Some(Step {
-        drop_to_under: first_after(drop_at, &|r| r <= low),
-        recover_to_85: first_after(back_at, &|r| r >= 0.85 * before),
-    })
 }
 
 async fn run(name: &str, secs: u64) -> anyhow::Result<(Row, Row, Option<Step>, u64)> {

@@ -60,6 +60,8 @@ impl Bridge {
             public_ip: None,
             // Two, so every real-peer test also runs the sessions on worker threads.
             workers: 2,
+            // A benchmark compares with temporal layer selection off.
+            temporal_layers: std::env::var("CAUHOP_TEMPORAL_LAYERS").map_or(true, |v| v != "0"),
         };
         let sfu = cauhop_sfu::start(&config).await?;
         let (shutdown, rx) = watch::channel(false);

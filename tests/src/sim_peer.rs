@@ -125,6 +125,10 @@ pub struct VideoArrival {
     pub key: bool,
     pub sent_us: u64,
     pub bytes: usize,
+    /// The frame's temporal layer, and its place after the last keyframe (Chrome's
+    /// pattern, `vp8_shape::chrome_refs` names what it refers to).
+    pub tid: u8,
+    pub since_key: u32,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -382,6 +386,8 @@ struct LayerState {
     picture_id: u16,
     tl0: u8,
     frame: u32,
+    /// Frames since the last keyframe: the frame's place in Chrome's temporal pattern.
+    since_key: u32,
     next_frame: Option<Instant>,
     key_wanted: bool,
     last_key: Option<Instant>,
@@ -631,7 +637,13 @@ impl Media {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let mut bytes = (layer.kbps as usize * 1000 / 8) / layer.fps.max(1) as usize;
+        if key {
+            st.since_key = 0;
+        }
+        // Three temporal layers, as Chrome sends each simulcast encoding.
+        let temporal = vp8_shape::chrome_temporal(st.since_key);
+        let mut bytes = (f64::from(layer.kbps) * 1000.0 / 8.0 / f64::from(layer.fps.max(1))
+            * vp8_shape::chrome_weight(temporal.tid)) as usize;
         if key {
             // Keyframes are several times a delta frame; the encoder's rate control pays
             // for them over the following frames, which the average keeps.
@@ -641,7 +653,9 @@ impl Media {
         let per = bytes / parts;
         let rid = (self.cfg.layers.len() > 1).then(|| Rid::from(layer.rid));
         let ts = st.frame.wrapping_mul(90_000 / layer.fps.max(1));
-        st.tl0 = st.tl0.wrapping_add(1);
+        if temporal.tid == 0 {
+            st.tl0 = st.tl0.wrapping_add(1);
+        }
         let mut api = self.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
             return;
@@ -656,6 +670,7 @@ impl Media {
                 key,
                 width: layer.width,
                 height: layer.height,
+                temporal: Some(temporal),
             }
             .write_header(&mut p);
             p.push(MARK_VIDEO);
@@ -666,6 +681,8 @@ impl Media {
             p.push(parts as u8);
             p.push(u8::from(key));
             p.extend_from_slice(&micros(now).to_be_bytes());
+            p.push(temporal.tid);
+            p.extend_from_slice(&st.since_key.to_be_bytes());
             p.resize(per.max(p.len()), 0x55);
             tx.write_rtp(
                 RtpWrite::new(params.pt(), u64::from(st.seq).into(), ts, now, p)
@@ -679,6 +696,7 @@ impl Media {
         }
         st.picture_id = (st.picture_id + 1) & 0x7fff;
         st.frame += 1;
+        st.since_key += 1;
     }
 
     fn record(&self, payload: &[u8]) {
@@ -711,6 +729,8 @@ impl Media {
                 parts,
                 key,
                 sent_us,
+                tid,
+                since_key,
             } => r.entry(sender).or_default().video.push(VideoArrival {
                 at: now,
                 layer,
@@ -720,6 +740,8 @@ impl Media {
                 key,
                 sent_us,
                 bytes: payload.len(),
+                tid,
+                since_key,
             }),
         }
     }
@@ -740,6 +762,8 @@ enum Marker {
         parts: u8,
         key: bool,
         sent_us: u64,
+        tid: u8,
+        since_key: u32,
     },
 }
 
@@ -779,5 +803,7 @@ fn parse_marker(p: &[u8]) -> Option<Marker> {
         parts: *m.get(15)?,
         key: *m.get(16)? == 1,
         sent_us: be_u64(m.get(17..)?)?,
+        tid: *m.get(25)?,
+        since_key: be_u32(m.get(26..)?)?,
     })
 }

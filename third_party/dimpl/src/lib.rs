@@ -277,6 +277,8 @@ pub use crypto::{KeyingMaterial, SrtpProfile};
 mod timer;
 
 mod rng;
+// cauhop patch: a simulation seeds the DTLS timers of its thread.
+pub use rng::set_thread_rng_seed;
 pub(crate) use rng::SeededRng;
 
 /// Certificate and private key pair.

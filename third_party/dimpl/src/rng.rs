@@ -7,6 +7,17 @@ use rand::distr::{Distribution, StandardUniform};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+thread_local! {
+    static THREAD_SEED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// cauhop patch: seed the non-cryptographic randomness (retransmission timer jitter) of
+/// every DTLS instance created on this thread from now on; `None` restores the default.
+/// Key material stays from the operating system's generator.
+pub fn set_thread_rng_seed(seed: Option<u64>) {
+    THREAD_SEED.with(|s| s.set(seed));
+}
+
 /// A random number generator that can be seeded for deterministic behavior.
 ///
 /// When created with a seed, it produces deterministic random values.
@@ -21,6 +32,16 @@ impl SeededRng {
     /// If `seed` is `Some`, the RNG will produce deterministic values.
     /// If `seed` is `None`, it will use the thread-local random generator.
     pub fn new(seed: Option<u64>) -> Self {
+        // cauhop patch: without a configured seed, a seed set for this thread
+        // (`set_thread_rng_seed`) is used, each instance taking the next value, so a
+        // whole simulated meeting is deterministic without a config per session.
+        let seed = seed.or_else(|| {
+            THREAD_SEED.with(|s| {
+                let v = s.get()?;
+                s.set(Some(v.wrapping_add(0x9e37_79b9_7f4a_7c15)));
+                Some(v)
+            })
+        });
         let inner = seed.map(StdRng::seed_from_u64);
         Self { inner }
     }

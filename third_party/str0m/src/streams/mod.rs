@@ -117,6 +117,13 @@ impl RtpPacket {
     }
 }
 
+/// cauhop patch: the streams are walked in map order when polling (which stream's packets
+/// leave first, which reports are written). With the random per-process hasher a
+/// simulated run of the bridge was not the same twice from the same seed; a fixed hasher
+/// keeps the order a function of the SSRCs. Lookups stay O(1); the keys are SSRCs of one
+/// session, whose count str0m bounds.
+type FixedState = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
 /// Holder of incoming/outgoing encoded streams.
 ///
 /// Each encoded stream is uniquely identified by an SSRC. The concept of mid/rid sits on the Media
@@ -124,17 +131,17 @@ impl RtpPacket {
 #[derive(Debug)]
 pub(crate) struct Streams {
     /// All incoming encoded streams.
-    streams_rx: HashMap<Ssrc, StreamRx>,
+    streams_rx: HashMap<Ssrc, StreamRx, FixedState>,
 
     /// Each incoming SSRC is mapped to a Mid/Ssrc. The Ssrc in the value is for the case
     /// where the incoming SSRC is for an RTX and we want the "main".
-    rx_lookup: HashMap<Ssrc, RxLookup>,
+    rx_lookup: HashMap<Ssrc, RxLookup, FixedState>,
 
     /// Time we last cleaned up unused entries from source_keys_rx.
     last_rx_lookup_cleanup: Instant,
 
     /// All outgoing encoded streams.
-    streams_tx: HashMap<Ssrc, StreamTx>,
+    streams_tx: HashMap<Ssrc, StreamTx, FixedState>,
 
     /// Non-media padding source. Its sequence counter survives media changes.
     probe_tx: StreamTx,
