@@ -2,7 +2,7 @@
 // layers from the web client) and a Chromium subscriber whose media goes through the link
 // emulator (`cauhop-link`, profile browser-step: 3 Mbit/s, 250 kbit/s from 20 s, 3 Mbit/s
 // from 40 s). The subscriber's getStats() must show the received frame height fall with
-// the link and rise again after it.
+// the link and rise again after it, and its frame rate fall with it (temporal layers).
 // Usage: node simulcast.mjs BASE_URL MEETING MEDIA_ADDR RELAY_ADDR LINK_STARTED_MS
 // (prints one JSON line, exit 1 on failure)
 import { launch } from './launch.mjs';
@@ -22,7 +22,9 @@ async function videoIn(page) {
     let best = null;
     (await s).forEach((x) => {
       if (x.type === 'inbound-rtp' && (x.kind || x.mediaType) === 'video' && (x.framesDecoded || 0) > 0) {
-        if (!best || x.framesDecoded > best.frames) best = { frames: x.framesDecoded, height: x.frameHeight || 0 };
+        if (!best || x.framesDecoded > best.frames) {
+          best = { frames: x.framesDecoded, height: x.frameHeight || 0, fps: x.framesPerSecond || 0, freezes: x.freezeCount || 0 };
+        }
       }
     });
     return best;
@@ -50,7 +52,7 @@ try {
   await sub.goto(`${base}/m/${meeting}?name=Xa&site=test&autojoin=1`);
   while (since() < 60) {
     const v = await videoIn(sub);
-    result.timeline.push([Math.round(since() * 10) / 10, v ? v.height : 0, v ? v.frames : 0]);
+    result.timeline.push([Math.round(since() * 10) / 10, v ? v.height : 0, v ? v.frames : 0, v ? v.fps : 0, v ? v.freezes : 0]);
     await new Promise((r) => setTimeout(r, 500));
   }
   const at = (from, to) => result.timeline.filter((r) => r[0] >= from && r[0] < to).map((r) => r[1]);
@@ -62,8 +64,20 @@ try {
   result.before = before;
   result.during = Math.max(...during);
   result.after = after;
-  // Down with the link, up again after it.
-  result.ok = before >= 360 && result.during < before && after >= 360;
+  // Frames per second (getStats) before and during the weak phase: with temporal layers
+  // the bridge lowers the frame rate as well as the resolution (issue 21).
+  const fps = (from, to) => {
+    const v = result.timeline.filter((r) => r[0] >= from && r[0] < to && r[3] > 0).map((r) => r[3]);
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0;
+  };
+  result.fps_before = Math.round(fps(10, 20) * 10) / 10;
+  result.fps_during = Math.round(fps(30, 40) * 10) / 10;
+  result.fps_after = Math.round(fps(50, 60) * 10) / 10;
+  // freezeCount over the run (reported, not asserted: real runs vary).
+  result.freezes = result.timeline.length ? result.timeline[result.timeline.length - 1][4] : 0;
+  // Down with the link, up again after it; and the frame rate falls with it.
+  result.ok = before >= 360 && result.during < before && after >= 360
+    && result.fps_during > 0 && result.fps_during < result.fps_before;
   if (!result.ok) {
     // What the publisher was sending, layer by layer: a layer Chrome stopped (CPU or
     // bandwidth limitation) cannot be forwarded, whatever the subscriber's link.

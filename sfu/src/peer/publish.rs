@@ -32,8 +32,9 @@ pub(super) struct LayerIn {
     temporal: Box<[TemporalIn; MAX_TID]>,
     /// We had paused it when last priced: on resuming, its meters start afresh.
     was_paused: bool,
-    /// Frame starts (VP8), for the encoding's frame interval.
+    /// Frame starts (VP8), for the encoding's frame interval, and its last full reading.
     frames: RateMeter,
+    last_frames: u32,
 }
 
 /// Temporal layers told apart (the descriptor's TID has two bits).
@@ -50,6 +51,8 @@ struct TemporalIn {
     frames: RateMeter,
     seen: Option<Instant>,
     last_bps: u32,
+    /// The frame rate (frames × 8 per second) last measured while sent in full.
+    last_frames: u32,
 }
 
 pub(super) struct TrackIn {
@@ -199,6 +202,7 @@ impl Peer {
                     temporal: Box::default(),
                     was_paused: false,
                     frames: RateMeter::default(),
+                    last_frames: 0,
                 });
                 let last = track.layers.len() - 1;
                 &mut track.layers[last]
@@ -341,8 +345,19 @@ impl Peer {
                     } else {
                         Vec::new()
                     };
+                    let frames = l.frames.bps(now);
+                    if !paused && l.frames.settled(now) && frames > 0 {
+                        l.last_frames = frames;
+                    }
+                    // A paused layer keeps the frame rate it had, as its price (a layer
+                    // of unknown rate passes any frame-rate limit).
+                    let frames = if paused || !l.frames.settled(now) {
+                        l.last_frames.max(frames)
+                    } else {
+                        frames
+                    };
                     let steps = if steps.is_empty() {
-                        vec![(None, bps, frame_ms(l.frames.bps(now)))]
+                        vec![(None, bps, frame_ms(frames))]
                     } else {
                         steps
                     };
@@ -473,7 +488,17 @@ fn temporal_steps(
     (0..=top)
         .map(|i| {
             acc += u64::from(rates[i]);
-            frames = frames.saturating_add(layers[i].frames.bps(now));
+            let l = &mut layers[i];
+            let measured = l.frames.bps(now);
+            if !paused && l.frames.settled(now) && measured > 0 {
+                l.last_frames = measured;
+            }
+            let f = if paused || !l.frames.settled(now) {
+                l.last_frames.max(measured)
+            } else {
+                measured
+            };
+            frames = frames.saturating_add(f);
             let bps = (u64::from(total) * acc / sum).max(1);
             (
                 Some(i as u8),

@@ -436,12 +436,10 @@ impl Peer {
     /// The shortest frame interval this subscriber's path repairs in time, if it limits
     /// anything (`policy/frame_rate.rs`).
     pub(crate) fn repair_frame_ms(&mut self, now: Instant) -> Option<u16> {
-        let min = crate::policy::frame_rate::min_frame_ms(
-            self.stats
-                .rtt_ms
-                .map(|ms| std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
-            self.path().lossy,
-        );
+        // The path's own round trip, not one a full queue stretched: a queue is drained
+        // by the allocation, a 3G path's round trip stays.
+        let min =
+            crate::policy::frame_rate::min_frame_ms(self.congestion.floor_rtt(), self.path().lossy);
         let limit = self.repair_limit.update(now, min);
         self.protect_tails = limit.is_some();
         limit

@@ -66,6 +66,11 @@ impl CongestionDetector {
         self.congested
     }
 
+    /// The lowest round trip of the last ten seconds: the path's own, without a queue.
+    pub fn floor_rtt(&self) -> Option<Duration> {
+        self.floor.front().map(|(_, r)| *r)
+    }
+
     pub fn congested(&self) -> bool {
         self.congested
     }
