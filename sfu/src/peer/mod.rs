@@ -146,6 +146,9 @@ const STATS_INTERVAL: Duration = Duration::from_millis(200);
 pub(super) const RTX_PACKETS: usize = 1024;
 pub(super) const RTX_MAX_AGE: Duration = Duration::from_millis(1000);
 pub(super) const RTX_RATIO_CAP: f32 = 0.15;
+/// The same for a subscriber whose base-layer frame tails go twice (`forward.rs`): the
+/// copies are about a third of a 3G commune's video.
+pub(super) const RTX_RATIO_CAP_PROTECTED: f32 = 0.6;
 
 /// How long a participant whose media path went silent keeps its session. Browsers and
 /// webrtc-rs declare ICE failed after ~25-30 s; the agent restarts ICE before that.

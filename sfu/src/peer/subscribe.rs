@@ -12,7 +12,8 @@ use str0m::media::{Direction, MediaKind, Mid};
 use tracing::{debug, info, warn};
 
 use super::{
-    PAUSE_REMEMBERED, Peer, PublishedLayers, RTX_MAX_AGE, RTX_PACKETS, RTX_RATIO_CAP, Slot, new_rtc,
+    PAUSE_REMEMBERED, Peer, PublishedLayers, RTX_MAX_AGE, RTX_PACKETS, RTX_RATIO_CAP,
+    RTX_RATIO_CAP_PROTECTED, Slot, new_rtc,
 };
 use crate::policy::allocator::{Priority, VideoSource, encoding_top, layer_for_tile};
 use crate::policy::estimate::{self, Path};
@@ -441,7 +442,29 @@ impl Peer {
         let min =
             crate::policy::frame_rate::min_frame_ms(self.congestion.floor_rtt(), self.path().lossy);
         let limit = self.repair_limit.update(now, min);
-        self.protect_tails = limit.is_some();
+        let protect = limit.is_some();
+        if protect != self.protect_tails {
+            self.protect_tails = protect;
+            // The tail copies are resends to str0m: under the usual cap (resends at most
+            // 15 % of what is sent) they alone crossed it at a 3G commune's frame rate,
+            // and str0m then dropped the real repairs (gaps of 3-4 s in the simulation).
+            let cap = if protect {
+                RTX_RATIO_CAP_PROTECTED
+            } else {
+                RTX_RATIO_CAP
+            };
+            for s in self
+                .slots
+                .iter()
+                .filter(|s| s.open && s.kind == MediaKind::Video)
+            {
+                if let Some(mid) = s.mid
+                    && let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None)
+                {
+                    tx.set_rtx_cache(RTX_PACKETS, RTX_MAX_AGE, Some(cap));
+                }
+            }
+        }
         limit
     }
 
