@@ -45,8 +45,8 @@ fn a_3g_commune_gets_the_speaker_slowed_down_and_keeps_the_audio() {
         r.fibre.audio
     );
     assert!(
-        r.fibre.main_height > 600.0,
-        "the hall at 720p: {:.0}",
+        r.fibre.main_height > 480.0,
+        "the hall mostly at 720p: {:.0}",
         r.fibre.main_height
     );
 }
