@@ -579,8 +579,31 @@ impl Peer {
             s.step = choice;
             if stepped_down {
                 // Down to another encoding: until its keyframe, the old one at its
-                // lowest frame rate.
-                s.temporal.set_target(Some(0));
+                // lowest frame rate, if the link has room for that; if not, no video
+                // until the keyframe (the page labels the tile for that moment): on
+                // the step profile the old 720p at its base rate alone was 480 kbit/s
+                // into a 300 kbit/s link, and the audio queued behind it.
+                let old_base = published.and_then(|p| {
+                    p.layers
+                        .iter()
+                        .find(|l| Some(l.0) == s.current.map(|c| c.1) && l.2.temporal == Some(0))
+                        .map(|l| l.2.bps)
+                });
+                let new_bps = chosen
+                    .and_then(|c| {
+                        published.and_then(|p| {
+                            p.layers.iter().find(|l| l.0 == c.0 && l.2.temporal == c.3)
+                        })
+                    })
+                    .map_or(0, |l| l.2.bps);
+                let room = budget_bps
+                    .saturating_sub(a.total_bps)
+                    .saturating_add(new_bps);
+                if old_base.is_some_and(|b| b <= room) {
+                    s.temporal.set_target(Some(0));
+                } else {
+                    self.slots_changed |= s.stop_video();
+                }
                 s.temporal_next = Some(temporal);
             } else if s.current == target || target.is_none() {
                 s.temporal.set_target(temporal);
