@@ -878,6 +878,11 @@ impl Rooms {
                         k += 1;
                         top
                     });
+                    // Each kept step is a whole encoding now: every frame of it (or the
+                    // ladder would read the next encoding as its higher frame rate).
+                    for x in &mut steps {
+                        x.2.temporal = None;
+                    }
                 }
                 if let Some(ms) = repair_ms {
                     frame_rate::keep_repairable(&mut steps, |x| &x.2, ms);

@@ -68,6 +68,8 @@ pub struct AllocConfig {
     /// An upgrade needs the estimate to cover the new total times this.
     pub headroom: f64,
     pub dwell: Duration,
+    /// The same for a higher frame rate of the encoding a source is sent in.
+    pub temporal_dwell: Duration,
     /// Thumbnails beyond this many `Other` sources are not sent.
     pub last_n: usize,
     /// The first source's lowest layer is kept until the estimate falls below this
@@ -98,6 +100,7 @@ impl Default for AllocConfig {
             audio_bps: 40_000,
             headroom: 1.25,
             dwell: Duration::from_secs(4),
+            temporal_dwell: Duration::from_secs(1),
             last_n: 6,
             floor_tolerance: 0.8,
             calm_floor_tolerance: 0.7,
@@ -281,8 +284,12 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
         // it), without waiting.
         for (i, s) in shown.iter().enumerate() {
             let state = self.tracks.get(&s.key).copied();
-            let dwelt =
-                state.is_none_or(|t| now.saturating_duration_since(t.changed_at) >= self.cfg.dwell);
+            let since = state.map(|t| now.saturating_duration_since(t.changed_at));
+            let dwelt = since.is_none_or(|d| d >= self.cfg.dwell);
+            // A higher frame rate of the same encoding needs no keyframe and costs the
+            // link little more: it waits a short dwell. With the long one each temporal
+            // step cost 4 s, and a fibre hall took 12 s to climb to 720p at full rate.
+            let dwelt_temporal = since.is_none_or(|d| d >= self.cfg.temporal_dwell);
             let Some(cap) = max_layer_for(s) else {
                 continue;
             };
@@ -291,10 +298,19 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             } else {
                 cap
             };
-            if !dwelt && state.is_some() {
+            if !dwelt_temporal && state.is_some() {
                 continue;
             }
             let from = chosen[i];
+            let cap = if !dwelt && state.is_some() {
+                // Only within the current encoding until the long dwell has passed.
+                match from {
+                    Some(f) => cap.min(encoding_top(&s.layers, f)),
+                    None => continue,
+                }
+            } else {
+                cap
+            };
             for j in (from.map_or(0, |f| f + 1)..=cap).rev() {
                 let keep = chosen[i];
                 // A taller encoding is entered only where its second frame rate would
@@ -516,6 +532,45 @@ mod tests {
         // Once in, it falls to its first frame rate before it leaves 360p.
         let r = a.allocate(now, 250_000, 1, std::slice::from_ref(&chair));
         assert_eq!(layer_of(&r, 1), Some(3));
+    }
+
+    #[test]
+    fn a_higher_frame_rate_waits_a_short_dwell_a_taller_picture_the_long_one() {
+        let mut a = Allocator::new(AllocConfig::default());
+        let t0 = Instant::now();
+        let chair = VideoSource {
+            key: 1,
+            priority: Priority::Chair,
+            layers: temporal_ladder(),
+            max_height: 720,
+        };
+        let go = |a: &mut Allocator<u32>, ms: u64, bps: u32| {
+            let r = a.allocate(
+                t0 + Duration::from_millis(ms),
+                bps,
+                1,
+                std::slice::from_ref(&chair),
+            );
+            layer_of(&r, 1)
+        };
+        // 360p at 15 fps on 500 kbit/s; then the link has room for everything.
+        assert_eq!(go(&mut a, 0, 500_000), Some(4));
+        assert_eq!(
+            go(&mut a, 500, 3_000_000),
+            Some(4),
+            "nothing within a second"
+        );
+        assert_eq!(
+            go(&mut a, 1_000, 3_000_000),
+            Some(5),
+            "360p at full rate after 1 s"
+        );
+        assert_eq!(
+            go(&mut a, 2_000, 3_000_000),
+            Some(5),
+            "720p waits the long dwell"
+        );
+        assert_eq!(go(&mut a, 5_000, 3_000_000), Some(8));
     }
 
     fn src(key: u32, priority: Priority, max_height: u16) -> VideoSource<u32> {
