@@ -14,6 +14,13 @@ pub const UNMEASURED_AFTER: Duration = Duration::from_secs(10);
 /// estimate and the audio waited 0.4-0.5 s in the full queue for 7 s.
 pub const DRAIN_SHARE: (u64, u64) = (85, 100);
 
+/// The share of the estimate given out while a queue stands (what `DRAIN_SHARE` was for
+/// the allocation too). With temporal layers the allocation sits much closer to the
+/// estimate than whole simulcast layers allowed, and 85 % left the queue standing seconds
+/// longer: over ten seeds of the simulated step profile, 70 % gave 88.6 % of the audio on
+/// time against 86.3 % (60 %: the same, with more audio-only time on 3G).
+pub const QUEUE_DRAIN_SHARE: (u64, u64) = (70, 100);
+
 /// The path as the congestion detector sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Path {
@@ -55,7 +62,7 @@ pub fn shared_bps(
         (_, None) => None,
     };
     let bps = if path.queueing {
-        bps.map(|b| b * DRAIN_SHARE.0 / DRAIN_SHARE.1)
+        bps.map(|b| b * QUEUE_DRAIN_SHARE.0 / QUEUE_DRAIN_SHARE.1)
     } else {
         bps
     };
@@ -178,8 +185,8 @@ mod tests {
         };
         assert_eq!(
             shared_bps(Some(400_000), s, queue, None, t0),
-            Some(340_000),
-            "0.85 drains a queue"
+            Some(280_000),
+            "0.70 drains a queue"
         );
     }
 
