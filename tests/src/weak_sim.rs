@@ -260,27 +260,18 @@ fn unshown_periods(
     sender: u64,
     end: Instant,
 ) -> Vec<(Instant, Instant)> {
-    let mut out = Vec::new();
-    let mut since: Option<Instant> = None;
-    for (at, map) in history {
-        let shown = map
-            .video
-            .iter()
-            .flatten()
-            .any(|v| v.participant.0 == sender);
-        match (shown, since) {
-            (false, None) => since = Some(*at),
-            (true, Some(s)) => {
-                out.push((s, *at));
-                since = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = since {
-        out.push((s, end));
-    }
-    out
+    let notices: Vec<(Instant, bool)> = history
+        .iter()
+        .map(|(at, map)| {
+            let shown = map
+                .video
+                .iter()
+                .flatten()
+                .any(|v| v.participant.0 == sender);
+            (*at, !shown)
+        })
+        .collect();
+    paused_periods(&notices, end)
 }
 
 /// The speaker's video: rate, height, longest gap, and its timeline.
