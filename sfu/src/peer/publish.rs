@@ -322,21 +322,7 @@ impl Peer {
                         }
                     }
                     l.was_paused = paused;
-                    let measured = l.meter.bps(now);
-                    // Learnt only once the meter has a full window of the layer sent in
-                    // full: once paused, its meter decays towards zero, and a 720p layer
-                    // priced at what trickled in last was chosen on a 250 kbit/s link
-                    // (measured in the testkit); just resumed, it read a fraction of its
-                    // rate, and a 384 kbit/s commune was given 720p (the weak-link sim).
-                    let settled = l.meter.settled(now);
-                    if !paused && settled && measured > 0 {
-                        l.last_bps = measured;
-                    }
-                    let bps = if paused || !settled {
-                        l.last_bps.max(measured)
-                    } else {
-                        measured
-                    };
+                    let bps = held(&mut l.meter, &mut l.last_bps, paused, now);
                     if bps == 0 {
                         return None;
                     }
@@ -345,17 +331,9 @@ impl Peer {
                     } else {
                         Vec::new()
                     };
-                    let frames = l.frames.bps(now);
-                    if !paused && l.frames.settled(now) && frames > 0 {
-                        l.last_frames = frames;
-                    }
                     // A paused layer keeps the frame rate it had, as its price (a layer
                     // of unknown rate passes any frame-rate limit).
-                    let frames = if paused || !l.frames.settled(now) {
-                        l.last_frames.max(frames)
-                    } else {
-                        frames
-                    };
+                    let frames = held(&mut l.frames, &mut l.last_frames, paused, now);
                     let steps = if steps.is_empty() {
                         vec![(None, bps, frame_ms(frames))]
                     } else {
@@ -438,6 +416,24 @@ impl Peer {
     }
 }
 
+/// A meter's reading to price a layer by. Learnt into `last` only once the meter has a
+/// whole window of the layer sent in full: once paused, a meter decays towards zero, and
+/// a 720p layer priced at what trickled in last was chosen on a 250 kbit/s link (the
+/// testkit); just resumed, it read a fraction of its rate, and a 384 kbit/s commune was
+/// given 720p (the weak-link simulation). Paused or unsettled: the last full reading.
+fn held(meter: &mut RateMeter, last: &mut u32, paused: bool, now: Instant) -> u32 {
+    let measured = meter.bps(now);
+    let settled = meter.settled(now);
+    if !paused && settled && measured > 0 {
+        *last = measured;
+    }
+    if paused || !settled {
+        (*last).max(measured)
+    } else {
+        measured
+    }
+}
+
 /// A frame meter's reading (frames × 8 per second) as the mean interval in ms.
 fn frame_ms(meter_bps: u32) -> u16 {
     let fps = f64::from(meter_bps) / 8.0;
@@ -469,16 +465,7 @@ fn temporal_steps(
     };
     let mut rates = [0u32; MAX_TID];
     for (i, l) in layers.iter_mut().enumerate().take(top + 1) {
-        let measured = l.meter.bps(now);
-        let settled = l.meter.settled(now);
-        if !paused && settled && measured > 0 {
-            l.last_bps = measured;
-        }
-        rates[i] = if paused || !settled {
-            l.last_bps.max(measured)
-        } else {
-            measured
-        };
+        rates[i] = held(&mut l.meter, &mut l.last_bps, paused, now);
     }
     let sum: u64 = rates.iter().map(|r| u64::from(*r)).sum();
     if sum == 0 {
@@ -489,16 +476,7 @@ fn temporal_steps(
         .map(|i| {
             acc += u64::from(rates[i]);
             let l = &mut layers[i];
-            let measured = l.frames.bps(now);
-            if !paused && l.frames.settled(now) && measured > 0 {
-                l.last_frames = measured;
-            }
-            let f = if paused || !l.frames.settled(now) {
-                l.last_frames.max(measured)
-            } else {
-                measured
-            };
-            frames = frames.saturating_add(f);
+            frames = frames.saturating_add(held(&mut l.frames, &mut l.last_frames, paused, now));
             let bps = (u64::from(total) * acc / sum).max(1);
             (
                 Some(i as u8),
