@@ -103,6 +103,11 @@ pub struct Rooms {
     asked: u64,
     /// Publishers whose audio is silent now and not forwarded (`SpeakerDetector::audible`).
     silent: FixedSet<ParticipantId>,
+    /// Publishers whose microphone (`held_audio`) or camera (`held_video`) the chair
+    /// stopped: nothing of it is forwarded or heard by the speaker detector, whatever
+    /// the publisher's page does (`hold`).
+    held_audio: FixedSet<ParticipantId>,
+    held_video: FixedSet<ParticipantId>,
     /// Per publisher, how often its audio resumed: each resumption is a new source to the
     /// subscribers' rewriters, so their sequence numbers run on without a gap.
     audio_epoch: FixedMap<ParticipantId, u64>,
@@ -141,6 +146,8 @@ impl Rooms {
             by_ufrag: HashMap::new(),
             asked: 0,
             silent: Default::default(),
+            held_audio: Default::default(),
+            held_video: Default::default(),
             audio_epoch: Default::default(),
             candidates: Candidates {
                 udp: candidates,
@@ -332,6 +339,40 @@ impl Rooms {
         r.floor = participant;
         let name: Arc<str> = room.into();
         self.decide_room(now, &name);
+    }
+
+    /// The chair stops (`true`) or lets through (`false`) a participant's microphone and
+    /// camera. Enforced here, not in the page: a held voice is neither forwarded nor
+    /// heard by the speaker detector (so it never takes a slot), a held camera leaves
+    /// every slot and, unwatched, its layers are paused at the publisher.
+    pub fn hold(&mut self, now: Instant, participant: ParticipantId, audio: bool, video: bool) {
+        let Some(room) = self.peers.get(&participant).map(|p| p.room.clone()) else {
+            return;
+        };
+        let was = (
+            self.held_audio.contains(&participant),
+            self.held_video.contains(&participant),
+        );
+        if was == (audio, video) {
+            return;
+        }
+        for (held, on) in [(&mut self.held_audio, audio), (&mut self.held_video, video)] {
+            if on {
+                held.insert(participant);
+            } else {
+                held.remove(&participant);
+            }
+        }
+        if audio && !was.0 {
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.speaker.remove(participant);
+            }
+        } else if !audio && was.0 {
+            // A new source to the subscribers' rewriters: no gap in their sequence.
+            *self.audio_epoch.entry(participant).or_default() += 1;
+        }
+        info!(%participant, audio, video, "held by the chair");
+        self.decide_room(now, &room);
     }
 
     pub fn leave(&mut self, now: Instant, participant: ParticipantId) {
@@ -570,6 +611,8 @@ impl Rooms {
         self.by_ufrag.retain(|_, id| *id != participant);
         self.view_decided.remove(&participant);
         self.silent.remove(&participant);
+        self.held_audio.remove(&participant);
+        self.held_video.remove(&participant);
         self.audio_epoch.remove(&participant);
         self.dirty.remove(&participant);
         let mut empty = false;
@@ -601,9 +644,18 @@ impl Rooms {
                 params,
                 packet,
             } => {
+                let audio = params.spec().codec.is_audio();
+                let held = if audio {
+                    &self.held_audio
+                } else {
+                    &self.held_video
+                };
+                if held.contains(&from) {
+                    return;
+                }
                 // Silent voices are not forwarded: on a 3G link, fifty muted sites'
                 // comfort noise would cost more than the speaker's video.
-                if params.spec().codec.is_audio() && self.silent.contains(&from) {
+                if audio && self.silent.contains(&from) {
                     // A silent voice that starts speaking is forwarded from this packet
                     // (if fewer than the cap are speaking), not from the next tick.
                     let starts = packet.header.ext_vals.audio_level.is_some_and(|l| {
@@ -658,6 +710,9 @@ impl Rooms {
                 }
             }
             Propagated::AudioLevel(level) => {
+                if self.held_audio.contains(&from) {
+                    return;
+                }
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.speaker.on_level(from, level, now);
                 }
@@ -747,8 +802,11 @@ impl Rooms {
             if p.options.chair && chair.is_none() {
                 chair = Some(*m);
             }
+            let (no_voice, no_camera) = (self.held_audio.contains(m), self.held_video.contains(m));
             for (key, kind, is_screen) in p.published() {
                 match (kind, is_screen) {
+                    (MediaKind::Audio, _) if no_voice => {}
+                    (MediaKind::Video, _) if no_camera => {}
                     (MediaKind::Audio, _) => voices.push((*m, key)),
                     (MediaKind::Video, false) if !cameras.iter().any(|c| c.0 == *m) => {
                         cameras.push((*m, key));

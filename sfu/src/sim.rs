@@ -442,6 +442,13 @@ impl Sim {
         self.drain_core();
     }
 
+    /// The chair holds (or lets through) client `i`'s microphone and camera.
+    pub fn hold(&mut self, i: usize, audio: bool, video: bool) {
+        let p = self.clients[i].id;
+        self.core.hold(self.now, p, audio, video);
+        self.drain_core();
+    }
+
     /// Run the world for `d` of simulated time.
     pub fn run(&mut self, d: Duration) {
         let end = self.now + d;

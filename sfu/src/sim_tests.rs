@@ -583,3 +583,101 @@ fn reports_arriving_keep_a_watcher_whose_checks_stopped() {
         "the watcher no longer hears the chair"
     );
 }
+
+/// Packets client `i` received from each sender across its audio slots.
+fn audio_packets(s: &Sim, i: usize) -> std::collections::BTreeMap<u64, u64> {
+    let mut by = std::collections::BTreeMap::new();
+    for (slot, senders) in &s.clients[i].received {
+        if slot.starts_with('a') {
+            for (sender, n) in senders {
+                *by.entry(*sender).or_default() += n.packets;
+            }
+        }
+    }
+    by
+}
+
+/// A 30-site meeting in which the chair mutes everyone but itself: sites whose pages
+/// go on sending speech (as a page that ignores the mute message would) reach nobody,
+/// and no held voice takes anyone's main slot. The floor then goes to a site that raised
+/// its hand (signaling lets its voice through): everyone sees and hears it within a
+/// keyframe interval. Its camera stopped, the main slot goes back to the chair.
+#[test]
+fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
+    let mut s = meeting(11, 30);
+    let talkers = [3usize, 8, 17, 25];
+    for &t in &talkers {
+        s.set_level(t, 20);
+    }
+    s.run(Duration::from_secs(2));
+    assert!(
+        talkers.iter().any(|&t| s
+            .heard(1, Duration::from_millis(500))
+            .contains(&s.clients[t].id.0)),
+        "before the mute the talkers are heard"
+    );
+    for i in 1..30 {
+        s.hold(i, true, false);
+    }
+    s.run(Duration::from_millis(300));
+    let before: Vec<_> = (0..30).map(|i| audio_packets(&s, i)).collect();
+    s.run(Duration::from_secs(5));
+    let chair_id = s.clients[0].id.0;
+    for (i, was) in before.iter().enumerate() {
+        let now = audio_packets(&s, i);
+        for (sender, n) in &now {
+            let new = n - was.get(sender).copied().unwrap_or(0);
+            assert!(
+                new == 0 || *sender == chair_id,
+                "site {i} got {new} audio packets from held participant {sender}"
+            );
+        }
+    }
+    assert_chair_on_every_main_slot(&s);
+
+    // Site 17 raised its hand; the chair gives it the floor and signaling lets its
+    // voice through.
+    let holder = 17;
+    let holder_id = s.clients[holder].id.0;
+    s.hold(holder, false, false);
+    s.floor(ROOM, Some(holder));
+    let took = s.run_until(Duration::from_secs(5), |s| {
+        (1..30).filter(|&i| i != holder).all(|i| {
+            s.in_slot(i, "v0", Duration::from_millis(100)).map(|x| x.0) == Some(holder_id)
+                && s.heard(i, Duration::from_millis(100)).contains(&holder_id)
+        })
+    });
+    let took = took.expect("every site sees and hears the floor holder");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // The other talkers are still held.
+    let held_talkers: Vec<u64> = talkers
+        .iter()
+        .filter(|&&t| t != holder)
+        .map(|&t| s.clients[t].id.0)
+        .collect();
+    s.run(Duration::from_secs(1));
+    for i in 0..30 {
+        let heard = s.heard(i, Duration::from_millis(800));
+        assert!(
+            held_talkers.iter().all(|t| !heard.contains(t)),
+            "site {i} hears a held talker: {heard:?}"
+        );
+    }
+
+    // The chair stops the floor holder's camera: the main slot shows the chair again,
+    // the holder's voice goes on.
+    s.hold(holder, false, true);
+    let back = s.run_until(Duration::from_secs(5), |s| {
+        (1..30)
+            .filter(|&i| i != holder)
+            .all(|i| s.in_slot(i, "v0", Duration::from_millis(100)).map(|x| x.0) == Some(chair_id))
+    });
+    assert!(back.is_some(), "the held camera left every main slot");
+    assert!(s.heard(5, Duration::from_millis(300)).contains(&holder_id));
+    for (i, c) in s.clients.iter().enumerate() {
+        assert_eq!(
+            c.seq_gaps, 0,
+            "site {i}: a video slot's sequence numbers jumped"
+        );
+    }
+}

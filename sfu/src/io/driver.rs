@@ -372,6 +372,11 @@ impl Driver {
             }
             Command::View { participant, hints } => self.core.view(now, participant, hints),
             Command::Floor { room, participant } => self.core.floor(now, &room, participant),
+            Command::Hold {
+                participant,
+                audio,
+                video,
+            } => self.core.hold(now, participant, audio, video),
             Command::Stop => {}
             Command::TcpClosed { peer } => {
                 if self.tcp.get(&peer).is_some_and(|w| w.is_closed()) {

@@ -41,6 +41,12 @@ pub(crate) enum Command {
         room: String,
         participant: Option<ParticipantId>,
     },
+    /// The chair stopped (or let through) a participant's microphone or camera.
+    Hold {
+        participant: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
     Stats {
         reply: oneshot::Sender<SfuStats>,
     },
@@ -150,6 +156,22 @@ impl SfuHandle {
         self.send(Command::Floor {
             room: room.to_owned(),
             participant,
+        })
+        .await
+    }
+
+    /// Stop (`true`) or let through a participant's microphone and camera, whatever its
+    /// page does: the bridge forwards nothing of what is held.
+    pub async fn hold(
+        &self,
+        participant: ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), SfuError> {
+        self.send(Command::Hold {
+            participant,
+            audio,
+            video,
         })
         .await
     }
