@@ -51,8 +51,43 @@ pub enum ClientMsg {
     Ping,
     /// Leave the meeting; the server closes the socket afterwards.
     Leave,
-    /// Chair only: ask a participant to mute their microphone.
+    /// Chair only: mute a participant's microphone. Enforced by the bridge (nothing of it
+    /// is forwarded), and the participant is told (`held`).
     MuteParticipant { participant: String },
+    /// Chair only: let a muted participant's microphone through again.
+    UnmuteParticipant { participant: String },
+    /// Chair only: mute everyone but the floor holder and the chairs, and every site that
+    /// joins after, until `unmute_all`.
+    MuteAll,
+    /// Chair only: lift every mute the chair set (a site's own mute stays its own).
+    UnmuteAll,
+    /// Chair only: stop (`stop: true`) or allow again a participant's camera.
+    StopCamera {
+        participant: String,
+        #[serde(default = "yes")]
+        stop: bool,
+    },
+    /// Chair only: end a participant's session; its link cannot rejoin this meeting.
+    /// `reason` is shown to them (at most 200 characters).
+    Remove {
+        participant: String,
+        #[serde(default)]
+        reason: String,
+    },
+    /// Chair only: refuse (`true`) or allow again joins of sites not yet in the meeting.
+    Lock { locked: bool },
+    /// Chair only: whether a site the chair muted may unmute itself.
+    SelfUnmute { allowed: bool },
+    /// Chair only: name a secretary who has the chair's powers in this meeting (`null`:
+    /// nobody). Bound to the participant's credential, so it survives a reconnect.
+    NameSecretary { participant: Option<String> },
+    /// Ask for the floor ("xin phát biểu"): joins the speaking queue.
+    RaiseHand,
+    /// Leave the speaking queue; the chair may lower anyone's hand (`participant`).
+    LowerHand {
+        #[serde(default)]
+        participant: Option<String>,
+    },
     /// Chair only: give the floor to a participant (`null` takes it back).
     GrantFloor { participant: Option<String> },
     /// Chair only: move the end of the meeting `minutes` later.
@@ -132,9 +167,39 @@ pub enum ServerMsg {
     MuteRequest {
         by: String,
     },
-    /// Who has the floor now (`null`: nobody in particular).
+    /// Who has the floor now (`null`: nobody in particular), since when (RFC 3339), and
+    /// the meeting's limit per turn in seconds (0: none), for the page's timer.
     Floor {
         participant: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        limit_s: u32,
+    },
+    /// The speaking queue, first raised first. Sent to everyone on change.
+    Hands {
+        queue: Vec<String>,
+    },
+    /// What the chair holds of a participant: its microphone (`audio`), its camera
+    /// (`video`). Sent to everyone on change; the participant itself mutes what is held
+    /// (the bridge forwards none of it anyway).
+    Held {
+        participant: String,
+        audio: bool,
+        video: bool,
+        /// Whether the participant may lift the microphone hold itself.
+        #[serde(default)]
+        self_unmute: bool,
+    },
+    /// The meeting's controls: sent after `welcome` and on every change.
+    Controls {
+        locked: bool,
+        /// Sites the chair muted may unmute themselves.
+        self_unmute: bool,
+        /// Everyone but the floor and the chairs is muted, newcomers too.
+        all_muted: bool,
+        /// The participant the chair named secretary (chair's powers), if present.
+        secretary: Option<String>,
     },
     /// The server's answer to a client offer.
     Answer {
@@ -287,6 +352,19 @@ pub enum ErrorCode {
     /// The same join link was opened again elsewhere (another tab or PC); this session
     /// gave way to it. Final: the client does not rejoin by itself.
     Replaced,
+    /// The chair removed this participant (the message says why); its link cannot rejoin
+    /// this meeting. Final.
+    Removed,
+    /// The chair locked the meeting against sites that were not in it yet.
+    Locked,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ClientMsg {

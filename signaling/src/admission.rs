@@ -289,6 +289,30 @@ impl Access {
             }
             Phase::Lobby | Phase::Open | Phase::Closing => {}
         }
+        // Removed by the chair in this session of the meeting: the same link, device or
+        // person stays out until the next session.
+        let removed = self
+            .store
+            .removal(
+                meeting_id,
+                occ.lobby_at,
+                person_id,
+                endpoint.as_ref().map(|e| e.id),
+                jti.as_deref(),
+            )
+            .await
+            .map_err(|e| store_failure(&e))?;
+        if let Some(reason) = removed {
+            let why = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
+            return Err(Refusal::new(
+                ErrorCode::Removed,
+                format!("the chair removed you from this meeting{why}"),
+            ));
+        }
         // A room device is its name; a link naming a person is that person (the roster
         // and the minutes show who was there, not what someone typed).
         let name = match (&endpoint, person_id) {

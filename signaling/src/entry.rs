@@ -24,6 +24,11 @@ pub(crate) struct Joined {
     pub(crate) meeting: String,
     pub(crate) meeting_id: Option<i64>,
     pub(crate) role: MeetingRole,
+    /// The credential it came in with (what the chair's controls match on).
+    pub(crate) holder: Holder,
+    /// Its name and site as the roster shows them (the audit log's actor).
+    pub(crate) name: String,
+    pub(crate) site: String,
     pub(crate) attendance: Option<i64>,
     pub(crate) media: mpsc::UnboundedReceiver<SfuEvent>,
 }
@@ -37,6 +42,8 @@ pub(crate) struct Entered {
     pub(crate) present: Vec<ParticipantInfo>,
     /// The meeting's state (chair, floor, end), when it has one.
     pub(crate) state: Option<ServerMsg>,
+    /// The chair's controls as they stand (`controls`, `floor`, `hands`, `held`).
+    pub(crate) controls: Vec<ServerMsg>,
 }
 
 /// Why a join was refused, for the client (already logged).
@@ -120,6 +127,24 @@ pub(crate) async fn enter(
             ));
         }
     }
+    let holder = Holder {
+        site_id: admitted.attendance.as_ref().and_then(|a| a.site_id),
+        person_id: admitted.attendance.as_ref().and_then(|a| a.person_id),
+        endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
+        jti: admitted.jti.clone(),
+    };
+    // A locked meeting lets back the sites that were in it, and its chairs.
+    if admitted.role != MeetingRole::Chair
+        && !state
+            .registry
+            .read_control(&admitted.room, |c| c.may_enter(&holder))
+    {
+        warn!(%peer, meeting = %admitted.meeting, site = %admitted.site, "join refused: meeting locked");
+        return Err(Refused::new(
+            ErrorCode::Locked,
+            "the chair has locked this meeting against late joins; ask the chair's office to unlock it",
+        ));
+    }
     if way == Way::Whep && admitted.role != MeetingRole::Viewer {
         return Err(Refused::new(
             ErrorCode::Forbidden,
@@ -158,27 +183,32 @@ pub(crate) async fn enter(
         video_muted: false,
     };
     info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, ?way, "joined meeting");
-    let holder = Holder {
-        site_id: admitted.attendance.as_ref().and_then(|a| a.site_id),
-        person_id: admitted.attendance.as_ref().and_then(|a| a.person_id),
-        endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
-        jti: admitted.jti.clone(),
-    };
     let present = state
         .registry
-        .join(&admitted.room, info, holder, out.clone());
+        .join(&admitted.room, info, holder.clone(), out.clone());
+    // Joining while everyone is muted: muted too (the chairs are not).
+    let me = id.to_string();
+    let fx = state.registry.control(&admitted.room, |c, _| {
+        c.joined(&me, &holder, admitted.role == MeetingRole::Chair)
+    });
+    crate::chair::apply(state, &admitted.room, fx).await;
+    let controls = state.registry.control_snapshot(&admitted.room);
     Ok(Entered {
         joined: Joined {
             id,
             meeting: admitted.room,
             meeting_id: admitted.meeting_id,
             role: admitted.role,
+            holder,
+            name: admitted.name,
+            site: admitted.site,
             attendance,
             media,
         },
         meeting: admitted.meeting,
         present,
         state: admitted.state,
+        controls,
     })
 }
 
@@ -190,6 +220,7 @@ pub(crate) async fn leave(state: &AppState, j: Joined) {
         warn!(participant = %j.id, "cannot close attendance record: {e}");
     }
     state.sfu.leave(j.id).await;
-    state.registry.leave(&j.meeting, &j.id.to_string(), "left");
+    let fx = state.registry.leave(&j.meeting, &j.id.to_string(), "left");
+    crate::chair::apply(state, &j.meeting, fx).await;
     info!(participant = %j.id, meeting = %j.meeting, "left meeting");
 }

@@ -7,7 +7,9 @@
 mod admission;
 pub mod api;
 pub mod auth;
+mod chair;
 pub mod client_addr;
+mod control;
 mod entry;
 pub mod https;
 pub mod outbox;

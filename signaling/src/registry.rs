@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use cauhop_protocol::{ErrorCode, ParticipantInfo, ServerMsg};
 
+use crate::control::{Control, Effects};
 use crate::outbox::Outbox;
 
 /// What a connection was admitted as: what an administrator's view of one district and
@@ -21,6 +22,29 @@ pub struct Holder {
     pub jti: Option<String>,
 }
 
+impl Holder {
+    /// Whether this admission came with a credential at all (ad-hoc rooms: none).
+    pub fn is_credential(&self) -> bool {
+        self.site_id.is_some()
+            || self.person_id.is_some()
+            || self.endpoint_id.is_some()
+            || self.jti.is_some()
+    }
+
+    /// The same join link, device key or named person.
+    pub fn same_credential(&self, other: &Holder) -> bool {
+        let same = |a: Option<i64>, b: Option<i64>| a.is_some() && a == b;
+        (self.jti.is_some() && self.jti == other.jti)
+            || same(self.endpoint_id, other.endpoint_id)
+            || same(self.person_id, other.person_id)
+    }
+
+    /// [`Holder::same_credential`], or the same site (its kiosk after its browser).
+    pub fn same_site_or_credential(&self, other: &Holder) -> bool {
+        self.same_credential(other) || (self.site_id.is_some() && self.site_id == other.site_id)
+    }
+}
+
 struct Member {
     info: ParticipantInfo,
     holder: Holder,
@@ -29,13 +53,20 @@ struct Member {
     out: Outbox,
 }
 
+/// One meeting's people and the chair's controls over them.
+#[derive(Default)]
+struct Meeting {
+    members: Vec<Member>,
+    control: Control,
+}
+
 #[derive(Default)]
 pub struct Registry {
-    meetings: Mutex<HashMap<String, Vec<Member>>>,
+    meetings: Mutex<HashMap<String, Meeting>>,
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Member>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Meeting>> {
         // A panic while holding the lock cannot leave the map half-written (every
         // operation is a single insert or retain), so a poisoned lock is still usable.
         self.meetings.lock().unwrap_or_else(|e| e.into_inner())
@@ -50,7 +81,7 @@ impl Registry {
         out: Outbox,
     ) -> Vec<ParticipantInfo> {
         let mut m = self.lock();
-        let members = m.entry(meeting.to_owned()).or_default();
+        let members = &mut m.entry(meeting.to_owned()).or_default().members;
         let present: Vec<ParticipantInfo> = members.iter().map(|x| x.info.clone()).collect();
         for x in members.iter() {
             x.out.send(ServerMsg::ParticipantJoined {
@@ -61,28 +92,39 @@ impl Registry {
         present
     }
 
-    pub fn leave(&self, meeting: &str, participant: &str, reason: &str) {
+    /// Take a participant out; returns what its leaving changed of the controls (told to
+    /// the others already; the caller applies the floor to the media room).
+    pub fn leave(&self, meeting: &str, participant: &str, reason: &str) -> Effects {
         let mut m = self.lock();
-        let Some(members) = m.get_mut(meeting) else {
-            return;
+        let Some(mt) = m.get_mut(meeting) else {
+            return Effects::default();
         };
-        members.retain(|x| x.info.id != participant);
-        for x in members.iter() {
+        mt.members.retain(|x| x.info.id != participant);
+        for x in mt.members.iter() {
             x.out.send(ServerMsg::ParticipantLeft {
                 participant: participant.to_owned(),
                 reason: reason.to_owned(),
             });
         }
-        if members.is_empty() {
+        // Out of the queue and off the floor; the room's controls go with its last member.
+        let fx = mt.control.left(participant);
+        if mt.members.is_empty() {
             m.remove(meeting);
+            return Effects::default();
         }
+        for msg in &fx.tell {
+            for x in &mt.members {
+                x.out.send(msg.clone());
+            }
+        }
+        fx
     }
 
     pub fn set_mute(&self, meeting: &str, participant: &str, audio: bool, video: bool) {
         let mut m = self.lock();
         if let Some(x) = m
             .get_mut(meeting)
-            .and_then(|ms| ms.iter_mut().find(|x| x.info.id == participant))
+            .and_then(|ms| ms.members.iter_mut().find(|x| x.info.id == participant))
         {
             x.info.audio_muted = audio;
             x.info.video_muted = video;
@@ -111,11 +153,11 @@ impl Registry {
     ) -> usize {
         let m = self.lock();
         let mut n = 0;
-        for (room, members) in m.iter() {
+        for (room, mt) in m.iter() {
             if meeting.is_some_and(|want| want != room) {
                 continue;
             }
-            for x in members.iter().filter(|x| whom(&x.holder)) {
+            for x in mt.members.iter().filter(|x| whom(&x.holder)) {
                 x.out.send(ServerMsg::fatal(code, why.to_owned()));
                 x.out.end();
                 n += 1;
@@ -124,12 +166,28 @@ impl Registry {
         n
     }
 
+    /// End one participant's session: it is told why (a final error) and leaves the
+    /// room at once. False if it is not in the meeting.
+    pub fn end_one(&self, meeting: &str, participant: &str, code: ErrorCode, why: &str) -> bool {
+        let m = self.lock();
+        let Some(x) = m
+            .get(meeting)
+            .and_then(|mt| mt.members.iter().find(|x| x.info.id == participant))
+        else {
+            return false;
+        };
+        x.out.send(ServerMsg::fatal(code, why.to_owned()));
+        x.out.end();
+        true
+    }
+
     /// Everyone's admission in `meeting`, with their participant ids.
     pub fn holders(&self, meeting: &str) -> Vec<(String, Holder)> {
         self.lock()
             .get(meeting)
             .map(|ms| {
-                ms.iter()
+                ms.members
+                    .iter()
                     .map(|x| (x.info.id.clone(), x.holder.clone()))
                     .collect()
             })
@@ -139,8 +197,9 @@ impl Registry {
     /// Send to everyone in the meeting except `except`.
     pub fn broadcast(&self, meeting: &str, except: Option<&str>, msg: ServerMsg) {
         let m = self.lock();
-        if let Some(members) = m.get(meeting) {
-            for x in members
+        if let Some(mt) = m.get(meeting) {
+            for x in mt
+                .members
                 .iter()
                 .filter(|x| Some(x.info.id.as_str()) != except)
             {
@@ -153,7 +212,7 @@ impl Registry {
     pub fn send_to(&self, meeting: &str, participant: &str, msg: ServerMsg) -> bool {
         let m = self.lock();
         m.get(meeting)
-            .and_then(|ms| ms.iter().find(|x| x.info.id == participant))
+            .and_then(|ms| ms.members.iter().find(|x| x.info.id == participant))
             .is_some_and(|x| x.out.send(msg))
     }
 
@@ -171,7 +230,8 @@ impl Registry {
         self.lock()
             .get(meeting)
             .map(|ms| {
-                ms.iter()
+                ms.members
+                    .iter()
                     .filter(|x| keep(&x.holder))
                     .map(|x| x.info.clone())
                     .collect()
@@ -181,10 +241,89 @@ impl Registry {
 
     /// How many are in `meeting` now.
     pub fn count_in(&self, meeting: &str) -> usize {
-        self.lock().get(meeting).map_or(0, Vec::len)
+        self.lock().get(meeting).map_or(0, |m| m.members.len())
     }
 
     pub fn count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().values().map(|m| m.members.len()).sum()
+    }
+}
+
+impl Registry {
+    /// Change `meeting`'s controls with `change`, which sees them and who is present
+    /// (id, credential, chair role), and tell everyone what changed. Returns the effects
+    /// for the caller to apply to the media room; empty when nobody is in the meeting.
+    pub fn control(
+        &self,
+        meeting: &str,
+        change: impl FnOnce(&mut Control, &[(String, Holder)]) -> Effects,
+    ) -> Effects {
+        let mut m = self.lock();
+        let Some(mt) = m.get_mut(meeting) else {
+            return Effects::default();
+        };
+        let present: Vec<(String, Holder)> = mt
+            .members
+            .iter()
+            .map(|x| (x.info.id.clone(), x.holder.clone()))
+            .collect();
+        let mut fx = change(&mut mt.control, &present);
+        // A `controls` message names the secretary as present now.
+        let secretary = Self::secretary_in(mt);
+        for msg in &mut fx.tell {
+            if let ServerMsg::Controls { secretary: s, .. } = msg {
+                *s = secretary.clone();
+            }
+        }
+        for msg in &fx.tell {
+            for x in &mt.members {
+                x.out.send(msg.clone());
+            }
+        }
+        fx
+    }
+
+    /// Read `meeting`'s controls (default ones when nobody is there).
+    pub fn read_control<T>(&self, meeting: &str, read: impl FnOnce(&Control) -> T) -> T {
+        let m = self.lock();
+        match m.get(meeting) {
+            Some(mt) => read(&mt.control),
+            None => read(&Control::default()),
+        }
+    }
+
+    /// The participant holding the secretary's credential now.
+    fn secretary_in(mt: &Meeting) -> Option<String> {
+        let s = mt.control.secretary()?;
+        mt.members
+            .iter()
+            .find(|x| x.holder.same_credential(s))
+            .map(|x| x.info.id.clone())
+    }
+
+    /// Whether `holder` is the meeting's secretary.
+    pub fn is_secretary(&self, meeting: &str, holder: &Holder) -> bool {
+        self.read_control(meeting, |c| {
+            c.secretary().is_some_and(|s| s.same_credential(holder))
+        })
+    }
+
+    /// The controls as a page joining now is told them.
+    pub fn control_snapshot(&self, meeting: &str) -> Vec<ServerMsg> {
+        let m = self.lock();
+        match m.get(meeting) {
+            Some(mt) => mt.control.snapshot(Self::secretary_in(mt)),
+            None => Vec::new(),
+        }
+    }
+
+    /// The credential participant `id` was admitted with.
+    pub fn holder_of(&self, meeting: &str, id: &str) -> Option<Holder> {
+        self.lock()
+            .get(meeting)?
+            .members
+            .iter()
+            .find(|x| x.info.id == id)
+            .map(|x| x.holder.clone())
     }
 }

@@ -14,11 +14,8 @@ use cauhop_sfu::{OfferOutcome, ParticipantId, SfuError, SfuEvent, TrackKind, Vie
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tracing::{debug, info, warn};
 
-use cauhop_store::Instant;
-use cauhop_store::model::MeetingRole;
-
 use crate::AppState;
-use crate::admission::{JoinRequest, meeting_state};
+use crate::admission::JoinRequest;
 use crate::entry::{self, Joined};
 use crate::outbox::{OUTBOX_CAPACITY, Outbox};
 use crate::session_limits::{
@@ -331,7 +328,7 @@ const MAX_TILES: usize = 500;
 const MAX_SLOTS: usize = 32;
 
 /// `p12` -> participant 12 (the form `ParticipantId` displays as).
-fn parse_participant(s: &str) -> Option<ParticipantId> {
+pub(crate) fn parse_participant(s: &str) -> Option<ParticipantId> {
     s.strip_prefix('p')?.parse().ok().map(ParticipantId)
 }
 
@@ -429,6 +426,9 @@ async fn handle_text(
                     if let Some(st) = e.state {
                         out.send(st);
                     }
+                    for m in e.controls {
+                        out.send(m);
+                    }
                     *joined = Some(e.joined);
                 }
                 Err(r) => {
@@ -521,112 +521,31 @@ async fn handle_text(
             }
         }
         (ClientMsg::Mute { audio, video }, Some(j)) => {
-            state
-                .registry
-                .set_mute(&j.meeting, &j.id.to_string(), audio, video);
-        }
-        (
-            msg @ (ClientMsg::MuteParticipant { .. }
-            | ClientMsg::GrantFloor { .. }
-            | ClientMsg::Extend { .. }
-            | ClientMsg::EndMeeting),
-            Some(j),
-        ) => {
-            if j.role != MeetingRole::Chair {
-                reply_err(
-                    ErrorCode::Forbidden,
-                    "only the chair can mute others, give the floor, extend or end the meeting"
-                        .into(),
-                );
-                return Flow::Continue;
-            }
-            return chair_action(state, conn, j, msg).await;
-        }
-    }
-    Flow::Continue
-}
-
-/// What only the chair may do; the caller checked the role.
-async fn chair_action(state: &Arc<AppState>, conn: &Conn, j: &Joined, msg: ClientMsg) -> Flow {
-    let me = j.id.to_string();
-    let reply_err = |code: ErrorCode, message: String| conn.err(code, message);
-    match msg {
-        ClientMsg::MuteParticipant { participant }
-            if !state.registry.send_to(
-                &j.meeting,
-                &participant,
-                ServerMsg::MuteRequest { by: me },
-            ) =>
-        {
-            reply_err(
-                ErrorCode::BadMessage,
-                format!("no participant {} here", clip(&participant)),
-            );
-        }
-        ClientMsg::GrantFloor { participant } => {
-            info!(meeting = %j.meeting, ?participant, "floor granted");
-            // The floor holder takes everyone's main slot and an audio slot.
-            let holder = participant.as_deref().and_then(parse_participant);
-            if let Err(e) = state.sfu.floor(&j.meeting, holder).await {
-                warn!(meeting = %j.meeting, "floor not passed to the media server: {e}");
-            }
-            state
-                .registry
-                .broadcast(&j.meeting, None, ServerMsg::Floor { participant });
-        }
-        ClientMsg::Extend { minutes } => {
-            let Some(id) = j.meeting_id else {
-                reply_err(
-                    ErrorCode::Forbidden,
-                    "ad-hoc meetings have no end to extend".into(),
-                );
-                return Flow::Continue;
-            };
-            if !(1..=240).contains(&minutes) {
-                reply_err(ErrorCode::BadMessage, "extend by 1-240 minutes".into());
-                return Flow::Continue;
-            }
-            let now = Instant::now();
-            let result = async {
-                let m = state.store.meeting(id).await?;
-                let end = m
-                    .times()
-                    .current(&state.schedule, now)
-                    .map_or(now, |o| o.ends_at());
+            // Unmuting what the chair holds needs the meeting's leave.
+            let msg = ClientMsg::Mute { audio, video };
+            if crate::chair::own(state, j, &msg, &reply_err).await {
                 state
-                    .store
-                    .extend_meeting(id, end.max(now).plus(i64::from(minutes) * 60))
-                    .await?;
-                state.store.meeting(id).await
-            }
-            .await;
-            match result {
-                Ok(m) => {
-                    info!(meeting = id, minutes, "meeting extended by the chair");
-                    if let Some(st) = meeting_state(&m, &state.schedule, now) {
-                        state.registry.broadcast(&j.meeting, None, st);
-                    }
-                }
-                Err(e) => reply_err(ErrorCode::Internal, format!("cannot extend: {e}")),
+                    .registry
+                    .set_mute(&j.meeting, &j.id.to_string(), audio, video);
             }
         }
-        ClientMsg::EndMeeting => {
-            if let Some(id) = j.meeting_id
-                && let Err(e) = state.store.end_meeting(id, Instant::now()).await
-            {
-                reply_err(ErrorCode::Internal, format!("cannot end the meeting: {e}"));
+        (msg, Some(j)) if crate::chair::is_chair_action(&msg) => {
+            if !crate::chair::may_chair(state, j) {
+                reply_err(
+                    ErrorCode::Forbidden,
+                    "only the chair (or the secretary the chair named) can do this".into(),
+                );
                 return Flow::Continue;
             }
-            info!(meeting = %j.meeting, "meeting ended by the chair");
-            state.registry.broadcast(
-                &j.meeting,
-                None,
-                ServerMsg::MeetingEnded {
-                    reason: "ended_by_chair".into(),
-                },
-            );
+            crate::chair::act(state, j, peer, msg, &reply_err).await;
         }
-        _ => {}
+        (msg @ (ClientMsg::RaiseHand | ClientMsg::LowerHand { .. }), Some(j)) => {
+            crate::chair::own(state, j, &msg, &reply_err).await;
+        }
+        (msg, Some(_)) => {
+            // Every chair action is matched above; nothing else is left.
+            debug!(?msg, "unhandled message");
+        }
     }
     Flow::Continue
 }

@@ -15,6 +15,7 @@ mod links;
 mod meetings;
 pub mod model;
 mod people;
+mod removals;
 pub mod schedule;
 mod sessions;
 mod sites;

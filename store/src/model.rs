@@ -282,6 +282,20 @@ pub struct Attendance {
     pub seconds: i64,
 }
 
+/// A participant the chair removed from a meeting: its credential (any of them) may not
+/// rejoin that meeting's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRemoval {
+    pub meeting_id: i64,
+    pub site_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub endpoint_id: Option<i64>,
+    pub jti: Option<String>,
+    pub reason: String,
+    /// Who removed it, as the audit log names them.
+    pub by: String,
+}
+
 /// Who is joining, for the attendance record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAttendance {
@@ -355,10 +369,31 @@ pub enum AuditAction {
     /// The join-link signing key (`cauhop keys rotate`).
     #[serde(rename = "join_key.rotate")]
     JoinKeyRotate,
+    /// In a meeting, by its chair: the floor given or taken back.
+    #[serde(rename = "meeting.floor")]
+    MeetingFloor,
+    /// A microphone muted or unmuted by the chair (one site, or all).
+    #[serde(rename = "meeting.mute")]
+    MeetingMute,
+    /// A camera stopped or allowed by the chair.
+    #[serde(rename = "meeting.camera")]
+    MeetingCamera,
+    /// A participant removed by the chair, with the reason it was shown.
+    #[serde(rename = "meeting.remove")]
+    MeetingRemove,
+    /// The meeting locked or unlocked, or its self-unmute setting changed.
+    #[serde(rename = "meeting.lock")]
+    MeetingLock,
+    /// A secretary named (or none) by the chair.
+    #[serde(rename = "meeting.secretary")]
+    MeetingSecretary,
+    /// The meeting ended or extended by its chair.
+    #[serde(rename = "meeting.end")]
+    MeetingEnd,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 24] = [
         Self::MeetingCreate,
         Self::MeetingUpdate,
         Self::MeetingDelete,
@@ -376,6 +411,13 @@ impl AuditAction {
         Self::EndpointDelete,
         Self::EndpointKeyRotate,
         Self::JoinKeyRotate,
+        Self::MeetingFloor,
+        Self::MeetingMute,
+        Self::MeetingCamera,
+        Self::MeetingRemove,
+        Self::MeetingLock,
+        Self::MeetingSecretary,
+        Self::MeetingEnd,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -397,6 +439,13 @@ impl AuditAction {
             Self::EndpointDelete => "endpoint.delete",
             Self::EndpointKeyRotate => "endpoint.key_rotate",
             Self::JoinKeyRotate => "join_key.rotate",
+            Self::MeetingFloor => "meeting.floor",
+            Self::MeetingMute => "meeting.mute",
+            Self::MeetingCamera => "meeting.camera",
+            Self::MeetingRemove => "meeting.remove",
+            Self::MeetingLock => "meeting.lock",
+            Self::MeetingSecretary => "meeting.secretary",
+            Self::MeetingEnd => "meeting.end",
         }
     }
 

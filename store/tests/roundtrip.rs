@@ -267,6 +267,47 @@ async fn every_entity_round_trips_on_both_backends() {
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].seconds, rows[0].left_at), (60, Some(Instant(160))));
 
+        // A removal keeps that link (and only it) out of the meeting from then on.
+        store
+            .record_removal(
+                &NewRemoval {
+                    meeting_id: m.id,
+                    site_id: Some(commune.id),
+                    person_id: None,
+                    endpoint_id: None,
+                    jti: Some("jti-removed".into()),
+                    reason: "tiếng ồn".into(),
+                    by: "Chủ trì (UBND tỉnh)".into(),
+                },
+                Instant(200),
+            )
+            .await
+            .expect("removal");
+        let removed = |since, jti: Option<&'static str>, ep: Option<i64>| {
+            let store = store.clone();
+            async move {
+                store
+                    .removal(m.id, Instant(since), None, ep, jti)
+                    .await
+                    .expect("removal query")
+            }
+        };
+        assert_eq!(
+            removed(100, Some("jti-removed"), None).await.as_deref(),
+            Some("tiếng ồn")
+        );
+        assert_eq!(removed(100, Some("another"), None).await, None);
+        assert_eq!(
+            removed(100, None, Some(7)).await,
+            None,
+            "no credential named"
+        );
+        assert_eq!(
+            removed(300, Some("jti-removed"), None).await,
+            None,
+            "a later session of the meeting"
+        );
+
         store
             .create_session("tok", admin.id, "csrf1", Instant::now().plus(60))
             .await

@@ -1,0 +1,507 @@
+//! What the chair does in a meeting, and what a site asks of the chair: the WebSocket
+//! messages of the floor, the queue, mute, camera, removal, lock and secretary, checked
+//! for who may send them, applied to the meeting's controls (`control.rs`) and to the
+//! media room, and written to the audit log.
+//!
+//! The chair's powers belong to a participant admitted with the chair role, and to the
+//! participant holding the credential the chair named secretary. Every action a chair
+//! takes is recorded with who (name, site, address) and when; a site's own hand is not.
+
+use std::sync::Arc;
+
+use cauhop_protocol::{ClientMsg, ErrorCode, ServerMsg};
+use cauhop_store::Instant;
+use cauhop_store::model::{AuditAction, AuditActor, MeetingRole, NewAuditEntry, NewRemoval};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::AppState;
+use crate::admission::meeting_state;
+use crate::control::{ControlError, Effects};
+use crate::entry::Joined;
+use crate::session_limits::clip;
+
+/// Longest removal reason shown to the removed site and kept in the log.
+pub(crate) const MAX_REASON_CHARS: usize = 200;
+
+/// How an action is answered when it cannot be done.
+pub(crate) type Reply<'a> = &'a (dyn Fn(ErrorCode, String) + Sync);
+
+/// Apply what a change of the controls asks of the media room.
+pub(crate) async fn apply(state: &AppState, room: &str, fx: Effects) {
+    for (p, held) in fx.holds {
+        let Some(id) = crate::session::parse_participant(&p) else {
+            continue;
+        };
+        if let Err(e) = state.sfu.hold(id, held.audio, held.video).await {
+            warn!(meeting = %room, participant = %p, "hold not passed to the media server: {e}");
+        }
+    }
+    if let Some(floor) = fx.floor {
+        let holder = floor.as_deref().and_then(crate::session::parse_participant);
+        if let Err(e) = state.sfu.floor(room, holder).await {
+            warn!(meeting = %room, "floor not passed to the media server: {e}");
+        }
+    }
+}
+
+/// Whether `j` has the chair's powers now.
+pub(crate) fn may_chair(state: &AppState, j: &Joined) -> bool {
+    j.role == MeetingRole::Chair || state.registry.is_secretary(&j.meeting, &j.holder)
+}
+
+/// Whether `msg` is one of the chair's actions.
+pub(crate) fn is_chair_action(msg: &ClientMsg) -> bool {
+    matches!(
+        msg,
+        ClientMsg::MuteParticipant { .. }
+            | ClientMsg::UnmuteParticipant { .. }
+            | ClientMsg::MuteAll
+            | ClientMsg::UnmuteAll
+            | ClientMsg::StopCamera { .. }
+            | ClientMsg::Remove { .. }
+            | ClientMsg::Lock { .. }
+            | ClientMsg::SelfUnmute { .. }
+            | ClientMsg::NameSecretary { .. }
+            | ClientMsg::GrantFloor { .. }
+            | ClientMsg::Extend { .. }
+            | ClientMsg::EndMeeting
+            | ClientMsg::LowerHand {
+                participant: Some(_)
+            }
+    )
+}
+
+/// Record in the audit log that `j` did `action` in its meeting.
+async fn audit(
+    state: &AppState,
+    j: &Joined,
+    peer: &str,
+    action: AuditAction,
+    detail: serde_json::Value,
+) {
+    let entry = NewAuditEntry {
+        actor: AuditActor {
+            person_id: j.holder.person_id,
+            name: if j.site.is_empty() {
+                j.name.clone()
+            } else {
+                format!("{} ({})", j.name, j.site)
+            },
+            // The address as the API's entries give it: without the port.
+            client: Some(
+                peer.parse::<std::net::SocketAddr>()
+                    .map_or_else(|_| peer.to_owned(), |a| a.ip().to_string()),
+            ),
+        },
+        action,
+        target_id: j
+            .meeting_id
+            .map_or_else(|| j.meeting.clone(), |id| id.to_string()),
+        detail,
+    };
+    crate::api::audit::write(&state.store, &entry).await;
+}
+
+/// A present participant's name and site for the log, or an error to the chair.
+fn present(
+    state: &AppState,
+    j: &Joined,
+    participant: &str,
+    reply: Reply<'_>,
+) -> Option<serde_json::Value> {
+    let who = state
+        .registry
+        .members(&j.meeting)
+        .into_iter()
+        .find(|m| m.id == participant);
+    match who {
+        Some(m) => Some(json!({"participant": m.id, "name": m.name, "site": m.site})),
+        None => {
+            reply(
+                ErrorCode::BadMessage,
+                format!("no participant {} here", clip(participant)),
+            );
+            None
+        }
+    }
+}
+
+/// One of the chair's actions; the caller checked [`may_chair`].
+pub(crate) async fn act(
+    state: &Arc<AppState>,
+    j: &Joined,
+    peer: &str,
+    msg: ClientMsg,
+    reply: Reply<'_>,
+) {
+    let room = j.meeting.as_str();
+    let me = j.id.to_string();
+    match msg {
+        ClientMsg::MuteParticipant { participant } => {
+            let Some(who) = present(state, j, &participant, reply) else {
+                return;
+            };
+            let fx = state
+                .registry
+                .control(room, |c, _| c.mute(&participant, true));
+            apply(state, room, fx).await;
+            // The page that follows the request mutes its own track too (no uplink spent).
+            state
+                .registry
+                .send_to(room, &participant, ServerMsg::MuteRequest { by: me });
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingMute,
+                json!({"muted": true, "who": who}),
+            )
+            .await;
+        }
+        ClientMsg::UnmuteParticipant { participant } => {
+            let Some(who) = present(state, j, &participant, reply) else {
+                return;
+            };
+            let fx = state
+                .registry
+                .control(room, |c, _| c.mute(&participant, false));
+            apply(state, room, fx).await;
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingMute,
+                json!({"muted": false, "who": who}),
+            )
+            .await;
+        }
+        ClientMsg::MuteAll => {
+            // Spared: the chairs (the chair role, the secretary) and the floor holder.
+            let chairs: Vec<String> = state
+                .registry
+                .holders(room)
+                .into_iter()
+                .filter(|(id, h)| *id == me || state.registry.is_secretary(room, h))
+                .map(|(id, _)| id)
+                .collect();
+            let fx = state.registry.control(room, |c, present| {
+                let ids: Vec<String> = present.iter().map(|p| p.0.clone()).collect();
+                c.mute_all(&ids, &chairs)
+            });
+            let n = fx.holds.len();
+            apply(state, room, fx).await;
+            info!(meeting = %room, muted = n, "everyone muted by the chair");
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingMute,
+                json!({"all": true, "muted": true, "sites": n}),
+            )
+            .await;
+        }
+        ClientMsg::UnmuteAll => {
+            let fx = state.registry.control(room, |c, _| c.unmute_all());
+            let n = fx.holds.len();
+            apply(state, room, fx).await;
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingMute,
+                json!({"all": true, "muted": false, "sites": n}),
+            )
+            .await;
+        }
+        ClientMsg::StopCamera { participant, stop } => {
+            let Some(who) = present(state, j, &participant, reply) else {
+                return;
+            };
+            let fx = state
+                .registry
+                .control(room, |c, _| c.stop_camera(&participant, stop));
+            apply(state, room, fx).await;
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingCamera,
+                json!({"stopped": stop, "who": who}),
+            )
+            .await;
+        }
+        ClientMsg::Remove {
+            participant,
+            reason,
+        } => {
+            if participant == me {
+                reply(
+                    ErrorCode::BadMessage,
+                    "the chair cannot remove itself; leave instead".into(),
+                );
+                return;
+            }
+            let reason: String = reason.trim().chars().take(MAX_REASON_CHARS).collect();
+            let Some(who) = present(state, j, &participant, reply) else {
+                return;
+            };
+            let Some(holder) = state.registry.holder_of(room, &participant) else {
+                return;
+            };
+            if let Some(meeting_id) = j.meeting_id {
+                let removal = NewRemoval {
+                    meeting_id,
+                    site_id: holder.site_id,
+                    person_id: holder.person_id,
+                    endpoint_id: holder.endpoint_id,
+                    jti: holder.jti.clone(),
+                    reason: reason.clone(),
+                    by: format!("{} ({})", j.name, j.site),
+                };
+                if let Err(e) = state.store.record_removal(&removal, Instant::now()).await {
+                    // Not kept: the link could come back. Say so rather than pretend.
+                    warn!(meeting = %room, "removal not recorded: {e}");
+                    reply(ErrorCode::Internal, format!("cannot remove now: {e}"));
+                    return;
+                }
+            }
+            let why = if reason.is_empty() {
+                "the chair removed you from this meeting".to_owned()
+            } else {
+                format!("the chair removed you from this meeting: {reason}")
+            };
+            state
+                .registry
+                .end_one(room, &participant, ErrorCode::Removed, &why);
+            info!(meeting = %room, %participant, "removed by the chair");
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingRemove,
+                json!({"who": who, "reason": reason}),
+            )
+            .await;
+        }
+        ClientMsg::Lock { locked } => {
+            let fx = state.registry.control(room, |c, _| c.set_locked(locked));
+            if !fx.is_empty() {
+                info!(meeting = %room, locked, "meeting lock changed by the chair");
+                audit(
+                    state,
+                    j,
+                    peer,
+                    AuditAction::MeetingLock,
+                    json!({"locked": locked}),
+                )
+                .await;
+            }
+        }
+        ClientMsg::SelfUnmute { allowed } => {
+            let fx = state
+                .registry
+                .control(room, |c, _| c.set_self_unmute(allowed));
+            if !fx.is_empty() {
+                audit(
+                    state,
+                    j,
+                    peer,
+                    AuditAction::MeetingLock,
+                    json!({"self_unmute": allowed}),
+                )
+                .await;
+            }
+        }
+        ClientMsg::NameSecretary { participant } => {
+            // Only the chair itself names a secretary: a secretary cannot name another.
+            if j.role != MeetingRole::Chair {
+                reply(
+                    ErrorCode::Forbidden,
+                    "only the chair names a secretary".into(),
+                );
+                return;
+            }
+            let (holder, who) = match participant.as_deref() {
+                None => (None, serde_json::Value::Null),
+                Some(p) => {
+                    let Some(who) = present(state, j, p, reply) else {
+                        return;
+                    };
+                    match state
+                        .registry
+                        .holder_of(room, p)
+                        .filter(|h| h.is_credential())
+                    {
+                        Some(h) => (Some(h), who),
+                        None => {
+                            reply(
+                                ErrorCode::BadMessage,
+                                "a secretary needs a join link or a device key of this meeting"
+                                    .into(),
+                            );
+                            return;
+                        }
+                    }
+                }
+            };
+            let shown = participant.clone();
+            let fx = state
+                .registry
+                .control(room, |c, _| c.name_secretary(holder, shown));
+            if !fx.is_empty() {
+                audit(
+                    state,
+                    j,
+                    peer,
+                    AuditAction::MeetingSecretary,
+                    json!({"who": who}),
+                )
+                .await;
+            }
+        }
+        ClientMsg::GrantFloor { participant } => {
+            let who = match participant.as_deref() {
+                None => serde_json::Value::Null,
+                Some(p) => match present(state, j, p, reply) {
+                    Some(w) => w,
+                    None => return,
+                },
+            };
+            let fx = state.registry.control(room, |c, _| {
+                c.grant_floor(participant.clone(), Instant::now())
+            });
+            if !fx.is_empty() {
+                info!(meeting = %room, ?participant, "floor given");
+                apply(state, room, fx).await;
+                audit(
+                    state,
+                    j,
+                    peer,
+                    AuditAction::MeetingFloor,
+                    json!({"who": who}),
+                )
+                .await;
+            }
+        }
+        ClientMsg::LowerHand {
+            participant: Some(p),
+        } => {
+            let fx = state.registry.control(room, |c, _| c.lower_hand(&p));
+            apply(state, room, fx).await;
+        }
+        ClientMsg::Extend { minutes } => extend(state, j, peer, minutes, reply).await,
+        ClientMsg::EndMeeting => {
+            if let Some(id) = j.meeting_id
+                && let Err(e) = state.store.end_meeting(id, Instant::now()).await
+            {
+                reply(ErrorCode::Internal, format!("cannot end the meeting: {e}"));
+                return;
+            }
+            info!(meeting = %room, "meeting ended by the chair");
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingEnd,
+                json!({"ended": true}),
+            )
+            .await;
+            state.registry.broadcast(
+                room,
+                None,
+                ServerMsg::MeetingEnded {
+                    reason: "ended_by_chair".into(),
+                },
+            );
+        }
+        _ => {}
+    }
+}
+
+async fn extend(state: &Arc<AppState>, j: &Joined, peer: &str, minutes: u32, reply: Reply<'_>) {
+    let Some(id) = j.meeting_id else {
+        reply(
+            ErrorCode::Forbidden,
+            "ad-hoc meetings have no end to extend".into(),
+        );
+        return;
+    };
+    if !(1..=240).contains(&minutes) {
+        reply(ErrorCode::BadMessage, "extend by 1-240 minutes".into());
+        return;
+    }
+    let now = Instant::now();
+    let result = async {
+        let m = state.store.meeting(id).await?;
+        let end = m
+            .times()
+            .current(&state.schedule, now)
+            .map_or(now, |o| o.ends_at());
+        state
+            .store
+            .extend_meeting(id, end.max(now).plus(i64::from(minutes) * 60))
+            .await?;
+        state.store.meeting(id).await
+    }
+    .await;
+    match result {
+        Ok(m) => {
+            info!(meeting = id, minutes, "meeting extended by the chair");
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingEnd,
+                json!({"extended_minutes": minutes}),
+            )
+            .await;
+            if let Some(st) = meeting_state(&m, &state.schedule, now) {
+                state.registry.broadcast(&j.meeting, None, st);
+            }
+        }
+        Err(e) => reply(ErrorCode::Internal, format!("cannot extend: {e}")),
+    }
+}
+
+/// What any participant asks of the chair's controls: its hand, its own unmute. False
+/// when it was refused (an unmute the chair does not allow).
+pub(crate) async fn own(state: &AppState, j: &Joined, msg: &ClientMsg, reply: Reply<'_>) -> bool {
+    let room = j.meeting.as_str();
+    let me = j.id.to_string();
+    match msg {
+        ClientMsg::RaiseHand => {
+            if j.role == MeetingRole::Viewer {
+                reply(
+                    ErrorCode::Forbidden,
+                    "a viewer link cannot ask for the floor".into(),
+                );
+                return false;
+            }
+            let fx = state.registry.control(room, |c, _| c.raise_hand(&me));
+            if !fx.is_empty() {
+                info!(meeting = %room, participant = %me, "hand raised");
+            }
+        }
+        ClientMsg::LowerHand { participant: None } => {
+            state.registry.control(room, |c, _| c.lower_hand(&me));
+        }
+        ClientMsg::Mute { audio: false, .. } => {
+            let mut refused = false;
+            let fx = state.registry.control(room, |c, _| {
+                c.self_unmute(&me)
+                    .unwrap_or_else(|ControlError::HeldByChair| {
+                        refused = true;
+                        Effects::default()
+                    })
+            });
+            if refused {
+                reply(ErrorCode::Forbidden, ControlError::HeldByChair.to_string());
+                return false;
+            }
+            apply(state, room, fx).await;
+        }
+        _ => {}
+    }
+    true
+}

@@ -1,0 +1,455 @@
+//! The chair's controls of one meeting: the floor, the speaking queue, what the chair
+//! holds of each participant (microphone, camera), the lock and the secretary.
+//!
+//! Plain state with the time passed in, changed under the registry's lock by the session
+//! handlers. Every change returns its [`Effects`]: the messages everyone is told and the
+//! holds the media room must enforce, which the caller applies after letting the lock go.
+//! A participant here is its id as the protocol writes it (`p12`).
+
+use std::collections::BTreeMap;
+
+use cauhop_protocol::ServerMsg;
+use cauhop_store::Instant;
+
+use crate::registry::Holder;
+
+/// What the chair stops of one participant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    pub audio: bool,
+    pub video: bool,
+}
+
+/// What a change asks of the caller.
+#[derive(Debug, Default, PartialEq)]
+pub struct Effects {
+    /// To everyone in the meeting.
+    pub tell: Vec<ServerMsg>,
+    /// Holds the media room must enforce now, per participant.
+    pub holds: Vec<(String, Held)>,
+    /// The floor changed: who holds it now, for the media room's slots.
+    pub floor: Option<Option<String>>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.tell.is_empty() && self.holds.is_empty() && self.floor.is_none()
+    }
+}
+
+/// Why the controls refused a participant's own request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("the chair muted you; raise your hand to ask for the floor")]
+    HeldByChair,
+}
+
+#[derive(Debug, Default)]
+pub struct Control {
+    floor: Option<(String, Instant)>,
+    /// Seconds a floor turn may last (0: no limit), for the pages' timers.
+    floor_limit_s: u32,
+    hands: Vec<String>,
+    held: BTreeMap<String, Held>,
+    all_muted: bool,
+    self_unmute: bool,
+    locked: bool,
+    /// The credential the chair named secretary; whoever holds it has the chair's powers.
+    secretary: Option<Holder>,
+    /// Credentials admitted before the lock (a site that dropped comes back in).
+    admitted: Vec<Holder>,
+}
+
+impl Control {
+    /// The state a joining page is told, after `welcome`.
+    pub fn snapshot(&self, secretary_now: Option<String>) -> Vec<ServerMsg> {
+        let mut v = vec![
+            self.controls_msg(secretary_now),
+            self.floor_msg(),
+            self.hands_msg(),
+        ];
+        for (p, h) in &self.held {
+            v.push(self.held_msg(p, *h));
+        }
+        v
+    }
+
+    pub fn floor_holder(&self) -> Option<&str> {
+        self.floor.as_ref().map(|f| f.0.as_str())
+    }
+
+    pub fn held(&self, participant: &str) -> Held {
+        self.held.get(participant).copied().unwrap_or_default()
+    }
+
+    pub fn locked(&self) -> bool {
+        self.locked
+    }
+
+    pub fn secretary(&self) -> Option<&Holder> {
+        self.secretary.as_ref()
+    }
+
+    /// Whether a join by `holder` may enter: always unless locked; when locked, only a
+    /// credential already admitted before.
+    pub fn may_enter(&self, holder: &Holder) -> bool {
+        !self.locked
+            || self
+                .admitted
+                .iter()
+                .any(|h| h.same_site_or_credential(holder))
+    }
+
+    /// A participant entered. It is held when everyone is muted (`chair`: not).
+    pub fn joined(&mut self, participant: &str, holder: &Holder, chair: bool) -> Effects {
+        if !self.admitted.iter().any(|h| h == holder) && holder.is_credential() {
+            self.admitted.push(holder.clone());
+        }
+        let mut fx = Effects::default();
+        if self.all_muted && !chair {
+            self.set_held(&mut fx, participant, |h| h.audio = true);
+        }
+        fx
+    }
+
+    /// A participant left (or its link failed): out of the queue, off the floor.
+    pub fn left(&mut self, participant: &str) -> Effects {
+        let mut fx = Effects::default();
+        self.held.remove(participant);
+        if self.hands.iter().any(|p| p == participant) {
+            self.hands.retain(|p| p != participant);
+            fx.tell.push(self.hands_msg());
+        }
+        if self.floor_holder() == Some(participant) {
+            self.floor = None;
+            fx.floor = Some(None);
+            fx.tell.push(self.floor_msg());
+        }
+        fx
+    }
+
+    pub fn grant_floor(&mut self, participant: Option<String>, now: Instant) -> Effects {
+        let mut fx = Effects::default();
+        if self.floor_holder() == participant.as_deref() {
+            return fx;
+        }
+        self.floor = participant.clone().map(|p| (p, now));
+        fx.floor = Some(participant.clone());
+        fx.tell.push(self.floor_msg());
+        if let Some(p) = participant {
+            if self.hands.contains(&p) {
+                self.hands.retain(|h| *h != p);
+                fx.tell.push(self.hands_msg());
+            }
+            // Whoever has the floor is heard: that is what the floor is.
+            self.set_held(&mut fx, &p, |h| h.audio = false);
+        }
+        fx
+    }
+
+    pub fn set_floor_limit(&mut self, seconds: u32) {
+        self.floor_limit_s = seconds;
+    }
+
+    pub fn raise_hand(&mut self, participant: &str) -> Effects {
+        let mut fx = Effects::default();
+        if self.floor_holder() == Some(participant) || self.hands.iter().any(|p| p == participant) {
+            return fx;
+        }
+        self.hands.push(participant.to_owned());
+        fx.tell.push(self.hands_msg());
+        fx
+    }
+
+    pub fn lower_hand(&mut self, participant: &str) -> Effects {
+        let mut fx = Effects::default();
+        if self.hands.iter().any(|p| p == participant) {
+            self.hands.retain(|p| p != participant);
+            fx.tell.push(self.hands_msg());
+        }
+        fx
+    }
+
+    /// The chair mutes (`true`) or unmutes one participant's microphone.
+    pub fn mute(&mut self, participant: &str, muted: bool) -> Effects {
+        let mut fx = Effects::default();
+        self.set_held(&mut fx, participant, |h| h.audio = muted);
+        fx
+    }
+
+    /// The chair stops (`true`) or allows one participant's camera.
+    pub fn stop_camera(&mut self, participant: &str, stop: bool) -> Effects {
+        let mut fx = Effects::default();
+        self.set_held(&mut fx, participant, |h| h.video = stop);
+        fx
+    }
+
+    /// Everyone in `present` but the floor holder and `chairs` is muted, and so is every
+    /// site that joins until [`Control::unmute_all`].
+    pub fn mute_all(&mut self, present: &[String], chairs: &[String]) -> Effects {
+        let mut fx = Effects::default();
+        if !self.all_muted {
+            self.all_muted = true;
+            fx.tell.push(self.controls_msg(None));
+        }
+        for p in present {
+            if chairs.contains(p) || self.floor_holder() == Some(p.as_str()) {
+                continue;
+            }
+            self.set_held(&mut fx, p, |h| h.audio = true);
+        }
+        fx
+    }
+
+    pub fn unmute_all(&mut self) -> Effects {
+        let mut fx = Effects::default();
+        if self.all_muted {
+            self.all_muted = false;
+            fx.tell.push(self.controls_msg(None));
+        }
+        let muted: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.audio)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in muted {
+            self.set_held(&mut fx, &p, |h| h.audio = false);
+        }
+        fx
+    }
+
+    /// The participant itself unmutes: allowed unless the chair holds its microphone
+    /// and the meeting does not let sites lift that themselves.
+    pub fn self_unmute(&mut self, participant: &str) -> Result<Effects, ControlError> {
+        let mut fx = Effects::default();
+        if !self.held(participant).audio {
+            return Ok(fx);
+        }
+        if !self.self_unmute {
+            return Err(ControlError::HeldByChair);
+        }
+        self.set_held(&mut fx, participant, |h| h.audio = false);
+        Ok(fx)
+    }
+
+    pub fn set_locked(&mut self, locked: bool) -> Effects {
+        self.set_flag(|c| &mut c.locked, locked)
+    }
+
+    pub fn set_self_unmute(&mut self, allowed: bool) -> Effects {
+        let mut fx = self.set_flag(|c| &mut c.self_unmute, allowed);
+        // Each held participant's page says whether it may unmute itself.
+        if !fx.is_empty() {
+            for (p, h) in &self.held {
+                fx.tell.push(self.held_msg(p, *h));
+            }
+        }
+        fx
+    }
+
+    /// Name the credential `holder` secretary (`None`: nobody). `shown`: the participant
+    /// holding it now, for the pages.
+    pub fn name_secretary(&mut self, holder: Option<Holder>, shown: Option<String>) -> Effects {
+        let mut fx = Effects::default();
+        if self.secretary == holder {
+            return fx;
+        }
+        self.secretary = holder;
+        fx.tell.push(self.controls_msg(shown));
+        fx
+    }
+
+    fn set_flag(&mut self, field: impl Fn(&mut Self) -> &mut bool, on: bool) -> Effects {
+        let mut fx = Effects::default();
+        if *field(self) != on {
+            *field(self) = on;
+            fx.tell.push(self.controls_msg(None));
+        }
+        fx
+    }
+
+    fn set_held(&mut self, fx: &mut Effects, participant: &str, change: impl Fn(&mut Held)) {
+        let before = self.held(participant);
+        let mut after = before;
+        change(&mut after);
+        if after == before {
+            return;
+        }
+        if after == Held::default() {
+            self.held.remove(participant);
+        } else {
+            self.held.insert(participant.to_owned(), after);
+        }
+        fx.holds.push((participant.to_owned(), after));
+        fx.tell.push(self.held_msg(participant, after));
+    }
+
+    fn held_msg(&self, participant: &str, h: Held) -> ServerMsg {
+        ServerMsg::Held {
+            participant: participant.to_owned(),
+            audio: h.audio,
+            video: h.video,
+            self_unmute: self.self_unmute,
+        }
+    }
+
+    fn floor_msg(&self) -> ServerMsg {
+        ServerMsg::Floor {
+            participant: self.floor.as_ref().map(|f| f.0.clone()),
+            since: self.floor.as_ref().map(|f| f.1.rfc3339()),
+            limit_s: self.floor_limit_s,
+        }
+    }
+
+    fn hands_msg(&self) -> ServerMsg {
+        ServerMsg::Hands {
+            queue: self.hands.clone(),
+        }
+    }
+
+    /// `secretary`: the participant holding the secretary's credential now; the caller
+    /// fills it in (`Registry::tell_controls`) when it is `None` here.
+    pub fn controls_msg(&self, secretary: Option<String>) -> ServerMsg {
+        ServerMsg::Controls {
+            locked: self.locked,
+            self_unmute: self.self_unmute,
+            all_muted: self.all_muted,
+            secretary,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(id: i64) -> Holder {
+        Holder {
+            site_id: Some(id),
+            jti: Some(format!("link-{id}")),
+            ..Holder::default()
+        }
+    }
+
+    fn held_of(fx: &Effects, p: &str) -> Option<Held> {
+        fx.holds.iter().find(|h| h.0 == p).map(|h| h.1)
+    }
+
+    #[test]
+    fn mute_all_spares_the_floor_and_the_chairs_and_holds_late_joiners() {
+        let mut c = Control::default();
+        let t = Instant(1_000);
+        c.grant_floor(Some("p3".into()), t);
+        let present: Vec<String> = (1..=5).map(|i| format!("p{i}")).collect();
+        let fx = c.mute_all(&present, &["p1".into()]);
+        let held: Vec<&str> = fx.holds.iter().map(|h| h.0.as_str()).collect();
+        assert_eq!(held, ["p2", "p4", "p5"]);
+        assert!(fx.holds.iter().all(|h| h.1.audio && !h.1.video));
+        // A site joining now is muted too; a chair is not.
+        assert_eq!(
+            held_of(&c.joined("p6", &site(6), false), "p6"),
+            Some(Held {
+                audio: true,
+                video: false
+            })
+        );
+        assert!(c.joined("p7", &site(7), true).is_empty());
+        // Unmute all lifts every hold the chair set, and newcomers are free again.
+        let fx = c.unmute_all();
+        assert_eq!(fx.holds.len(), 4);
+        assert!(fx.holds.iter().all(|h| h.1 == Held::default()));
+        assert!(c.joined("p8", &site(8), false).is_empty());
+    }
+
+    #[test]
+    fn the_queue_is_in_order_and_the_floor_takes_its_holder_out_and_unmutes_it() {
+        let mut c = Control::default();
+        c.mute_all(&["p2".into(), "p3".into(), "p4".into()], &[]);
+        c.raise_hand("p4");
+        c.raise_hand("p2");
+        c.raise_hand("p4"); // twice is once
+        assert_eq!(c.hands, ["p4", "p2"]);
+        let fx = c.grant_floor(Some("p2".into()), Instant(50));
+        assert_eq!(fx.floor, Some(Some("p2".into())));
+        assert_eq!(c.hands, ["p4"]);
+        assert_eq!(
+            held_of(&fx, "p2"),
+            Some(Held::default()),
+            "heard on the floor"
+        );
+        assert!(fx.tell.contains(&ServerMsg::Floor {
+            participant: Some("p2".into()),
+            since: Some(Instant(50).rfc3339()),
+            limit_s: 0,
+        }));
+        // The floor holder cannot queue; leaving takes a hand down and the floor away.
+        assert!(c.raise_hand("p2").is_empty());
+        let fx = c.left("p4");
+        assert!(fx.tell.contains(&ServerMsg::Hands { queue: vec![] }));
+        let fx = c.left("p2");
+        assert_eq!(fx.floor, Some(None));
+        assert_eq!(c.floor_holder(), None);
+    }
+
+    #[test]
+    fn a_muted_site_unmutes_itself_only_when_the_meeting_allows_it() {
+        let mut c = Control::default();
+        c.mute("p5", true);
+        assert_eq!(c.self_unmute("p5"), Err(ControlError::HeldByChair));
+        assert!(c.held("p5").audio);
+        let fx = c.set_self_unmute(true);
+        assert!(fx.tell.iter().any(|m| matches!(
+            m,
+            ServerMsg::Held {
+                self_unmute: true,
+                ..
+            }
+        )));
+        let fx = c.self_unmute("p5").expect("allowed now");
+        assert_eq!(held_of(&fx, "p5"), Some(Held::default()));
+        // Its own unmute when nothing is held changes nothing.
+        assert!(c.self_unmute("p9").expect("free").is_empty());
+    }
+
+    #[test]
+    fn a_locked_meeting_lets_back_only_sites_that_were_in() {
+        let mut c = Control::default();
+        c.joined("p1", &site(1), false);
+        c.set_locked(true);
+        assert!(c.may_enter(&site(1)), "a site that dropped comes back");
+        assert!(!c.may_enter(&site(2)), "a new site does not");
+        // Same site, another device (the kiosk after the browser).
+        let kiosk = Holder {
+            site_id: Some(1),
+            endpoint_id: Some(40),
+            ..Holder::default()
+        };
+        assert!(c.may_enter(&kiosk));
+        c.set_locked(false);
+        assert!(c.may_enter(&site(2)));
+    }
+
+    #[test]
+    fn the_camera_hold_is_apart_from_the_microphone_hold() {
+        let mut c = Control::default();
+        c.mute("p2", true);
+        let fx = c.stop_camera("p2", true);
+        assert_eq!(
+            held_of(&fx, "p2"),
+            Some(Held {
+                audio: true,
+                video: true
+            })
+        );
+        let fx = c.grant_floor(Some("p2".into()), Instant(0));
+        assert_eq!(
+            held_of(&fx, "p2"),
+            Some(Held {
+                audio: false,
+                video: true
+            }),
+            "the floor lifts the microphone hold, not the camera's"
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! The chair runs a scheduled meeting through the bridge (issue 20): the queue and the
+//! floor, mute-all that a site cannot lift itself, a secretary whose powers survive its
+//! reconnect, the floor and queue surviving the chair's own reconnect, the lock, and a
+//! removal the removed link cannot undo by rejoining; each action in the audit log with
+//! who did it. Real bridge, real SQLite store, the WebSocket protocol as a page speaks it.
+//! (That held media is not forwarded, whatever the page does, is the room core's test:
+//! `sim_tests::held_sites_reach_nobody_and_the_floor_holder_reaches_everyone`.)
+
+use std::time::Duration;
+
+use cauhop_protocol::{ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg};
+use cauhop_signaling::Options;
+use cauhop_signaling::auth::{JoinKeys, JoinTokens};
+use cauhop_store::AuditFilter;
+use cauhop_store::model::{AuditAction, MeetingRole, Page};
+use cauhop_tests::bridge::Bridge;
+use cauhop_tests::fixture::{invite, issued_link_as, open_meeting, province_tree};
+use cauhop_tests::signal::{self, Joined};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn join_msg(meeting: i64, token: &str, name: &str) -> ClientMsg {
+    ClientMsg::Join {
+        v: PROTOCOL_VERSION,
+        meeting: meeting.to_string(),
+        name: name.into(),
+        site: String::new(),
+        token: Some(token.into()),
+        key: None,
+    }
+}
+
+/// The first message `want` accepts, within [`WAIT`].
+async fn until(
+    s: &mut Joined,
+    what: &str,
+    want: impl Fn(&ServerMsg) -> bool,
+) -> anyhow::Result<ServerMsg> {
+    let wait = async {
+        loop {
+            let m = signal::next_msg(&mut s.rx).await?;
+            if want(&m) {
+                return anyhow::Ok(m);
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .map_err(|_| anyhow::anyhow!("{} waited {WAIT:?} for {what}", s.participant))?
+}
+
+fn held(p: &str, audio: bool, video: bool) -> impl Fn(&ServerMsg) -> bool + '_ {
+    move |m| {
+        matches!(m, ServerMsg::Held { participant, audio: a, video: v, .. }
+            if participant == p && *a == audio && *v == video)
+    }
+}
+
+fn error(code: ErrorCode) -> impl Fn(&ServerMsg) -> bool {
+    move |m| matches!(m, ServerMsg::Error { code: c, .. } if *c == code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() -> anyhow::Result<()>
+{
+    cauhop_tests::init_log();
+    let keys = JoinKeys::ephemeral();
+    let bridge = Bridge::start_with(Options {
+        join_keys: keys.clone(),
+        ..Options::default()
+    })
+    .await?;
+    let store = bridge.store.clone();
+    let tree = province_tree(&store, &["A", "B", "C"]).await?;
+    let (a, b, c) = (tree.communes[0], tree.communes[1], tree.communes[2]);
+    let m = store
+        .create_meeting(
+            &open_meeting(
+                "Giao ban tỉnh",
+                tree.province,
+                vec![invite(a, None), invite(b, None), invite(c, None)],
+            ),
+            None,
+        )
+        .await?;
+    let tokens = JoinTokens::new(&keys);
+    let link = |jti: &'static str, site: i64, role: MeetingRole| {
+        let (store, tokens) = (store.clone(), &tokens);
+        async move { issued_link_as(&store, tokens, jti, (m.id, site, None), role).await }
+    };
+    let chair_link = link("jti-chair", tree.province, MeetingRole::Chair).await?;
+    let (link_a, link_b, link_c) = (
+        link("jti-a", a, MeetingRole::Participant).await?,
+        link("jti-b", b, MeetingRole::Participant).await?,
+        link("jti-c", c, MeetingRole::Participant).await?,
+    );
+    let url = bridge.ws_url();
+    let mut chair = signal::join(&url, join_msg(m.id, &chair_link, "Chủ trì")).await?;
+    let mut site_a = signal::join(&url, join_msg(m.id, &link_a, "Xã A")).await?;
+    let mut site_b = signal::join(&url, join_msg(m.id, &link_b, "Xã B")).await?;
+    let (pa, pb) = (site_a.participant.clone(), site_b.participant.clone());
+
+    // A site cannot act as the chair.
+    site_a.tx.send(ClientMsg::GrantFloor {
+        participant: Some(pa.clone()),
+    })?;
+    until(
+        &mut site_a,
+        "a forbidden floor",
+        error(ErrorCode::Forbidden),
+    )
+    .await?;
+
+    // Two hands, in the order raised; everyone muted but the chair.
+    site_a.tx.send(ClientMsg::RaiseHand)?;
+    until(
+        &mut chair,
+        "A's hand",
+        |m| matches!(m, ServerMsg::Hands { queue } if *queue == [pa.clone()]),
+    )
+    .await?;
+    site_b.tx.send(ClientMsg::RaiseHand)?;
+    until(
+        &mut chair,
+        "the queue A, B",
+        |m| matches!(m, ServerMsg::Hands { queue } if *queue == [pa.clone(), pb.clone()]),
+    )
+    .await?;
+    chair.tx.send(ClientMsg::MuteAll)?;
+    until(&mut site_a, "A muted", held(&pa, true, false)).await?;
+    until(&mut site_b, "B muted", held(&pb, true, false)).await?;
+    // A page that tries to unmute itself is refused (the meeting does not allow it).
+    site_a.tx.send(ClientMsg::Mute {
+        audio: false,
+        video: false,
+    })?;
+    until(&mut site_a, "a refused unmute", error(ErrorCode::Forbidden)).await?;
+
+    // The floor to the first hand: out of the queue, heard again, its turn timed.
+    chair.tx.send(ClientMsg::GrantFloor {
+        participant: Some(pa.clone()),
+    })?;
+    let floor = until(
+        &mut site_b,
+        "A's floor",
+        |m| matches!(m, ServerMsg::Floor { participant: Some(p), .. } if *p == pa),
+    )
+    .await?;
+    assert!(
+        matches!(floor, ServerMsg::Floor { since: Some(_), .. }),
+        "{floor:?}"
+    );
+    until(
+        &mut site_b,
+        "the queue B",
+        |m| matches!(m, ServerMsg::Hands { queue } if *queue == [pb.clone()]),
+    )
+    .await?;
+    until(
+        &mut site_a,
+        "A unmuted on the floor",
+        held(&pa, false, false),
+    )
+    .await?;
+
+    // B becomes secretary; its powers follow its link through a reconnect.
+    chair.tx.send(ClientMsg::NameSecretary {
+        participant: Some(pb.clone()),
+    })?;
+    until(
+        &mut site_b,
+        "B secretary",
+        |m| matches!(m, ServerMsg::Controls { secretary: Some(s), .. } if *s == pb),
+    )
+    .await?;
+    drop(site_b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut site_b = signal::join(&url, join_msg(m.id, &link_b, "Xã B")).await?;
+    let pb2 = site_b.participant.clone();
+    until(
+        &mut site_b,
+        "B still secretary",
+        |m| matches!(m, ServerMsg::Controls { secretary: Some(s), .. } if *s == pb2),
+    )
+    .await?;
+    site_b.tx.send(ClientMsg::StopCamera {
+        participant: pa.clone(),
+        stop: true,
+    })?;
+    until(
+        &mut site_a,
+        "A's camera stopped by the secretary",
+        held(&pa, false, true),
+    )
+    .await?;
+
+    // The chair's link drops and comes back: the floor is still A's.
+    drop(chair);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut chair = signal::join(&url, join_msg(m.id, &chair_link, "Chủ trì")).await?;
+    until(
+        &mut chair,
+        "the floor after the chair's reconnect",
+        |m| matches!(m, ServerMsg::Floor { participant: Some(p), .. } if *p == pa),
+    )
+    .await?;
+
+    // Locked: a site that was not in is refused, one that was comes back.
+    chair.tx.send(ClientMsg::Lock { locked: true })?;
+    until(&mut chair, "locked", |m| {
+        matches!(m, ServerMsg::Controls { locked: true, .. })
+    })
+    .await?;
+    let refused = signal::join(&url, join_msg(m.id, &link_c, "Xã C")).await;
+    let why = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        why.contains("locked"),
+        "a new site in a locked meeting: {why}"
+    );
+    drop(site_b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _site_b = signal::join(&url, join_msg(m.id, &link_b, "Xã B")).await?;
+
+    // A is removed with a reason; its link stays out, the floor is free again.
+    chair.tx.send(ClientMsg::Remove {
+        participant: pa.clone(),
+        reason: "tiếng ồn lớn".into(),
+    })?;
+    let removed = until(&mut site_a, "A removed", error(ErrorCode::Removed)).await?;
+    assert!(
+        matches!(&removed, ServerMsg::Error { message, fatal: true, .. } if message.contains("tiếng ồn lớn")),
+        "{removed:?}"
+    );
+    until(&mut chair, "the floor free after the removal", |m| {
+        matches!(
+            m,
+            ServerMsg::Floor {
+                participant: None,
+                ..
+            }
+        )
+    })
+    .await?;
+    chair.tx.send(ClientMsg::Lock { locked: false })?;
+    until(&mut chair, "unlocked", |m| {
+        matches!(m, ServerMsg::Controls { locked: false, .. })
+    })
+    .await?;
+    let again = signal::join(&url, join_msg(m.id, &link_a, "Xã A")).await;
+    let why = again.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        why.contains("removed") && why.contains("tiếng ồn lớn"),
+        "the removed link rejoining: {why}"
+    );
+
+    // Every action of the chair and the secretary is in the meeting's audit log.
+    let log = store
+        .audit_log(
+            &AuditFilter {
+                target_kind: Some("meeting".into()),
+                target_id: Some(m.id.to_string()),
+                ..AuditFilter::default()
+            },
+            Page {
+                limit: 100,
+                offset: 0,
+            },
+        )
+        .await?;
+    let actions: Vec<AuditAction> = log.items.iter().map(|e| e.action).collect();
+    for want in [
+        AuditAction::MeetingMute,
+        AuditAction::MeetingFloor,
+        AuditAction::MeetingSecretary,
+        AuditAction::MeetingCamera,
+        AuditAction::MeetingLock,
+        AuditAction::MeetingRemove,
+    ] {
+        assert!(actions.contains(&want), "{want:?} not in {actions:?}");
+    }
+    let camera = log
+        .items
+        .iter()
+        .find(|e| e.action == AuditAction::MeetingCamera)
+        .expect("camera entry");
+    assert!(
+        camera.actor.contains("Xã B"),
+        "the secretary acted: {camera:?}"
+    );
+    let remove = log
+        .items
+        .iter()
+        .find(|e| e.action == AuditAction::MeetingRemove)
+        .expect("removal entry");
+    assert!(remove.actor.contains("Chủ trì"), "{remove:?}");
+    assert_eq!(remove.detail["reason"], "tiếng ồn lớn");
+    assert!(remove.client.is_some());
+    Ok(())
+}
