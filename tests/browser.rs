@@ -228,6 +228,8 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     // bridge's own HTTPS; a commune page there is a secure context and sends its camera.
     run_script(&ns, &dir, "scheduled.mjs", &[&https, admin[0], admin[1]])?;
     run_script(&ns, &dir, "kiosk.mjs", &[&https, admin[0], admin[1]])?;
+    // The chair's page runs the queue and the floor; a commune's main tile follows it.
+    run_script(&ns, &dir, "chair.mjs", &[&https, admin[0], admin[1]])?;
     // An office network that lets only web traffic out: UDP to the media port dropped
     // in the namespace, two pages carry their media over TCP to the HTTPS port.
     let blocked = Blocked::start(&ns, &["udp dport 50000 drop", "udp sport 50000 drop"])?;

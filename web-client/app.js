@@ -22,8 +22,19 @@
   var audioOnly = localStorage.getItem('cauhop.audioOnly') === '1';
   var lowData = localStorage.getItem('cauhop.lowData') === '1';
   var starved = null; // the bridge's audio-only notice, while it holds
+  // The chair's controls as the bridge last told them: my id, the meeting's switches, the
+  // speaking queue, what the chair holds of each site, and the floor.
+  var me = '', controls = {}, hands = [], held = {}, floor = null, handUp = false;
+  // Mutes the page made because the chair held them (lifted with the hold), apart from
+  // the user's own.
+  var heldMuted = { audio: false, video: false };
+  /** The chair role, or the secretary the chair named: the bridge checks it again. */
+  function isChair() { return role === 'chair' || (!!me && controls.secretary === me); }
+  function heldMe() { return held[me] || {}; }
   window.cauhop = { stats: function () { return session && session.pc ? session.pc.getStats() : null; },
     state: function () { return state; } };
+  window.cauhop.view = function () { return { me: me, slots: slotOf, floor: floor, hands: hands, held: held, controls: controls, audioMuted: audioMuted }; };
+
 
   function t(key) { return (CAUHOP_STRINGS[lang] || CAUHOP_STRINGS.vi)[key] || key; }
   function applyLang() {
@@ -172,7 +183,7 @@
           var li = document.createElement('li'); li.dataset.participant = id;
           var dot = document.createElement('span'); dot.className = 'dot ' + (p.quality || 'good'); dot.title = t(p.quality || 'good');
           var n = document.createElement('span'); n.className = 'n';
-          n.textContent = p.name + (p.district && p.site && p.site !== p.district ? ' — ' + p.site : '') + (p.audio_muted ? ' 🔇' : '');
+          n.textContent = p.name + (p.district && p.site && p.site !== p.district ? ' — ' + p.site : '') + (p.audio_muted && !(held[id] || {}).audio ? ' — ' + t('selfMutedBadge') : '');
           li.appendChild(dot); li.appendChild(n);
           li.classList.toggle('pinned', pinned === id);
           var pb = document.createElement('button');
@@ -180,14 +191,14 @@
           pb.setAttribute('aria-pressed', String(pinned === id));
           pb.onclick = function () { pin(id); };
           li.appendChild(pb);
-          if (role === 'chair') {
-            [['muteOther', 'mute_participant'], ['giveFloor', 'grant_floor']].forEach(function (a) {
-              var btn = document.createElement('button');
-              btn.type = 'button'; btn.textContent = t(a[0]);
-              btn.onclick = function () { session.chair({ type: a[1], participant: id }); };
-              li.appendChild(btn);
-            });
+          // Words, not emoji: Windows 7's fonts have no emoji.
+          if (held[id] && (held[id].audio || held[id].video)) {
+            var hm = document.createElement('span'); hm.className = 'held';
+            hm.textContent = [held[id].audio ? t('heldMicBadge') : '', held[id].video ? t('heldCamBadge') : ''].filter(Boolean).join(', ');
+            li.insertBefore(hm, pb);
           }
+          if (controls.secretary === id) n.textContent += ' (' + t('secretary') + ')';
+          if (isChair()) chairButtons(li, id);
           ul.appendChild(li);
         });
         list.appendChild(ul);
@@ -196,6 +207,75 @@
     }, 200);
   }
   function describe(p) { return p.name + (p.site ? ' — ' + p.site : ''); }
+  function button(label, onclick) {
+    var b = document.createElement('button'); b.type = 'button'; b.textContent = t(label); b.onclick = onclick; return b;
+  }
+  /** The chair's buttons on one site's roster line. */
+  function chairButtons(line, id) {
+    var h = held[id] || {};
+    var li = document.createElement('div'); li.className = 'acts'; line.appendChild(li);
+    li.appendChild(button('giveFloor', function () { session.chair({ type: 'grant_floor', participant: id }); }));
+    li.appendChild(button(h.audio ? 'allowMic' : 'muteOther', function () {
+      session.chair({ type: h.audio ? 'unmute_participant' : 'mute_participant', participant: id });
+    }));
+    li.appendChild(button(h.video ? 'allowCam' : 'stopCam', function () { session.chair({ type: 'stop_camera', participant: id, stop: !h.video }); }));
+    li.appendChild(button('remove', function () {
+      var why = prompt(t('removeReason'), '');
+      if (why !== null) session.chair({ type: 'remove', participant: id, reason: why.slice(0, 200) });
+    }));
+    if (role === 'chair') {
+      var sec = controls.secretary === id;
+      li.appendChild(button(sec ? 'noSecretary' : 'makeSecretary', function () { session.chair({ type: 'name_secretary', participant: sec ? null : id }); }));
+    }
+  }
+  /** The speaking queue, first raised first, with each site's district and link. */
+  function queueView() {
+    $('queue').classList.toggle('hidden', hands.length === 0);
+    $('queueCount').textContent = hands.length;
+    var ol = $('queueList'); ol.innerHTML = '';
+    hands.forEach(function (id) {
+      var p = participants[id] || { name: id, site: '' };
+      var li = document.createElement('li'); li.dataset.participant = id;
+      var dot = document.createElement('span'); dot.className = 'dot ' + (p.quality || 'good'); dot.title = t(p.quality || 'good');
+      var n = document.createElement('span');
+      n.textContent = describe(p) + (p.district && p.district !== p.site ? ' (' + p.district + ')' : '');
+      li.appendChild(dot); li.appendChild(n);
+      if (isChair()) {
+        li.appendChild(button('giveFloor', function () { session.chair({ type: 'grant_floor', participant: id }); }));
+        li.appendChild(button('lowerOther', function () { session.chair({ type: 'lower_hand', participant: id }); }));
+      }
+      ol.appendChild(li);
+    });
+  }
+  /** The chair's bar, the hand button and the floor bar, from the controls. */
+  function controlsView() {
+    var chair = isChair();
+    $('chairBar').classList.toggle('hidden', !chair);
+    $('endBtn').classList.toggle('hidden', !chair);
+    $('extendBtn').classList.toggle('hidden', !chair);
+    $('muteAllBtn').textContent = t(controls.all_muted ? 'unmuteAll' : 'muteAll');
+    $('lockBtn').textContent = t(controls.locked ? 'unlock' : 'lock');
+    $('lockBtn').classList.toggle('off', !!controls.locked);
+    $('selfUnmute').checked = !!controls.self_unmute;
+    $('handBtn').classList.toggle('hidden', role === 'viewer' || role === 'chair');
+    handUp = hands.indexOf(me) >= 0;
+    $('handBtn').textContent = t(handUp ? 'lowerHand' : 'raiseHand');
+    $('handBtn').setAttribute('aria-pressed', String(handUp));
+    floorView();
+  }
+  function floorView() {
+    var who = floor && floor.participant;
+    $('floorBar').classList.toggle('hidden', !who);
+    $('endTurnBtn').classList.toggle('hidden', !isChair());
+    if (!who) return;
+    var p = participants[who];
+    $('floorText').textContent = who === me ? t('youHaveFloor') : fill('floor', { p: p ? describe(p) : who });
+    var secs = floor.since ? Math.max(0, Math.floor((Date.now() - Date.parse(floor.since)) / 1000)) : 0;
+    var mmss = function (x) { return Math.floor(x / 60) + ':' + ('0' + (x % 60)).slice(-2); };
+    $('floorTimer').textContent = mmss(secs) + (floor.limit_s ? ' / ' + mmss(floor.limit_s) : '');
+    $('floorBar').classList.toggle('over', !!floor.limit_s && secs > floor.limit_s);
+  }
+  setInterval(floorView, 1000);
 
   // Which way the media goes (UDP, TCP to the web port, a relay), for the connection
   // details; and when no way works, what to ask the IT officer.
@@ -225,8 +305,8 @@
         break;
       case 'welcome':
         role = data.role || '';
-        $('endBtn').classList.toggle('hidden', role !== 'chair');
-        $('extendBtn').classList.toggle('hidden', role !== 'chair');
+        me = data.participant; controls = {}; hands = []; held = {}; floor = null;
+        controlsView(); queueView();
         $('grid').innerHTML = '';
         participants = {};
         slotOf = { audio: [], video: [] };
@@ -270,8 +350,11 @@
         break;
       case 'error':
         // Known codes in the user's language; the server's sentence otherwise.
-        status(CAUHOP_STRINGS.vi[data.code] ? fill(data.code, data) : data.message);
-        if (['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting', 'replaced'].indexOf(data.code) >= 0) showJoin();
+        var text = CAUHOP_STRINGS.vi[data.code] ? fill(data.code, data) : data.message;
+        // A removal carries the chair's own words after the first colon.
+        if (data.code === 'removed' && data.message.indexOf(': ') > 0) text += ' ' + t('reason') + data.message.slice(data.message.indexOf(': ') + 2);
+        status(text);
+        if (['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting', 'replaced', 'removed', 'locked'].indexOf(data.code) >= 0) showJoin();
         break;
       case 'meeting_state':
         var ph = $('phase');
@@ -294,9 +377,33 @@
         if (participants[data.participant]) { participants[data.participant].quality = data.quality; roster(); labelSlots(); }
         break;
       case 'floor':
+        floor = data;
         document.querySelectorAll('.tile').forEach(function (el) { el.classList.toggle('floor', !!data.participant && el.dataset.participant === data.participant); });
-        var who = participants[data.participant];
-        status(who ? fill('floor', { p: describe(who) }) : '');
+        floorView();
+        break;
+      case 'hands':
+        hands = data.queue || [];
+        controlsView(); queueView();
+        if (handUp) status(fill('handQueued', { p: String(hands.indexOf(me) + 1) }));
+        break;
+      case 'controls':
+        controls = data;
+        controlsView(); queueView(); roster();
+        break;
+      case 'held':
+        held[data.participant] = { audio: data.audio, video: data.video, self_unmute: data.self_unmute };
+        if (data.participant === me) {
+          // What the chair holds is not sent anyway; the page says so and spends no uplink.
+          // A hold lifted (the floor given, the chair's unmute) gives back what it took.
+          if (data.audio && !audioMuted) { audioMuted = true; heldMuted.audio = true; }
+          if (!data.audio && heldMuted.audio) { audioMuted = false; heldMuted.audio = false; }
+          if (data.video && !videoMuted) { videoMuted = true; heldMuted.video = true; }
+          if (!data.video && heldMuted.video) { videoMuted = false; heldMuted.video = false; }
+          session.setMuted(audioMuted, videoMuted);
+          updateButtons();
+          status(data.audio && !data.self_unmute ? t('heldByChair') : data.video ? t('heldCam') : '');
+        }
+        roster();
         break;
     }
   }
@@ -352,8 +459,20 @@
       site: $('site').value.trim(), token: token, stream: stream, onEvent: onEvent });
     session.connect();
   });
-  $('muteBtn').onclick = function () { audioMuted = !audioMuted; session.setMuted(audioMuted, videoMuted); updateButtons(); };
-  $('camBtn').onclick = function () { videoMuted = !videoMuted; session.setMuted(audioMuted, videoMuted); updateButtons(); };
+  $('muteBtn').onclick = function () {
+    // The chair's mute is lifted by the chair (or the floor), unless the meeting allows.
+    if (audioMuted && heldMe().audio && !heldMe().self_unmute) { status(t('heldByChair')); return; }
+    audioMuted = !audioMuted; heldMuted.audio = false; session.setMuted(audioMuted, videoMuted); updateButtons();
+  };
+  $('camBtn').onclick = function () {
+    if (videoMuted && heldMe().video) { status(t('heldCam')); return; }
+    videoMuted = !videoMuted; heldMuted.video = false; session.setMuted(audioMuted, videoMuted); updateButtons();
+  };
+  $('handBtn').onclick = function () { session.send({ type: handUp ? 'lower_hand' : 'raise_hand' }); };
+  $('muteAllBtn').onclick = function () { session.chair({ type: controls.all_muted ? 'unmute_all' : 'mute_all' }); };
+  $('lockBtn').onclick = function () { session.chair({ type: 'lock', locked: !controls.locked }); };
+  $('selfUnmute').onchange = function () { session.chair({ type: 'self_unmute', allowed: $('selfUnmute').checked }); };
+  $('endTurnBtn').onclick = function () { session.chair({ type: 'grant_floor', participant: null }); };
   $('shareBtn').onclick = async function () {
     if (screenTrack) { screenTrack.stop(); session.stopScreen(); screenTrack = null; updateButtons(); return; }
     try {

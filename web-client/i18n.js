@@ -29,7 +29,18 @@ var CAUHOP_STRINGS = {
     bandwidthLow: 'Đường truyền yếu ({k} kbit/s): tạm thời chỉ nhận âm thanh. Hình sẽ tự trở lại.',
     good: 'Đường truyền tốt', weak: 'Đường truyền yếu', bad: 'Đường truyền rất kém',
     pin: 'Ghim', unpin: 'Bỏ ghim', pinHint: 'Bấm để xem lớn điểm cầu này',
-    unpinHint: 'Bấm để bỏ ghim, trở lại người đang phát biểu'
+    unpinHint: 'Bấm để bỏ ghim, trở lại người đang phát biểu',
+    raiseHand: 'Xin phát biểu', lowerHand: 'Thôi xin phát biểu', queue: 'Xin phát biểu',
+    muteAll: 'Tắt micrô tất cả', unmuteAll: 'Bật micrô tất cả', lock: 'Khoá cuộc họp', unlock: 'Mở khoá cuộc họp',
+    selfUnmute: 'Cho các điểm cầu tự bật micrô', endTurn: 'Kết thúc lượt', allowMic: 'Bật micrô',
+    stopCam: 'Tắt camera', allowCam: 'Cho bật camera', remove: 'Mời ra', lowerOther: 'Bỏ',
+    removeReason: 'Lý do mời điểm cầu ra khỏi cuộc họp (điểm cầu sẽ thấy):', secretary: 'thư ký',
+    makeSecretary: 'Giao quyền thư ký', noSecretary: 'Thu hồi quyền thư ký',
+    heldByChair: 'Chủ trì đã tắt micrô của bạn. Bấm "Xin phát biểu" để xin lời.',
+    heldCam: 'Chủ trì đã tắt camera của bạn.', youHaveFloor: 'Mời bạn phát biểu.',
+    removed: 'Chủ trì đã mời bạn ra khỏi cuộc họp.', locked: 'Cuộc họp đã khoá, không nhận thêm điểm cầu. Liên hệ văn phòng chủ trì.',
+    heldMicBadge: 'micrô bị tắt', selfMutedBadge: 'đã tắt micrô', heldCamBadge: 'camera bị tắt',
+    reason: 'Lý do: ', handQueued: 'Đã xin phát biểu (thứ tự {p}). Chờ chủ trì mời.', lockedNote: 'Cuộc họp đang khoá'
   },
   en: {
     title: 'Online meeting bridge', meeting: 'Meeting id', name: 'Your name', site: 'Site',
@@ -59,6 +70,17 @@ var CAUHOP_STRINGS = {
     bandwidthLow: 'Weak connection ({k} kbit/s): audio only for now. Video comes back by itself.',
     good: 'Good connection', weak: 'Weak connection', bad: 'Very poor connection',
     pin: 'Pin', unpin: 'Unpin', pinHint: 'Click to show this site large',
-    unpinHint: 'Click to unpin and follow the speaker again'
+    unpinHint: 'Click to unpin and follow the speaker again',
+    raiseHand: 'Ask to speak', lowerHand: 'Withdraw request', queue: 'Asking to speak',
+    muteAll: 'Mute everyone', unmuteAll: 'Unmute everyone', lock: 'Lock meeting', unlock: 'Unlock meeting',
+    selfUnmute: 'Sites may unmute themselves', endTurn: 'End turn', allowMic: 'Unmute',
+    stopCam: 'Stop camera', allowCam: 'Allow camera', remove: 'Remove', lowerOther: 'Dismiss',
+    removeReason: 'Why is this site removed (the site will see it):', secretary: 'secretary',
+    makeSecretary: 'Make secretary', noSecretary: 'Revoke secretary',
+    heldByChair: 'The chair muted your microphone. Press "Ask to speak" to request the floor.',
+    heldCam: 'The chair stopped your camera.', youHaveFloor: 'You have the floor.',
+    removed: 'The chair removed you from the meeting.', locked: 'The meeting is locked against new sites. Contact the chair\'s office.',
+    heldMicBadge: 'mic off', selfMutedBadge: 'muted', heldCamBadge: 'camera off',
+    reason: 'Reason: ', handQueued: 'You asked to speak (number {p} in line). Wait for the chair.', lockedNote: 'Meeting locked'
   }
 };

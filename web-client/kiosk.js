@@ -8,12 +8,14 @@
       badKey: 'Khoá thiết bị không hợp lệ hoặc đã bị thu hồi. Liên hệ cán bộ công nghệ thông tin của huyện.',
       offline: 'Không kết nối được máy chủ cầu họp, đang thử lại…', weak: 'Đường truyền yếu',
       reconnecting: 'Mất kết nối, đang kết nối lại…', ended: 'Cuộc họp đã kết thúc', mute: 'Tắt micrô', unmute: 'Bật micrô',
-      noMedia: 'Không mở được camera/micrô: ' },
+      noMedia: 'Không mở được camera/micrô: ', handUp: 'Đã xin phát biểu — chờ chủ trì mời', floorHere: 'Mời điểm cầu phát biểu',
+      heldHere: 'Chủ trì đã tắt micrô của phòng họp' },
     en: { nothing: 'No upcoming meeting', next: 'Next meeting', at: 'at',
       badKey: 'The device key is not valid or was revoked. Contact the district IT officer.',
       offline: 'Cannot reach the bridge, retrying…', weak: 'Weak connection',
       reconnecting: 'Connection lost, reconnecting…', ended: 'The meeting has ended', mute: 'Mute', unmute: 'Unmute',
-      noMedia: 'Cannot open camera/microphone: ' }
+      noMedia: 'Cannot open camera/microphone: ', handUp: 'Asked to speak — waiting for the chair', floorHere: 'This room has the floor',
+      heldHere: 'The chair muted this room' }
   };
   var $ = function (id) { return document.getElementById(id); };
   // The key comes in the fragment (never sent to the server: not in proxy logs); an older
@@ -27,6 +29,11 @@
     history.replaceState(null, '', location.pathname + (query.toString() ? '?' + query : '') + (frag.toString() ? '#' + frag : ''));
   }
   var lang = params.get('lang') || 'vi';
+  // The remote's key that asks for the floor (a KeyboardEvent.key value: most remotes
+  // send a letter, a number or F-key), from the kiosk link (#hand=…) or remembered.
+  var handKey = params.get('hand') || localStorage.getItem('cauhop.kioskHandKey') || 'h';
+  if (params.get('hand')) localStorage.setItem('cauhop.kioskHandKey', handKey);
+  var me = '', handUp = false;
   var session = null, stream = null, state = 'waiting', current = null, muted = false, lastLoss = null;
   function t(k) { return (K[lang] || K.vi)[k] || (CAUHOP_STRINGS[lang] || CAUHOP_STRINGS.vi)[k] || k; }
   function banner(text, cls) {
@@ -111,6 +118,7 @@
         if (data === 'reconnecting') { state = 'reconnecting'; banner(t('reconnecting'), 'warn'); }
         break;
       case 'welcome':
+        me = data.participant; handUp = false;
         $('waiting').classList.add('hidden'); $('meetingView').classList.remove('hidden');
         $('grid').innerHTML = '';
         break;
@@ -134,6 +142,18 @@
       case 'mute_request':
         muted = true; session.setMuted(true, false); updateMute();
         break;
+      case 'held':
+        if (data.participant === me && data.audio) { muted = true; session.setMuted(true, !!data.video); updateMute(); banner(t('heldHere'), 'warn'); }
+        break;
+      case 'hands':
+        handUp = (data.queue || []).indexOf(me) >= 0;
+        if (handUp) banner(t('handUp'), 'warn');
+        break;
+      case 'floor':
+        // Given the floor, the room is heard: its microphone opens by itself.
+        if (data.participant === me) { muted = false; session.setMuted(false, false); updateMute(); banner(t('floorHere'), 'warn'); }
+        else if (!handUp) banner('');
+        break;
       case 'ended':
         backToWaiting(t('ended'));
         break;
@@ -148,6 +168,10 @@
 
   function updateMute() { $('muteBtn').textContent = muted ? t('unmute') : t('mute'); $('muteBtn').classList.toggle('off', muted); }
   $('muteBtn').onclick = function () { muted = !muted; if (session) session.setMuted(muted, false); updateMute(); };
+  document.addEventListener('keydown', function (e) {
+    if (e.key !== handKey || !session || state !== 'joined') return;
+    session.send({ type: handUp ? 'lower_hand' : 'raise_hand' });
+  });
 
   // Link quality from the browser's own counters: loss over the last interval and RTT.
   async function quality() {

@@ -131,7 +131,7 @@ CauhopSession.prototype.handle = async function (msg) {
         return;
       }
       this.emit('error', msg);
-      if (!this.me && ['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting', 'replaced'].indexOf(msg.code) >= 0) {
+      if (!this.me && ['meeting_closed', 'link_expired', 'unauthorized', 'not_invited', 'unknown_meeting', 'replaced', 'removed', 'locked'].indexOf(msg.code) >= 0) {
         // Retrying cannot help; say why and stop.
         this.closedByUser = true;
         if (this.ws) this.ws.close();

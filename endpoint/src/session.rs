@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use cauhop_protocol::{ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -257,11 +257,19 @@ async fn run(
                         return End::Lost("the bridge is restarting".into());
                     }
                     ServerMsg::MeetingEnded { reason } => return End::MeetingEnded(reason),
+                    // Removed by the chair: not a lost link to hurry back over (the bridge
+                    // refuses this device for the rest of the meeting's session).
+                    ServerMsg::Error { code: ErrorCode::Removed, message, .. } => {
+                        return End::MeetingEnded(format!("removed by the chair: {message}"));
+                    }
                     ServerMsg::Error { code, message, fatal: true, .. } => {
                         return End::Lost(format!("bridge error {code:?}: {message}"));
                     }
                     ServerMsg::Error { code, message, .. } => warn!(meeting, ?code, "bridge: {message}"),
-                    ServerMsg::MuteRequest { .. } => info!(meeting, "the chair asks this room to mute"),
+                    ServerMsg::MuteRequest { .. } => info!(meeting, "the chair muted this room"),
+                    ServerMsg::Floor { participant: Some(p), .. } if p == view.borrow().participant => {
+                        info!(meeting, "this room has the floor");
+                    }
                     _ => {}
                 }
             }
