@@ -25,6 +25,8 @@
   // The chair's controls as the bridge last told them: my id, the meeting's switches, the
   // speaking queue, what the chair holds of each site, and the floor.
   var me = '', controls = {}, hands = [], held = {}, floor = null, handUp = false;
+  // The open roll call (null: none) and who confirmed it (the chair's view).
+  var rollCall = null, present = {};
   // Mutes the page made because the chair held them (lifted with the hold), apart from
   // the user's own.
   var heldMuted = { audio: false, video: false };
@@ -198,6 +200,7 @@
             li.insertBefore(hm, pb);
           }
           if (controls.secretary === id) n.textContent += ' (' + t('secretary') + ')';
+          if (rollCall && present[id]) n.textContent += ' — ' + t('presentMark');
           if (isChair()) chairButtons(li, id);
           ul.appendChild(li);
         });
@@ -257,6 +260,8 @@
     $('lockBtn').textContent = t(controls.locked ? 'unlock' : 'lock');
     $('lockBtn').classList.toggle('off', !!controls.locked);
     $('selfUnmute').checked = !!controls.self_unmute;
+    $('rollBtn').textContent = rollCall ? fill('rollClose', { p: String(Object.keys(present).length) }) : t('rollOpen');
+    $('presentBtn').classList.toggle('hidden', !rollCall || chair || role === 'viewer' || !!present[me]);
     $('handBtn').classList.toggle('hidden', role === 'viewer' || role === 'chair');
     handUp = hands.indexOf(me) >= 0;
     $('handBtn').textContent = t(handUp ? 'lowerHand' : 'raiseHand');
@@ -386,6 +391,17 @@
         controlsView(); queueView();
         if (handUp) status(fill('handQueued', { p: String(hands.indexOf(me) + 1) }));
         break;
+      case 'roll_call':
+        rollCall = data.open ? data : null;
+        if (data.open) { present = {}; if (!isChair()) status(t('rollAsk')); }
+        else if (data.result) status(fill('rollResult', { p: data.result.present + '/' + data.result.connected + '/' + data.result.absent }));
+        controlsView(); roster();
+        break;
+      case 'present':
+        present[data.participant] = true;
+        if (data.participant === me) status(t('rollDone'));
+        controlsView(); roster();
+        break;
       case 'controls':
         controls = data;
         controlsView(); queueView(); roster();
@@ -472,6 +488,8 @@
   $('muteAllBtn').onclick = function () { session.chair({ type: controls.all_muted ? 'unmute_all' : 'mute_all' }); };
   $('lockBtn').onclick = function () { session.chair({ type: 'lock', locked: !controls.locked }); };
   $('selfUnmute').onchange = function () { session.chair({ type: 'self_unmute', allowed: $('selfUnmute').checked }); };
+  $('rollBtn').onclick = function () { session.chair({ type: 'roll_call', open: !rollCall }); };
+  $('presentBtn').onclick = function () { session.send({ type: 'present' }); };
   $('endTurnBtn').onclick = function () { session.chair({ type: 'grant_floor', participant: null }); };
   $('shareBtn').onclick = async function () {
     if (screenTrack) { screenTrack.stop(); session.stopScreen(); screenTrack = null; updateButtons(); return; }

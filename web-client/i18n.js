@@ -39,6 +39,9 @@ var CAUHOP_STRINGS = {
     heldByChair: 'Chủ trì đã tắt micrô của bạn. Bấm "Xin phát biểu" để xin lời.',
     heldCam: 'Chủ trì đã tắt camera của bạn.', youHaveFloor: 'Mời bạn phát biểu.',
     removed: 'Chủ trì đã mời bạn ra khỏi cuộc họp.', locked: 'Cuộc họp đã khoá, không nhận thêm điểm cầu. Liên hệ văn phòng chủ trì.',
+    rollOpen: 'Điểm danh', rollClose: 'Kết thúc điểm danh ({p} có mặt)', present: 'Có mặt', presentMark: 'có mặt',
+    rollAsk: 'Chủ trì đang điểm danh: bấm "Có mặt".', rollDone: 'Đã điểm danh.',
+    rollResult: 'Kết quả điểm danh (có mặt/kết nối chưa xác nhận/vắng): {p}',
     heldMicBadge: 'micrô bị tắt', selfMutedBadge: 'đã tắt micrô', heldCamBadge: 'camera bị tắt',
     reason: 'Lý do: ', handQueued: 'Đã xin phát biểu (thứ tự {p}). Chờ chủ trì mời.', lockedNote: 'Cuộc họp đang khoá'
   },
@@ -80,6 +83,9 @@ var CAUHOP_STRINGS = {
     heldByChair: 'The chair muted your microphone. Press "Ask to speak" to request the floor.',
     heldCam: 'The chair stopped your camera.', youHaveFloor: 'You have the floor.',
     removed: 'The chair removed you from the meeting.', locked: 'The meeting is locked against new sites. Contact the chair\'s office.',
+    rollOpen: 'Roll call', rollClose: 'Close roll call ({p} present)', present: 'Present', presentMark: 'present',
+    rollAsk: 'The chair is calling the roll: press "Present".', rollDone: 'You are marked present.',
+    rollResult: 'Roll call (present/connected, not confirmed/absent): {p}',
     heldMicBadge: 'mic off', selfMutedBadge: 'muted', heldCamBadge: 'camera off',
     reason: 'Reason: ', handQueued: 'You asked to speak (number {p} in line). Wait for the chair.', lockedNote: 'Meeting locked'
   }

@@ -9,13 +9,13 @@
       offline: 'Không kết nối được máy chủ cầu họp, đang thử lại…', weak: 'Đường truyền yếu',
       reconnecting: 'Mất kết nối, đang kết nối lại…', ended: 'Cuộc họp đã kết thúc', mute: 'Tắt micrô', unmute: 'Bật micrô',
       noMedia: 'Không mở được camera/micrô: ', handUp: 'Đã xin phát biểu — chờ chủ trì mời', floorHere: 'Mời điểm cầu phát biểu',
-      heldHere: 'Chủ trì đã tắt micrô của phòng họp' },
+      heldHere: 'Chủ trì đã tắt micrô của phòng họp', rollBroken: 'Chưa điểm danh được: camera hoặc micrô của phòng họp không hoạt động' },
     en: { nothing: 'No upcoming meeting', next: 'Next meeting', at: 'at',
       badKey: 'The device key is not valid or was revoked. Contact the district IT officer.',
       offline: 'Cannot reach the bridge, retrying…', weak: 'Weak connection',
       reconnecting: 'Connection lost, reconnecting…', ended: 'The meeting has ended', mute: 'Mute', unmute: 'Unmute',
       noMedia: 'Cannot open camera/microphone: ', handUp: 'Asked to speak — waiting for the chair', floorHere: 'This room has the floor',
-      heldHere: 'The chair muted this room' }
+      heldHere: 'The chair muted this room', rollBroken: 'Not marked present: the room\'s camera or microphone is not working' }
   };
   var $ = function (id) { return document.getElementById(id); };
   // The key comes in the fragment (never sent to the server: not in proxy logs); an older
@@ -148,6 +148,14 @@
       case 'hands':
         handUp = (data.queue || []).indexOf(me) >= 0;
         if (handUp) banner(t('handUp'), 'warn');
+        break;
+      case 'roll_call':
+        // The room confirms by itself when its camera and microphone work.
+        if (data.open) {
+          var live = function (tr) { return tr.readyState === 'live'; };
+          var works = stream && stream.getAudioTracks().some(live) && stream.getVideoTracks().some(live) && state === 'joined';
+          if (works) session.send({ type: 'present' }); else banner(t('rollBroken'), 'bad');
+        }
         break;
       case 'floor':
         // Given the floor, the room is heard: its microphone opens by itself.

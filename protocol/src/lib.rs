@@ -81,6 +81,10 @@ pub enum ClientMsg {
     /// Chair only: name a secretary who has the chair's powers in this meeting (`null`:
     /// nobody). Bound to the participant's credential, so it survives a reconnect.
     NameSecretary { participant: Option<String> },
+    /// Chair only: open (`true`) or close a roll call ("điểm danh").
+    RollCall { open: bool },
+    /// Answer an open roll call: this site is present ("có mặt").
+    Present,
     /// Ask for the floor ("xin phát biểu"): joins the speaking queue.
     RaiseHand,
     /// Leave the speaking queue; the chair may lower anyone's hand (`participant`).
@@ -191,6 +195,21 @@ pub enum ServerMsg {
         #[serde(default)]
         self_unmute: bool,
     },
+    /// A roll call opened (`open: true`, sites confirm with `present`) or closed (with
+    /// its result). Sent to everyone, and after `welcome` while one is open.
+    RollCall {
+        open: bool,
+        /// RFC 3339: when it opened.
+        started_at: String,
+        /// At the close: how many invited sites confirmed, were connected without
+        /// confirming, were not connected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<RollCallCount>,
+    },
+    /// To the chairs: a participant confirmed the roll call (and to it, as its receipt).
+    Present {
+        participant: String,
+    },
     /// The meeting's controls: sent after `welcome` and on every change.
     Controls {
         locked: bool,
@@ -278,6 +297,14 @@ pub enum ServerMsg {
         participant: String,
         quality: String,
     },
+}
+
+/// A closed roll call in numbers (sites of the roster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollCallCount {
+    pub present: u32,
+    pub connected: u32,
+    pub absent: u32,
 }
 
 /// What a video slot carries.

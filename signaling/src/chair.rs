@@ -9,9 +9,12 @@
 
 use std::sync::Arc;
 
-use cauhop_protocol::{ClientMsg, ErrorCode, ServerMsg};
+use cauhop_protocol::{ClientMsg, ErrorCode, RollCallCount, ServerMsg};
 use cauhop_store::Instant;
-use cauhop_store::model::{AuditAction, AuditActor, MeetingRole, NewAuditEntry, NewRemoval};
+use cauhop_store::model::{
+    AuditAction, AuditActor, MeetingRole, NewAuditEntry, NewRemoval, RollCall, RollCallEntry,
+    RollCallStatus,
+};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -66,6 +69,7 @@ pub(crate) fn is_chair_action(msg: &ClientMsg) -> bool {
             | ClientMsg::GrantFloor { .. }
             | ClientMsg::Extend { .. }
             | ClientMsg::EndMeeting
+            | ClientMsg::RollCall { .. }
             | ClientMsg::LowerHand {
                 participant: Some(_)
             }
@@ -390,6 +394,21 @@ pub(crate) async fn act(
             let fx = state.registry.control(room, |c, _| c.lower_hand(&p));
             apply(state, room, fx).await;
         }
+        ClientMsg::RollCall { open: true } => {
+            state
+                .registry
+                .control(room, |c, _| c.open_roll_call(Instant::now()));
+            info!(meeting = %room, "roll call opened");
+            audit(
+                state,
+                j,
+                peer,
+                AuditAction::MeetingRollCall,
+                json!({"open": true}),
+            )
+            .await;
+        }
+        ClientMsg::RollCall { open: false } => close_roll_call(state, j, peer, reply).await,
         ClientMsg::Extend { minutes } => extend(state, j, peer, minutes, reply).await,
         ClientMsg::EndMeeting => {
             if let Some(id) = j.meeting_id
@@ -417,6 +436,111 @@ pub(crate) async fn act(
         }
         _ => {}
     }
+}
+
+/// Close the open roll call: each invited site is present (someone of it confirmed),
+/// connected (in the meeting, nobody confirmed) or absent; kept in the store for the
+/// attendance export, and counted for everyone.
+async fn close_roll_call(state: &Arc<AppState>, j: &Joined, peer: &str, reply: Reply<'_>) {
+    let room = j.meeting.as_str();
+    let mut closed = None;
+    state.registry.control(room, |c, _| {
+        closed = c.close_roll_call();
+        Effects::default()
+    });
+    let Some(call) = closed else {
+        reply(ErrorCode::BadMessage, "no roll call is open".into());
+        return;
+    };
+    let connected: std::collections::HashSet<i64> = state
+        .registry
+        .holders(room)
+        .into_iter()
+        .filter_map(|(_, h)| h.site_id)
+        .collect();
+    let mut sites: Vec<i64> = Vec::new();
+    if let Some(id) = j.meeting_id {
+        match state.store.meeting(id).await {
+            Ok(m) => {
+                sites.push(m.chair_site_id);
+                sites.extend(m.roster.iter().map(|i| i.site_id));
+            }
+            Err(e) => warn!(meeting = %room, "roster not read for the roll call: {e}"),
+        }
+    }
+    sites.sort_unstable();
+    sites.dedup();
+    let entries: Vec<RollCallEntry> = sites
+        .iter()
+        .map(|&site| {
+            let confirmed = call
+                .confirmed
+                .iter()
+                .filter(|c| c.1 == Some(site))
+                .map(|c| c.2)
+                .min();
+            let status = match (confirmed, connected.contains(&site)) {
+                (Some(_), _) => RollCallStatus::Present,
+                (None, true) => RollCallStatus::Connected,
+                (None, false) => RollCallStatus::Absent,
+            };
+            RollCallEntry {
+                site_id: site,
+                status,
+                confirmed_at: confirmed,
+            }
+        })
+        .collect();
+    let count = |s: RollCallStatus| {
+        u32::try_from(entries.iter().filter(|e| e.status == s).count()).unwrap_or(u32::MAX)
+    };
+    // An ad-hoc room has no roster: the confirmations are all there is to count.
+    let result = if sites.is_empty() {
+        RollCallCount {
+            present: u32::try_from(call.confirmed.len()).unwrap_or(u32::MAX),
+            connected: 0,
+            absent: 0,
+        }
+    } else {
+        RollCallCount {
+            present: count(RollCallStatus::Present),
+            connected: count(RollCallStatus::Connected),
+            absent: count(RollCallStatus::Absent),
+        }
+    };
+    if let Some(id) = j.meeting_id
+        && !entries.is_empty()
+    {
+        let record = RollCall {
+            called_at: call.started,
+            sites: entries,
+        };
+        if let Err(e) = state.store.record_roll_call(id, &record).await {
+            warn!(meeting = %room, "roll call not kept: {e}");
+            reply(
+                ErrorCode::Internal,
+                format!("the roll call's result was not kept: {e}"),
+            );
+        }
+    }
+    info!(meeting = %room, ?result, "roll call closed");
+    state.registry.broadcast(
+        room,
+        None,
+        ServerMsg::RollCall {
+            open: false,
+            started_at: call.started.rfc3339(),
+            result: Some(result),
+        },
+    );
+    audit(
+        state,
+        j,
+        peer,
+        AuditAction::MeetingRollCall,
+        json!({"open": false, "present": result.present, "connected": result.connected, "absent": result.absent}),
+    )
+    .await;
 }
 
 async fn extend(state: &Arc<AppState>, j: &Joined, peer: &str, minutes: u32, reply: Reply<'_>) {
@@ -481,6 +605,26 @@ pub(crate) async fn own(state: &AppState, j: &Joined, msg: &ClientMsg, reply: Re
             let fx = state.registry.control(room, |c, _| c.raise_hand(&me));
             if !fx.is_empty() {
                 info!(meeting = %room, participant = %me, "hand raised");
+            }
+        }
+        ClientMsg::Present => {
+            let mut counted = false;
+            state.registry.control(room, |c, _| {
+                counted = c.confirm(&me, j.holder.site_id, Instant::now());
+                Effects::default()
+            });
+            if counted {
+                // The chairs see it arrive; the site gets it as its receipt.
+                let msg = ServerMsg::Present {
+                    participant: me.clone(),
+                };
+                state.registry.tell_chairs(room, &msg);
+                if !may_chair(state, j) {
+                    state.registry.send_to(room, &me, msg);
+                }
+            } else if !state.registry.read_control(room, |c| c.roll_call_open()) {
+                reply(ErrorCode::BadMessage, "no roll call is open".into());
+                return false;
             }
         }
         ClientMsg::LowerHand { participant: None } => {

@@ -58,6 +58,14 @@ pub struct Control {
     secretary: Option<Holder>,
     /// Credentials admitted before the lock (a site that dropped comes back in).
     admitted: Vec<Holder>,
+    roll_call: Option<RollCallState>,
+}
+
+/// An open roll call: when it opened, and who confirmed (participant, its site, when).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollCallState {
+    pub started: Instant,
+    pub confirmed: Vec<(String, Option<i64>, Instant)>,
 }
 
 impl Control {
@@ -71,7 +79,52 @@ impl Control {
         for (p, h) in &self.held {
             v.push(self.held_msg(p, *h));
         }
+        if let Some(r) = &self.roll_call {
+            v.push(ServerMsg::RollCall {
+                open: true,
+                started_at: r.started.rfc3339(),
+                result: None,
+            });
+        }
         v
+    }
+
+    /// Open a roll call (a new one if one is open: its confirmations start over).
+    pub fn open_roll_call(&mut self, now: Instant) -> Effects {
+        self.roll_call = Some(RollCallState {
+            started: now,
+            confirmed: Vec::new(),
+        });
+        Effects {
+            tell: vec![ServerMsg::RollCall {
+                open: true,
+                started_at: now.rfc3339(),
+                result: None,
+            }],
+            ..Effects::default()
+        }
+    }
+
+    /// `participant` of `site` confirms: true the first time, false when it had, or when
+    /// no roll call is open.
+    pub fn confirm(&mut self, participant: &str, site: Option<i64>, now: Instant) -> bool {
+        let Some(r) = self.roll_call.as_mut() else {
+            return false;
+        };
+        if r.confirmed.iter().any(|c| c.0 == participant) {
+            return false;
+        }
+        r.confirmed.push((participant.to_owned(), site, now));
+        true
+    }
+
+    /// Close the open roll call; the caller counts and keeps its result.
+    pub fn close_roll_call(&mut self) -> Option<RollCallState> {
+        self.roll_call.take()
+    }
+
+    pub fn roll_call_open(&self) -> bool {
+        self.roll_call.is_some()
     }
 
     pub fn floor_holder(&self) -> Option<&str> {
@@ -428,6 +481,23 @@ mod tests {
         assert!(c.may_enter(&kiosk));
         c.set_locked(false);
         assert!(c.may_enter(&site(2)));
+    }
+
+    #[test]
+    fn a_roll_call_counts_each_participant_once_and_closes_once() {
+        let mut c = Control::default();
+        assert!(!c.confirm("p1", Some(1), Instant(5)), "no roll call open");
+        c.open_roll_call(Instant(10));
+        assert!(c.confirm("p1", Some(1), Instant(11)));
+        assert!(!c.confirm("p1", Some(1), Instant(12)), "twice is once");
+        assert!(
+            c.snapshot(None)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::RollCall { open: true, .. }))
+        );
+        let r = c.close_roll_call().expect("was open");
+        assert_eq!(r.confirmed, vec![("p1".to_owned(), Some(1), Instant(11))]);
+        assert!(c.close_roll_call().is_none());
     }
 
     #[test]

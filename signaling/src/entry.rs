@@ -183,9 +183,13 @@ pub(crate) async fn enter(
         video_muted: false,
     };
     info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, ?way, "joined meeting");
-    let present = state
-        .registry
-        .join(&admitted.room, info, holder.clone(), out.clone());
+    let present = state.registry.join(
+        &admitted.room,
+        info,
+        holder.clone(),
+        admitted.role == MeetingRole::Chair,
+        out.clone(),
+    );
     // Joining while everyone is muted: muted too (the chairs are not).
     let me = id.to_string();
     let fx = state.registry.control(&admitted.room, |c, _| {

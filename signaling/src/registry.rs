@@ -48,6 +48,8 @@ impl Holder {
 struct Member {
     info: ParticipantInfo,
     holder: Holder,
+    /// Admitted with the chair role.
+    chair: bool,
     /// The connection's outgoing queue; `Outbox::end` ends its session even if the
     /// client is not reading.
     out: Outbox,
@@ -78,6 +80,7 @@ impl Registry {
         meeting: &str,
         info: ParticipantInfo,
         holder: Holder,
+        chair: bool,
         out: Outbox,
     ) -> Vec<ParticipantInfo> {
         let mut m = self.lock();
@@ -88,7 +91,12 @@ impl Registry {
                 participant: info.clone(),
             });
         }
-        members.push(Member { info, holder, out });
+        members.push(Member {
+            info,
+            holder,
+            chair,
+            out,
+        });
         present
     }
 
@@ -325,5 +333,20 @@ impl Registry {
             .iter()
             .find(|x| x.info.id == id)
             .map(|x| x.holder.clone())
+    }
+}
+
+impl Registry {
+    /// Send to those with the chair's powers in `meeting`: the chair role and the
+    /// secretary.
+    pub fn tell_chairs(&self, meeting: &str, msg: &ServerMsg) {
+        let m = self.lock();
+        let Some(mt) = m.get(meeting) else { return };
+        let secretary = mt.control.secretary();
+        for x in &mt.members {
+            if x.chair || secretary.is_some_and(|s| s.same_credential(&x.holder)) {
+                x.out.send(msg.clone());
+            }
+        }
     }
 }

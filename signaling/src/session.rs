@@ -539,7 +539,10 @@ async fn handle_text(
             }
             crate::chair::act(state, j, peer, msg, &reply_err).await;
         }
-        (msg @ (ClientMsg::RaiseHand | ClientMsg::LowerHand { .. }), Some(j)) => {
+        (
+            msg @ (ClientMsg::RaiseHand | ClientMsg::LowerHand { .. } | ClientMsg::Present),
+            Some(j),
+        ) => {
             crate::chair::own(state, j, &msg, &reply_err).await;
         }
         (msg, Some(_)) => {

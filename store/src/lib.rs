@@ -8,6 +8,7 @@
 mod attendance;
 mod audit;
 mod backup;
+mod chair;
 mod db;
 mod endpoints;
 mod error;
@@ -15,7 +16,7 @@ mod links;
 mod meetings;
 pub mod model;
 mod people;
-mod removals;
+
 pub mod schedule;
 mod sessions;
 mod sites;

@@ -296,6 +296,51 @@ pub struct NewRemoval {
     pub by: String,
 }
 
+/// A site's answer to a roll call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RollCallStatus {
+    /// Confirmed ("có mặt").
+    Present,
+    /// In the meeting, but did not confirm.
+    Connected,
+    /// Not connected during the roll call.
+    Absent,
+}
+
+impl RollCallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Present => "present",
+            Self::Connected => "connected",
+            Self::Absent => "absent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Present, Self::Connected, Self::Absent]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+/// One invited site's result in one roll call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RollCallEntry {
+    pub site_id: i64,
+    pub status: RollCallStatus,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub confirmed_at: Option<Instant>,
+}
+
+/// A roll call's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RollCall {
+    #[schema(value_type = String, format = DateTime)]
+    pub called_at: Instant,
+    pub sites: Vec<RollCallEntry>,
+}
+
 /// Who is joining, for the attendance record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAttendance {
@@ -390,10 +435,13 @@ pub enum AuditAction {
     /// The meeting ended or extended by its chair.
     #[serde(rename = "meeting.end")]
     MeetingEnd,
+    /// A roll call opened or closed (with its counts).
+    #[serde(rename = "meeting.roll_call")]
+    MeetingRollCall,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::MeetingCreate,
         Self::MeetingUpdate,
         Self::MeetingDelete,
@@ -418,6 +466,7 @@ impl AuditAction {
         Self::MeetingLock,
         Self::MeetingSecretary,
         Self::MeetingEnd,
+        Self::MeetingRollCall,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -446,6 +495,7 @@ impl AuditAction {
             Self::MeetingLock => "meeting.lock",
             Self::MeetingSecretary => "meeting.secretary",
             Self::MeetingEnd => "meeting.end",
+            Self::MeetingRollCall => "meeting.roll_call",
         }
     }
 

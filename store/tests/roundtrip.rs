@@ -307,6 +307,29 @@ async fn every_entity_round_trips_on_both_backends() {
             None,
             "a later session of the meeting"
         );
+        let call = RollCall {
+            called_at: Instant(250),
+            sites: vec![
+                RollCallEntry {
+                    site_id: commune.id,
+                    status: RollCallStatus::Present,
+                    confirmed_at: Some(Instant(262)),
+                },
+                RollCallEntry {
+                    site_id: district.id,
+                    status: RollCallStatus::Absent,
+                    confirmed_at: None,
+                },
+            ],
+        };
+        store
+            .record_roll_call(m.id, &call)
+            .await
+            .expect("roll call");
+        assert_eq!(
+            store.roll_calls(m.id).await.expect("roll calls"),
+            vec![call]
+        );
 
         store
             .create_session("tok", admin.id, "csrf1", Instant::now().plus(60))

@@ -698,6 +698,7 @@ async fn a_district_invited_to_a_province_meeting_reads_only_its_own_rows() -> a
                 site_id: Some(s),
                 ..Default::default()
             },
+            false,
             out.clone(),
         );
     }

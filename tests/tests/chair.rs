@@ -8,11 +8,12 @@
 
 use std::time::Duration;
 
-use cauhop_protocol::{ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg};
+use cauhop_protocol::{ClientMsg, ErrorCode, PROTOCOL_VERSION, RollCallCount, ServerMsg};
 use cauhop_signaling::Options;
 use cauhop_signaling::auth::{JoinKeys, JoinTokens};
 use cauhop_store::AuditFilter;
-use cauhop_store::model::{AuditAction, MeetingRole, Page};
+use cauhop_store::model::{AuditAction, MeetingRole, Page, PersonRole};
+use cauhop_tests::api::Api;
 use cauhop_tests::bridge::Bridge;
 use cauhop_tests::fixture::{invite, issued_link_as, open_meeting, province_tree};
 use cauhop_tests::signal::{self, Joined};
@@ -219,7 +220,41 @@ async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() 
     );
     drop(site_b);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let _site_b = signal::join(&url, join_msg(m.id, &link_b, "Xã B")).await?;
+    let mut site_b = signal::join(&url, join_msg(m.id, &link_b, "Xã B")).await?;
+
+    // A roll call: A confirms, B stays silent, C is not in: present, connected, absent
+    // (and the chair's own site, connected without confirming).
+    chair.tx.send(ClientMsg::RollCall { open: true })?;
+    until(&mut site_a, "the roll call", |m| {
+        matches!(m, ServerMsg::RollCall { open: true, .. })
+    })
+    .await?;
+    site_a.tx.send(ClientMsg::Present)?;
+    until(
+        &mut chair,
+        "A present",
+        |m| matches!(m, ServerMsg::Present { participant } if *participant == pa),
+    )
+    .await?;
+    chair.tx.send(ClientMsg::RollCall { open: false })?;
+    let closed = until(&mut site_b, "the roll call's result", |m| {
+        matches!(m, ServerMsg::RollCall { open: false, .. })
+    })
+    .await?;
+    assert!(
+        matches!(
+            closed,
+            ServerMsg::RollCall {
+                result: Some(RollCallCount {
+                    present: 1,
+                    connected: 2,
+                    absent: 1
+                }),
+                ..
+            }
+        ),
+        "{closed:?}"
+    );
 
     // A is removed with a reason; its link stays out, the floor is free again.
     chair.tx.send(ClientMsg::Remove {
@@ -295,5 +330,48 @@ async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() 
     assert!(remove.actor.contains("Chủ trì"), "{remove:?}");
     assert_eq!(remove.detail["reason"], "tiếng ồn lớn");
     assert!(remove.client.is_some());
+    assert!(actions.contains(&AuditAction::MeetingRollCall));
+
+    // The roll call is in the attendance export: A present, B connected, C absent (a row
+    // of its own, since it never joined).
+    let pw = "mật-khẩu-dài-2026";
+    let hash = cauhop_signaling::auth::hash_password(pw).map_err(anyhow::Error::msg)?;
+    store
+        .create_person(
+            "tinh",
+            "Văn phòng tỉnh",
+            PersonRole::ProvinceAdmin,
+            None,
+            Some(&hash),
+        )
+        .await?;
+    let api = Api::new(bridge.url(""));
+    let admin = api.login("tinh", pw).await?;
+    let (status, csv) = api
+        .get(
+            &admin,
+            &format!("/api/v1/meetings/{}/attendance?format=csv", m.id),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    let csv = csv.as_str().unwrap_or_default().to_owned();
+    let answer = |site: &str| {
+        csv.lines()
+            .find(|l| l.split(',').nth(1) == Some(site))
+            .and_then(|l| l.rsplit(',').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(answer("A").as_deref(), Some("present"), "{csv}");
+    assert_eq!(answer("B").as_deref(), Some("connected"), "{csv}");
+    assert_eq!(answer("C").as_deref(), Some("absent"), "{csv}");
+    let (status, calls) = api
+        .get(&admin, &format!("/api/v1/meetings/{}/roll-calls", m.id))
+        .await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        calls[0]["sites"].as_array().map(Vec::len),
+        Some(4),
+        "{calls}"
+    );
     Ok(())
 }

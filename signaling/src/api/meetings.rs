@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cauhop_protocol::{ErrorCode, ParticipantInfo};
 use cauhop_store::model::{
-    Attendance, AuditAction, JoinLink, Meeting, MeetingRole, NewMeeting, Paged,
+    Attendance, AuditAction, JoinLink, Meeting, MeetingRole, NewMeeting, Paged, RollCall,
 };
 use cauhop_store::schedule::overlap::HORIZON_SECS;
 use cauhop_store::{Instant, MeetingFilter, random_secret};
@@ -578,21 +578,52 @@ pub async fn attendance(
                 .into_iter()
                 .map(|s| (s.id, s.name))
                 .collect();
+            // The last roll call's answer per site: present, connected (did not
+            // confirm), absent; a site absent from it has a row of its own.
+            let roll: std::collections::HashMap<i64, &'static str> = state
+                .store
+                .roll_calls(id)
+                .await?
+                .pop()
+                .map(|c| {
+                    c.sites
+                        .into_iter()
+                        .filter(|e| standing.covers(Some(e.site_id)))
+                        .map(|e| (e.site_id, e.status.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default();
             // A BOM so that Excel opens Vietnamese names as UTF-8.
-            let mut out = String::from("\u{feff}meeting,site,name,joined_at,left_at,minutes\r\n");
+            let mut out =
+                String::from("\u{feff}meeting,site,name,joined_at,left_at,minutes,roll_call\r\n");
+            let mut listed = std::collections::HashSet::new();
             for r in rows {
                 let site = r
                     .site_id
                     .and_then(|s| sites.get(&s).cloned())
                     .unwrap_or_default();
+                let answer = r.site_id.and_then(|s| roll.get(&s)).copied().unwrap_or("");
+                listed.extend(r.site_id);
                 out.push_str(&format!(
-                    "{},{},{},{},{},{}\r\n",
+                    "{},{},{},{},{},{},{}\r\n",
                     csv_field(&m.title),
                     csv_field(&site),
                     csv_field(&r.display_name),
                     r.joined_at,
                     r.left_at.map(|t| t.to_string()).unwrap_or_default(),
-                    (r.seconds + 30) / 60
+                    (r.seconds + 30) / 60,
+                    answer
+                ));
+            }
+            let mut unlisted: Vec<(&i64, &&str)> =
+                roll.iter().filter(|(s, _)| !listed.contains(*s)).collect();
+            unlisted.sort();
+            for (site, answer) in unlisted {
+                let name = sites.get(site).cloned().unwrap_or_default();
+                out.push_str(&format!(
+                    "{},{},,,,0,{answer}\r\n",
+                    csv_field(&m.title),
+                    csv_field(&name),
                 ));
             }
             Ok((
@@ -612,6 +643,21 @@ pub async fn attendance(
             format!("'{other}': use json or csv"),
         )),
     }
+}
+
+#[utoipa::path(operation_id = "meetings_roll_calls", get, path = "/api/v1/meetings/{id}/roll-calls", tag = "meetings", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<RollCall>, description = "Each roll call's answer per invited site, oldest first")))]
+pub async fn roll_calls(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<RollCall>>, ApiError> {
+    let (_, standing) = load_involved(&state, &principal, id).await?;
+    let mut calls = state.store.roll_calls(id).await?;
+    for c in &mut calls {
+        c.sites.retain(|e| standing.covers(Some(e.site_id)));
+    }
+    Ok(Json(calls))
 }
 
 #[utoipa::path(operation_id = "meetings_live", get, path = "/api/v1/meetings/{id}/live", params(("id" = i64, Path)), tag = "meetings",

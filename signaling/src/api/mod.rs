@@ -35,7 +35,7 @@ use extract::Principal;
         endpoints::device_schedule, endpoints::device_health, endpoints::device_link_check,
         meetings::list, meetings::get, meetings::create, meetings::update, meetings::delete,
         meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
-        meetings::attendance, meetings::live,
+        meetings::attendance, meetings::roll_calls, meetings::live,
         audit::list,
         stats, server,
     ),
@@ -132,6 +132,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         )
         .route("/meetings/{id}/join", post(meetings::my_link))
         .route("/meetings/{id}/attendance", get(meetings::attendance))
+        .route("/meetings/{id}/roll-calls", get(meetings::roll_calls))
         .route("/meetings/{id}/live", get(meetings::live))
         .route("/links/{jti}/revoke", post(meetings::revoke_link))
         .route("/audit", get(audit::list))
