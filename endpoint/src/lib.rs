@@ -15,7 +15,6 @@ pub mod session;
 pub mod settings;
 pub mod tcp_tunnel;
 pub mod tls;
-pub mod tone;
 
 pub use backoff::Backoff;
 pub use follower::{Action, Phase, Slot, check_due, decide};

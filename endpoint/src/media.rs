@@ -43,7 +43,7 @@ use webrtc::util::Marshal;
 
 use crate::ivf::Ivf;
 use crate::mixer::Mixer;
-use crate::tone::Tone;
+use cauhop_audio::tone::Tone;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoIn {
