@@ -35,7 +35,8 @@ use crate::policy::frame_rate;
 use crate::policy::slots::{self, SlotInputs};
 use crate::policy::speaker::{SpeakerConfig, SpeakerDetector};
 use crate::types::{
-    JoinOptions, OfferOutcome, ParticipantId, PeerStats, SfuEvent, TrackKey, ViewHints,
+    JoinOptions, OfferOutcome, ParticipantId, PeerStats, RecordedAudio, SfuEvent, TrackKey,
+    ViewHints,
 };
 
 /// How often every subscriber's slots and allocation and every room's speaker are
@@ -60,6 +61,8 @@ pub enum Output {
     Transmit(Transmit),
     /// Something to tell one participant's signaling session.
     Event(ParticipantId, SfuEvent),
+    /// A voice packet of a room being recorded (`set_recording`).
+    Audio(Arc<str>, RecordedAudio),
     /// Nothing more until this instant, or until the next input.
     Timeout(Instant),
 }
@@ -116,6 +119,9 @@ pub struct Rooms {
     next_quality: Option<Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(ParticipantId, SfuEvent)>,
+    /// Rooms whose voices are copied out for the meeting's record, and the copies.
+    recording: FixedSet<Arc<str>>,
+    recorded: VecDeque<(Arc<str>, RecordedAudio)>,
     /// `drain`'s work lists, reused so a forwarded packet allocates none.
     props: Vec<(ParticipantId, Propagated)>,
     batch: Vec<ParticipantId>,
@@ -157,6 +163,8 @@ impl Rooms {
             next_quality: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            recording: Default::default(),
+            recorded: VecDeque::new(),
             props: Vec::new(),
             batch: Vec::new(),
             pool: None,
@@ -375,6 +383,17 @@ impl Rooms {
         self.decide_room(now, &room);
     }
 
+    /// Copy the voices `room`'s subscribers are forwarded out as [`Output::Audio`]
+    /// (`true`), or stop.
+    pub fn set_recording(&mut self, room: &str, on: bool) {
+        let room: Arc<str> = room.into();
+        if on {
+            self.recording.insert(room);
+        } else {
+            self.recording.remove(&room);
+        }
+    }
+
     pub fn leave(&mut self, now: Instant, participant: ParticipantId) {
         self.remove_peer(now, participant);
     }
@@ -544,6 +563,9 @@ impl Rooms {
             if let Some((p, e)) = self.events.pop_front() {
                 return Output::Event(p, e);
             }
+            if let Some((room, a)) = self.recorded.pop_front() {
+                return Output::Audio(room, a);
+            }
             if self.dirty.is_empty() {
                 return Output::Timeout(
                     self.next_timeout().unwrap_or(now + Duration::from_secs(1)),
@@ -675,6 +697,16 @@ impl Rooms {
                         }
                     }
                     self.assign_slots(now, &room);
+                }
+                if audio && self.recording.contains(&room) {
+                    self.recorded.push_back((
+                        room.clone(),
+                        RecordedAudio {
+                            from,
+                            seq: *packet.seq_no,
+                            opus: packet.payload.clone(),
+                        },
+                    ));
                 }
                 let epoch = self.audio_epoch.get(&from).copied().unwrap_or(0);
                 let Some(r) = self.rooms.get(&room) else {

@@ -258,6 +258,8 @@ pub struct Sim {
     /// Datagrams the SFU sent, and received.
     pub sfu_datagrams: u64,
     pub sfu_datagrams_in: u64,
+    /// Voice packets copied out for a record (`record`): who, and its sequence number.
+    pub recorded: Vec<(ParticipantId, u64)>,
     /// Real (wall-clock) time spent inside the room core: the SFU's CPU cost; and by
     /// phase (receive, timeouts, output).
     pub core_busy: Duration,
@@ -295,6 +297,7 @@ impl Sim {
             next_core: now,
             sfu_datagrams: 0,
             sfu_datagrams_in: 0,
+            recorded: Vec::new(),
             core_busy: Duration::ZERO,
             core_phases: [Duration::ZERO; 3],
             phase: 0,
@@ -440,6 +443,11 @@ impl Sim {
         let p = who.map(|i| self.clients[i].id);
         self.core.floor(self.now, room, p);
         self.drain_core();
+    }
+
+    /// Copy `room`'s forwarded voices out (into `recorded`), or stop.
+    pub fn record(&mut self, room: &str, on: bool) {
+        self.core.set_recording(room, on);
     }
 
     /// The chair holds (or lets through) client `i`'s microphone and camera.
@@ -621,6 +629,7 @@ impl Sim {
                     self.transmit(i, false, t.source, t.destination, t.contents.to_vec());
                 }
                 CoreOutput::Event(p, e) => self.signal(p, e),
+                CoreOutput::Audio(_, a) => self.recorded.push((a.from, a.seq)),
                 CoreOutput::Timeout(t) => {
                     self.next_core = t;
                     return;

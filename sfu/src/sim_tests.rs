@@ -605,6 +605,7 @@ fn audio_packets(s: &Sim, i: usize) -> std::collections::BTreeMap<u64, u64> {
 #[test]
 fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
     let mut s = meeting(11, 30);
+    s.record(ROOM, true);
     let talkers = [3usize, 8, 17, 25];
     for &t in &talkers {
         s.set_level(t, 20);
@@ -634,6 +635,8 @@ fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
         }
     }
     assert_chair_on_every_main_slot(&s);
+    // The record takes what the room hears: the chair, none of the held talkers.
+    let recorded_before = s.recorded.len();
 
     // Site 17 raised its hand; the chair gives it the floor and signaling lets its
     // voice through.
@@ -663,6 +666,19 @@ fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
             "site {i} hears a held talker: {heard:?}"
         );
     }
+
+    let recorded: std::collections::BTreeSet<u64> = s.recorded[recorded_before..]
+        .iter()
+        .map(|r| r.0.0)
+        .collect();
+    assert!(
+        recorded.contains(&chair_id) && recorded.contains(&holder_id),
+        "{recorded:?}"
+    );
+    assert!(
+        held_talkers.iter().all(|t| !recorded.contains(t)),
+        "a held talker in the record: {recorded:?}"
+    );
 
     // The chair stops the floor holder's camera: the main slot shows the chair again,
     // the holder's voice goes on.

@@ -23,6 +23,17 @@ pub enum TrackKind {
     Video,
 }
 
+/// One voice packet of a recorded room (`SfuHandle::record`): what the room's
+/// subscribers are forwarded (never a held or silent voice), Opus as the publisher sent
+/// it (RED already stripped), for the meeting's record.
+#[derive(Debug, Clone)]
+pub struct RecordedAudio {
+    pub from: ParticipantId,
+    pub seq: u64,
+    /// The packet's own payload buffer, shared, not copied.
+    pub opus: std::sync::Arc<[u8]>,
+}
+
 /// What the SFU tells signaling about one participant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SfuEvent {

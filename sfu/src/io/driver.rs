@@ -161,6 +161,8 @@ pub async fn start(config: &SfuConfig) -> Result<SfuHandle, SfuError> {
         receivers,
         probes: ProbeServer::default(),
         tcp: HashMap::new(),
+        recorders: HashMap::new(),
+        record_drops: 0,
     };
     tokio::spawn(driver.run(cmd_rx, net_rx));
     Ok(SfuHandle {
@@ -225,6 +227,10 @@ struct Driver {
     probes: ProbeServer,
     /// Open ICE-TCP connections by the client's address: their framed-packet queues.
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Each recorded room's recorder (`Command::Record`), and the voice packets it was
+    /// too slow to take (never waited for: the media path does not stop for a disk).
+    recorders: HashMap<std::sync::Arc<str>, mpsc::Sender<crate::RecordedAudio>>,
+    record_drops: u64,
 }
 
 impl Driver {
@@ -372,6 +378,13 @@ impl Driver {
             }
             Command::View { participant, hints } => self.core.view(now, participant, hints),
             Command::Floor { room, participant } => self.core.floor(now, &room, participant),
+            Command::Record { room, to } => {
+                self.core.set_recording(&room, to.is_some());
+                match to {
+                    Some(tx) => self.recorders.insert(room.as_str().into(), tx),
+                    None => self.recorders.remove(room.as_str()),
+                };
+            }
             Command::Hold {
                 participant,
                 audio,
@@ -437,6 +450,16 @@ impl Driver {
                     if gone {
                         debug!(participant = %p, "signaling gone; event dropped");
                         self.events.remove(&p);
+                    }
+                }
+                Output::Audio(room, a) => {
+                    if let Some(tx) = self.recorders.get(&room)
+                        && tx.try_send(a).is_err()
+                    {
+                        self.record_drops += 1;
+                        if self.record_drops.is_power_of_two() {
+                            warn!(%room, dropped = self.record_drops, "recorder not keeping up; voice packets dropped from the record");
+                        }
                     }
                 }
                 Output::Timeout(t) => return t,

@@ -41,6 +41,11 @@ pub(crate) enum Command {
         room: String,
         participant: Option<ParticipantId>,
     },
+    /// Copy `room`'s forwarded voices to `to` (`None`: stop).
+    Record {
+        room: String,
+        to: Option<mpsc::Sender<crate::RecordedAudio>>,
+    },
     /// The chair stopped (or let through) a participant's microphone or camera.
     Hold {
         participant: ParticipantId,
@@ -156,6 +161,20 @@ impl SfuHandle {
         self.send(Command::Floor {
             room: room.to_owned(),
             participant,
+        })
+        .await
+    }
+
+    /// Send every voice packet `room`'s subscribers are forwarded to `to`, from now on
+    /// (`None`: stop). A full `to` loses packets rather than slowing the media path.
+    pub async fn record(
+        &self,
+        room: &str,
+        to: Option<mpsc::Sender<crate::RecordedAudio>>,
+    ) -> Result<(), SfuError> {
+        self.send(Command::Record {
+            room: room.to_owned(),
+            to,
         })
         .await
     }
