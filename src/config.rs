@@ -18,7 +18,35 @@ pub(crate) struct Config {
     pub(crate) sfu: SfuConfig,
     pub(crate) store: StoreConfig,
     pub(crate) meetings: MeetingsConfig,
+    pub(crate) record: RecordConfig,
     pub(crate) log: LogConfig,
+}
+
+/// Meetings' audio records (a meeting's settings say whether it is recorded).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RecordConfig {
+    /// Off: no meeting is recorded on this bridge, whatever its settings say.
+    pub(crate) enabled: bool,
+    /// Where records go: one folder per meeting. Not in `cauhop backup` unless asked
+    /// (`--with-records`).
+    pub(crate) dir: PathBuf,
+    /// Records older than this are deleted (0: kept for ever).
+    pub(crate) keep_days: u32,
+    /// A record stops cleanly, and the chair is told, when the disk has less free
+    /// space than this.
+    pub(crate) min_free_mb: u64,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: "records".into(),
+            keep_days: 365,
+            min_free_mb: 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -489,6 +489,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         max_participants: config.meetings.max_participants,
         https: certificates.clone(),
         turn: turn(&config)?,
+        records: config
+            .record
+            .enabled
+            .then(|| cauhop_signaling::record::RecordOptions {
+                dir: config.record.dir.clone(),
+                keep_days: config.record.keep_days,
+                min_free_bytes: config.record.min_free_mb.saturating_mul(1024 * 1024),
+            }),
     };
     let state =
         cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())
@@ -498,6 +506,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         warn!(
             "no administrator yet: create one with `cauhop admin create-user --username NAME --name \"...\"`"
         );
+    }
+    if let Some(records) = state.options.records.clone() {
+        tokio::spawn(cauhop_signaling::record::keep_pruned(records));
     }
     tokio::spawn(cauhop_signaling::scheduler::run(
         state.clone(),

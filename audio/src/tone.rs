@@ -16,6 +16,8 @@ pub struct Tone {
     hz: f32,
     /// Frames of each 50 (one second) that carry the tone.
     on_frames: u64,
+    /// Silence instead of the tone (a muted microphone still sends frames).
+    muted: bool,
     pcm: Vec<f32>,
     out: Vec<u8>,
 }
@@ -42,14 +44,20 @@ impl Tone {
             frame_no: 0,
             hz,
             on_frames,
+            muted: false,
             pcm: vec![0.0; FRAME],
             out: vec![0u8; 1500],
         })
     }
 
+    /// Send silence (`true`) or the tone.
+    pub fn mute(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
     /// The next 20 ms as one Opus packet.
     pub fn next_packet(&mut self) -> Result<&[u8], &'static str> {
-        let on = self.frame_no % 50 < self.on_frames;
+        let on = !self.muted && self.frame_no % 50 < self.on_frames;
         let step = TAU * self.hz / SAMPLE_RATE as f32;
         for s in &mut self.pcm {
             *s = if on { 0.1 * self.phase.sin() } else { 0.0 };

@@ -210,6 +210,16 @@ pub enum ServerMsg {
     Present {
         participant: String,
     },
+    /// The meeting's audio is being recorded (`on`), since when (RFC 3339); or the
+    /// record stopped, and why (`reason`: `setting`, `ended`, `disk_full`, `failed`).
+    /// Sent to everyone when it changes and after `welcome` while on: every page shows it.
+    Recording {
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// The meeting's controls: sent after `welcome` and on every change.
     Controls {
         locked: bool,

@@ -377,6 +377,15 @@ pub(crate) async fn act(
             });
             if !fx.is_empty() {
                 info!(meeting = %room, ?participant, "floor given");
+                let chapter = who.get("name").and_then(|n| n.as_str()).map(|n| {
+                    let site = who.get("site").and_then(|s| s.as_str()).unwrap_or_default();
+                    if site.is_empty() {
+                        n.to_owned()
+                    } else {
+                        format!("{n} — {site}")
+                    }
+                });
+                state.recorders.note_floor(room, chapter);
                 apply(state, room, fx).await;
                 audit(
                     state,
@@ -418,6 +427,7 @@ pub(crate) async fn act(
                 return;
             }
             info!(meeting = %room, "meeting ended by the chair");
+            crate::record::stop(state, room, "ended");
             audit(
                 state,
                 j,

@@ -200,8 +200,17 @@ impl Control {
         fx
     }
 
-    pub fn set_floor_limit(&mut self, seconds: u32) {
-        self.floor_limit_s = seconds;
+    /// The meeting's settings: whether muted sites may unmute themselves, the floor's
+    /// turn limit. Applied when the room opens and when an admin changes them.
+    pub fn configure(&mut self, self_unmute: bool, floor_limit_s: u32) -> Effects {
+        let mut fx = self.set_self_unmute(self_unmute);
+        if self.floor_limit_s != floor_limit_s {
+            self.floor_limit_s = floor_limit_s;
+            if self.floor.is_some() {
+                fx.tell.push(self.floor_msg());
+            }
+        }
+        fx
     }
 
     pub fn raise_hand(&mut self, participant: &str) -> Effects {

@@ -190,13 +190,31 @@ pub(crate) async fn enter(
         admitted.role == MeetingRole::Chair,
         out.clone(),
     );
+    // The first in opens the room's controls with the meeting's settings.
+    if present.is_empty()
+        && let Some(mid) = admitted.meeting_id
+    {
+        match state.store.meeting_settings(mid).await {
+            Ok(s) => {
+                let fx = state.registry.control(&admitted.room, |c, _| {
+                    c.configure(s.self_unmute, s.floor_limit_s)
+                });
+                crate::chair::apply(state, &admitted.room, fx).await;
+            }
+            Err(e) => warn!(
+                meeting = mid,
+                "meeting settings not read; defaults apply: {e}"
+            ),
+        }
+    }
     // Joining while everyone is muted: muted too (the chairs are not).
     let me = id.to_string();
     let fx = state.registry.control(&admitted.room, |c, _| {
         c.joined(&me, &holder, admitted.role == MeetingRole::Chair)
     });
     crate::chair::apply(state, &admitted.room, fx).await;
-    let controls = state.registry.control_snapshot(&admitted.room);
+    let mut controls = state.registry.control_snapshot(&admitted.room);
+    controls.extend(state.recorders.snapshot(&admitted.room));
     Ok(Entered {
         joined: Joined {
             id,
@@ -226,5 +244,8 @@ pub(crate) async fn leave(state: &AppState, j: Joined) {
     state.sfu.leave(j.id).await;
     let fx = state.registry.leave(&j.meeting, &j.id.to_string(), "left");
     crate::chair::apply(state, &j.meeting, fx).await;
+    if state.registry.count_in(&j.meeting) == 0 {
+        crate::record::stop(state, &j.meeting, "ended");
+    }
     info!(participant = %j.id, meeting = %j.meeting, "left meeting");
 }

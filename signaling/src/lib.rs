@@ -13,6 +13,7 @@ mod control;
 mod entry;
 pub mod https;
 pub mod outbox;
+pub mod record;
 mod registry;
 pub mod scheduler;
 pub mod session;
@@ -78,6 +79,8 @@ pub struct Options {
     pub https: Option<Arc<https::Certificates>>,
     /// TURN servers handed to clients with short-lived credentials (`turn.rs`).
     pub turn: Option<turn::Turn>,
+    /// Where meetings' audio records go (`record.rs`); `None`: this bridge records none.
+    pub records: Option<record::RecordOptions>,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             max_participants: 2000,
             https: None,
             turn: None,
+            records: None,
         }
     }
 }
@@ -118,6 +122,8 @@ pub struct AppState {
     waiting: WaitingSockets,
     /// Live WHIP publishers and WHEP receivers (`whip_whep.rs`).
     pub whip: whip_whep::WhipSessions,
+    /// Meetings' audio records being made.
+    pub recorders: record::Recorders,
 }
 
 impl AppState {
@@ -156,6 +162,7 @@ impl AppState {
             link_check_limit: Mutex::new(RateLimiter::per_hour(6, 6)),
             waiting: WaitingSockets::default(),
             whip: whip_whep::WhipSessions::default(),
+            recorders: record::Recorders::default(),
         }))
     }
 

@@ -429,6 +429,9 @@ async fn handle_text(
                     for m in e.controls {
                         out.send(m);
                     }
+                    // After the welcome, so the page that opens the room sees the mark.
+                    crate::record::start_if_wanted(state, &e.joined.meeting, e.joined.meeting_id)
+                        .await;
                     *joined = Some(e.joined);
                 }
                 Err(r) => {

@@ -1,9 +1,9 @@
 //! What a chair's actions leave in the store: participants removed from a meeting (so
-//! their credential stays out of it) and roll calls.
+//! their credential stays out of it), roll calls, and each meeting's settings for them.
 
 use sqlx::Row;
 
-use crate::model::{NewRemoval, RollCall, RollCallEntry, RollCallStatus};
+use crate::model::{MeetingSettings, NewRemoval, RollCall, RollCallEntry, RollCallStatus};
 use crate::{Instant, Result, Store};
 
 impl Store {
@@ -98,5 +98,38 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// A meeting's settings (the defaults when none were set).
+    pub async fn meeting_settings(&self, meeting_id: i64) -> Result<MeetingSettings> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT record, self_unmute, floor_limit_s FROM meeting_settings WHERE meeting_id = $1",
+        )
+        .bind(meeting_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.map_or_else(MeetingSettings::default, |(r, u, l)| MeetingSettings {
+                record: r != 0,
+                self_unmute: u != 0,
+                floor_limit_s: u32::try_from(l).unwrap_or(0),
+            }),
+        )
+    }
+
+    pub async fn put_meeting_settings(&self, meeting_id: i64, s: &MeetingSettings) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meeting_settings (meeting_id, record, self_unmute, floor_limit_s) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id) DO UPDATE SET \
+             record = excluded.record, self_unmute = excluded.self_unmute, \
+             floor_limit_s = excluded.floor_limit_s",
+        )
+        .bind(meeting_id)
+        .bind(i64::from(s.record))
+        .bind(i64::from(s.self_unmute))
+        .bind(i64::from(s.floor_limit_s))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

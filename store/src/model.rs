@@ -296,6 +296,18 @@ pub struct NewRemoval {
     pub by: String,
 }
 
+/// A meeting's settings for its chair's controls and its record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeetingSettings {
+    /// Record the meeting's audio (every page shows it while on).
+    pub record: bool,
+    /// Sites the chair muted may unmute themselves.
+    pub self_unmute: bool,
+    /// Seconds a floor turn may last, for the pages' timers (0: no limit).
+    pub floor_limit_s: u32,
+}
+
 /// A site's answer to a roll call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -438,10 +450,13 @@ pub enum AuditAction {
     /// A roll call opened or closed (with its counts).
     #[serde(rename = "meeting.roll_call")]
     MeetingRollCall,
+    /// A meeting's audio record downloaded.
+    #[serde(rename = "meeting.record_download")]
+    MeetingRecordDownload,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::MeetingCreate,
         Self::MeetingUpdate,
         Self::MeetingDelete,
@@ -467,6 +482,7 @@ impl AuditAction {
         Self::MeetingSecretary,
         Self::MeetingEnd,
         Self::MeetingRollCall,
+        Self::MeetingRecordDownload,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -496,6 +512,7 @@ impl AuditAction {
             Self::MeetingSecretary => "meeting.secretary",
             Self::MeetingEnd => "meeting.end",
             Self::MeetingRollCall => "meeting.roll_call",
+            Self::MeetingRecordDownload => "meeting.record_download",
         }
     }
 

@@ -80,6 +80,11 @@ pub struct SimConfig {
     pub link: Option<Arc<Link>>,
     /// The address to send media from (default 127.0.0.1).
     pub bind: Option<std::net::IpAddr>,
+    /// Publish real Opus (a steady tone of this pitch) instead of marked payloads: what
+    /// a record must hear. Receivers then cannot tell its packets' send times.
+    pub tone_hz: Option<f32>,
+    /// A join link's token, for a scheduled meeting (`meeting` is then its number).
+    pub token: Option<String>,
 }
 
 impl SimConfig {
@@ -93,6 +98,8 @@ impl SimConfig {
             keyframe_every: Duration::from_secs(5),
             link: None,
             bind: None,
+            tone_hz: None,
+            token: None,
         }
     }
 
@@ -157,6 +164,9 @@ pub struct SimShared {
     /// The bridge's audio-only notices as they arrived: (when, audio only).
     pub bandwidth: Mutex<Vec<(Instant, bool)>>,
     pub bytes_received: AtomicU64,
+    /// The published audio's RFC 6464 level now (`SimPeer::set_level`); the config's
+    /// until set.
+    pub level: std::sync::atomic::AtomicU8,
 }
 
 pub struct SimPeer {
@@ -235,7 +245,7 @@ impl SimPeer {
                 meeting: cfg.meeting.clone(),
                 name: cfg.name.clone(),
                 site: "sim".into(),
-                token: None,
+                token: cfg.token.clone(),
                 key: None,
             },
         )
@@ -308,7 +318,13 @@ impl SimPeer {
                 };
             }
         }));
+        shared.level.store(cfg.audio_level, Ordering::Relaxed);
+        let tone = match cfg.tone_hz {
+            Some(hz) => Some(cauhop_audio::tone::Tone::steady(hz).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         let media = Media {
+            tone,
             rtc,
             socket,
             local,
@@ -373,6 +389,12 @@ impl SimPeer {
             .unwrap_or_default()
     }
 
+    /// Speak (a low level, e.g. 30) or fall silent (127): the bridge forwards only
+    /// voices whose level says speech.
+    pub fn set_level(&self, level: u8) {
+        self.shared.level.store(level, Ordering::Relaxed);
+    }
+
     pub fn send(&self, msg: ClientMsg) -> anyhow::Result<()> {
         self.ws_tx.send(msg)?;
         Ok(())
@@ -394,6 +416,7 @@ struct LayerState {
 }
 
 struct Media {
+    tone: Option<cauhop_audio::tone::Tone>,
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
@@ -591,14 +614,25 @@ impl Media {
         let (Some(mid), Some(params)) = (self.audio_mid, self.pt(Codec::Opus)) else {
             return;
         };
-        // ~32 kbit/s Opus: 80 bytes per 20 ms.
-        let mut payload = Vec::with_capacity(80);
-        payload.push(MARK_AUDIO);
-        payload.extend_from_slice(&self.number.to_be_bytes());
-        payload.extend_from_slice(&n.to_be_bytes());
-        payload.extend_from_slice(&micros(now).to_be_bytes());
-        payload.resize(80, 0xaa);
-        let level = self.cfg.audio_level;
+        let level = self.shared.level.load(Ordering::Relaxed);
+        let payload = match self.tone.as_mut().map(|t| {
+            // A silent microphone sends silence, at the level that says so.
+            t.mute(level >= 127);
+            t.next_packet().map(<[u8]>::to_vec)
+        }) {
+            Some(Ok(opus)) => opus,
+            Some(Err(_)) => return,
+            None => {
+                // ~32 kbit/s Opus: 80 bytes per 20 ms.
+                let mut payload = Vec::with_capacity(80);
+                payload.push(MARK_AUDIO);
+                payload.extend_from_slice(&self.number.to_be_bytes());
+                payload.extend_from_slice(&n.to_be_bytes());
+                payload.extend_from_slice(&micros(now).to_be_bytes());
+                payload.resize(80, 0xaa);
+                payload
+            }
+        };
         let mut api = self.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             return;

@@ -115,7 +115,7 @@ async fn check_new(state: &AppState, scope: Scope, m: &NewMeeting) -> Result<(),
     Ok(())
 }
 
-async fn load_visible(
+pub(crate) async fn load_visible(
     state: &AppState,
     principal: &Principal,
     id: i64,
@@ -131,7 +131,7 @@ async fn load_visible(
 
 /// A meeting this admin may change: its own district chairs it (or it is the province's
 /// admin).
-async fn load_managed(
+pub(crate) async fn load_managed(
     state: &AppState,
     principal: &Principal,
     id: i64,

@@ -7,8 +7,10 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod login;
+pub mod meeting_settings;
 pub mod meetings;
 pub mod people;
+pub mod records;
 pub mod sites;
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use extract::Principal;
         meetings::list, meetings::get, meetings::create, meetings::update, meetings::delete,
         meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
         meetings::attendance, meetings::roll_calls, meetings::live,
+        meeting_settings::get, meeting_settings::put, records::list, records::download,
         audit::list,
         stats, server,
     ),
@@ -133,6 +136,12 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/meetings/{id}/join", post(meetings::my_link))
         .route("/meetings/{id}/attendance", get(meetings::attendance))
         .route("/meetings/{id}/roll-calls", get(meetings::roll_calls))
+        .route(
+            "/meetings/{id}/settings",
+            get(meeting_settings::get).put(meeting_settings::put),
+        )
+        .route("/meetings/{id}/records", get(records::list))
+        .route("/meetings/{id}/records/{file}", get(records::download))
         .route("/meetings/{id}/live", get(meetings::live))
         .route("/links/{jti}/revoke", post(meetings::revoke_link))
         .route("/audit", get(audit::list))
