@@ -25,6 +25,13 @@
       newer: '◀ Mới hơn', older: 'Cũ hơn ▶', when: 'Thời gian', who: 'Người thực hiện', action: 'Thao tác',
       target: 'Đối tượng', detail: 'Chi tiết', address: 'Địa chỉ',
       'meeting.create': 'Tạo cuộc họp', 'meeting.update': 'Sửa cuộc họp', 'meeting.delete': 'Xoá cuộc họp',
+      'meeting.floor': 'Chủ trì mời phát biểu', 'meeting.mute': 'Chủ trì tắt/bật micrô', 'meeting.camera': 'Chủ trì tắt/cho camera',
+      'meeting.remove': 'Chủ trì mời ra', 'meeting.lock': 'Khoá/mở cuộc họp', 'meeting.secretary': 'Giao quyền thư ký',
+      'meeting.end': 'Kết thúc/gia hạn họp', 'meeting.roll_call': 'Điểm danh', 'meeting.record_download': 'Tải bản ghi âm',
+      settingsH: 'Điều hành cuộc họp', recordSetting: 'Ghi âm cuộc họp (mọi điểm cầu thấy dấu đang ghi)',
+      selfUnmuteSetting: 'Điểm cầu bị chủ trì tắt micrô được tự bật lại', floorLimit: 'Giới hạn mỗi lượt phát biểu (phút, 0: không)',
+      records: 'Bản ghi âm', noRecords: 'Chưa có bản ghi âm', download: 'Tải về', turns: 'Các lượt phát biểu',
+      floorBack: '(chủ trì thu lại lời)', stoppedDisk: 'dừng vì ổ đĩa sắp đầy', stoppedFailed: 'dừng vì lỗi', cutShort: 'bị ngắt (máy chủ khởi động lại)',
       'roster.change': 'Đổi danh sách mời', 'link.create': 'Tạo đường dẫn mời', 'link.revoke': 'Thu hồi đường dẫn',
       'site.create': 'Thêm điểm cầu', 'site.update': 'Sửa điểm cầu', 'site.delete': 'Xoá điểm cầu',
       'person.create': 'Thêm người dùng', 'person.delete': 'Xoá người dùng', 'person.password': 'Đổi mật khẩu',
@@ -52,6 +59,13 @@
       newer: '◀ Newer', older: 'Older ▶', when: 'Time', who: 'By', action: 'Action',
       target: 'Target', detail: 'Detail', address: 'Address',
       'meeting.create': 'Meeting created', 'meeting.update': 'Meeting changed', 'meeting.delete': 'Meeting deleted',
+      'meeting.floor': 'Floor given', 'meeting.mute': 'Muted/unmuted by the chair', 'meeting.camera': 'Camera stopped/allowed',
+      'meeting.remove': 'Removed by the chair', 'meeting.lock': 'Meeting locked/unlocked', 'meeting.secretary': 'Secretary named',
+      'meeting.end': 'Meeting ended/extended', 'meeting.roll_call': 'Roll call', 'meeting.record_download': 'Record downloaded',
+      settingsH: 'Running the meeting', recordSetting: 'Record the meeting\'s audio (every site sees the mark)',
+      selfUnmuteSetting: 'Sites the chair muted may unmute themselves', floorLimit: 'Limit per floor turn (minutes, 0: none)',
+      records: 'Audio records', noRecords: 'No record yet', download: 'Download', turns: 'Floor turns',
+      floorBack: '(the chair took the floor back)', stoppedDisk: 'stopped: disk nearly full', stoppedFailed: 'stopped by an error', cutShort: 'cut short (the bridge restarted)',
       'roster.change': 'Invitations changed', 'link.create': 'Join link made', 'link.revoke': 'Join link revoked',
       'site.create': 'Site added', 'site.update': 'Site changed', 'site.delete': 'Site deleted',
       'person.create': 'Person added', 'person.delete': 'Person removed', 'person.password': 'Password set',
@@ -334,9 +348,57 @@
     whip.appendChild(wi); whip.appendChild(el('small', ' ' + t('whipHint'))); box.appendChild(whip);
     var whep = el('p', t('whep') + ' '); var we = el('input'); we.value = location.origin + '/whep/' + id; we.readOnly = true; we.size = 40;
     whep.appendChild(we); whep.appendChild(el('small', ' ' + t('whepHint'))); box.appendChild(whep);
+    await settingsBox(box, id);
+    await recordsBox(box, id);
     var live = await api('GET', '/meetings/' + id + '/live');
     box.appendChild(el('h3', t('live') + ': ' + live.length));
     var ul = el('ul'); live.forEach(function (p) { ul.appendChild(el('li', p.name + (p.site ? ' — ' + p.site : ''))); }); box.appendChild(ul);
+  }
+
+  /** The meeting's settings for its chair's controls and its record (managers change them). */
+  async function settingsBox(box, id) {
+    var s = await api('GET', '/meetings/' + id + '/settings');
+    var f = el('div', null, 'card'); f.appendChild(el('h3', t('settingsH')));
+    var check = function (label, on) {
+      var l = el('label'); var cb = el('input'); cb.type = 'checkbox'; cb.checked = on;
+      l.appendChild(cb); l.appendChild(el('span', ' ' + t(label))); f.appendChild(l); f.appendChild(el('br')); return cb;
+    };
+    var rec = check('recordSetting', s.record), self = check('selfUnmuteSetting', s.self_unmute);
+    var ll = el('label', t('floorLimit') + ' '); var lim = el('input'); lim.type = 'number'; lim.min = 0; lim.max = 120;
+    lim.value = Math.round(s.floor_limit_s / 60); ll.appendChild(lim); f.appendChild(ll);
+    f.appendChild(button(t('save'), async function () {
+      await api('PUT', '/meetings/' + id + '/settings', { record: rec.checked, self_unmute: self.checked, floor_limit_s: Math.max(0, Math.round(+lim.value * 60)) });
+      status(t('saved'));
+    }));
+    box.appendChild(f);
+  }
+  function mmss(x) { x = Math.floor(x); return Math.floor(x / 60) + ':' + ('0' + (x % 60)).slice(-2); }
+  /** Each record with a player; the floor turns are its chapters. Only the chairing office sees them. */
+  async function recordsBox(box, id) {
+    var list;
+    try { list = await api('GET', '/meetings/' + id + '/records'); } catch (e) { return; }
+    var f = el('div', null, 'card'); f.appendChild(el('h3', t('records')));
+    if (!list.length) f.appendChild(el('p', t('noRecords')));
+    list.forEach(function (r) {
+      var i = r.info || {};
+      var why = i.stopped === 'disk_full' ? ' · ' + t('stoppedDisk') : i.stopped === 'failed' ? ' · ' + t('stoppedFailed') : !i.stopped ? ' · ' + t('cutShort') : '';
+      f.appendChild(el('p', (i.started_at ? vnDate(new Date(i.started_at)) + ' ' + vnTime(i.started_at) : r.file) + ' · ' + mmss(i.seconds || 0) + ' · ' + Math.round(r.bytes / 1024) + ' KB' + why));
+      var src = '/api/v1/meetings/' + id + '/records/' + encodeURIComponent(r.file);
+      var audio = el('audio'); audio.controls = true; audio.preload = 'none'; audio.src = src; f.appendChild(audio);
+      var dl = el('a', ' ' + t('download')); dl.href = src; dl.download = r.file; f.appendChild(dl);
+      if ((i.turns || []).length) {
+        f.appendChild(el('h4', t('turns')));
+        var ol = el('ol');
+        i.turns.forEach(function (turn) {
+          var li = el('li');
+          li.appendChild(button(mmss(turn.at_s), function () { audio.currentTime = turn.at_s; return audio.play(); }));
+          li.appendChild(el('span', ' ' + (turn.who || t('floorBack'))));
+          ol.appendChild(li);
+        });
+        f.appendChild(ol);
+      }
+    });
+    box.appendChild(f);
   }
 
   $('login').onsubmit = guard(async function () {
@@ -348,5 +410,5 @@
   applyLang();
   fetch('/api/v1/me', { credentials: 'same-origin' }).then(function (r) { return r.ok ? r.json() : null; })
     .then(function (s) { if (s) start(s).catch(function (e) { status(e.message); }); });
-  window.cauhopAdmin = { api: api, tab: tab };
+  window.cauhopAdmin = { api: api, tab: tab, detail: detail };
 })();

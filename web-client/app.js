@@ -311,6 +311,7 @@
       case 'welcome':
         role = data.role || '';
         me = data.participant; controls = {}; hands = []; held = {}; floor = null;
+        $('recMark').classList.add('hidden');
         controlsView(); queueView();
         $('grid').innerHTML = '';
         participants = {};
@@ -401,6 +402,12 @@
         present[data.participant] = true;
         if (data.participant === me) status(t('rollDone'));
         controlsView(); roster();
+        break;
+      case 'recording':
+        // Officials must know: a red mark for as long as it runs, said when it starts.
+        $('recMark').classList.toggle('hidden', !data.on);
+        if (data.on) status(t('recordingStarted'));
+        else if (data.reason === 'disk_full' || data.reason === 'failed') status(t('recordingStopped_' + data.reason));
         break;
       case 'controls':
         controls = data;

@@ -42,6 +42,9 @@ var CAUHOP_STRINGS = {
     rollOpen: 'Điểm danh', rollClose: 'Kết thúc điểm danh ({p} có mặt)', present: 'Có mặt', presentMark: 'có mặt',
     rollAsk: 'Chủ trì đang điểm danh: bấm "Có mặt".', rollDone: 'Đã điểm danh.',
     rollResult: 'Kết quả điểm danh (có mặt/kết nối chưa xác nhận/vắng): {p}',
+    recording: '● Đang ghi âm', recordingStarted: 'Cuộc họp đang được ghi âm.',
+    recordingStopped_disk_full: 'Ghi âm đã dừng: ổ đĩa của máy chủ sắp đầy. Báo cán bộ CNTT.',
+    recordingStopped_failed: 'Ghi âm đã dừng vì lỗi trên máy chủ. Báo cán bộ CNTT.',
     heldMicBadge: 'micrô bị tắt', selfMutedBadge: 'đã tắt micrô', heldCamBadge: 'camera bị tắt',
     reason: 'Lý do: ', handQueued: 'Đã xin phát biểu (thứ tự {p}). Chờ chủ trì mời.', lockedNote: 'Cuộc họp đang khoá'
   },
@@ -86,6 +89,9 @@ var CAUHOP_STRINGS = {
     rollOpen: 'Roll call', rollClose: 'Close roll call ({p} present)', present: 'Present', presentMark: 'present',
     rollAsk: 'The chair is calling the roll: press "Present".', rollDone: 'You are marked present.',
     rollResult: 'Roll call (present/connected, not confirmed/absent): {p}',
+    recording: '● Recording', recordingStarted: 'This meeting is being recorded.',
+    recordingStopped_disk_full: 'Recording stopped: the bridge\'s disk is nearly full. Tell the IT officer.',
+    recordingStopped_failed: 'Recording stopped after an error on the bridge. Tell the IT officer.',
     heldMicBadge: 'mic off', selfMutedBadge: 'muted', heldCamBadge: 'camera off',
     reason: 'Reason: ', handQueued: 'You asked to speak (number {p} in line). Wait for the chair.', lockedNote: 'Meeting locked'
   }

@@ -106,6 +106,7 @@
     if (session) { session.closedByUser = true; session.leave(); }
     session = null; current = null; state = 'waiting';
     $('grid').innerHTML = '';
+    $('recMark').classList.add('hidden');
     $('meetingView').classList.add('hidden'); $('waiting').classList.remove('hidden');
     banner(text || '');
     poll();
@@ -148,6 +149,9 @@
       case 'hands':
         handUp = (data.queue || []).indexOf(me) >= 0;
         if (handUp) banner(t('handUp'), 'warn');
+        break;
+      case 'recording':
+        $('recMark').classList.toggle('hidden', !data.on);
         break;
       case 'roll_call':
         // The room confirms by itself when its camera and microphone work.

@@ -35,6 +35,8 @@ try {
     const end = new Date(Date.now() + 600000).toISOString();
     const m = await api('POST', '/meetings', { title: 'Giao ban có chủ trì', starts_at: start, ends_at: end,
       chair_site_id: p.id, roster: [{ site_id: a.id, role: 'participant' }, { site_id: b.id, role: 'participant' }] });
+    // Recorded: every page must show it.
+    await api('PUT', `/meetings/${m.id}/settings`, { record: true, self_unmute: false, floor_limit_s: 300 });
     const link = async (site) => (await api('POST', `/meetings/${m.id}/links`, { site_id: site })).url;
     return { meeting: m.id, chair: await link(p.id), a: await link(a.id), b: await link(b.id) };
   });
@@ -51,6 +53,10 @@ try {
   const b = await open(setup.b, 'Đại biểu B');
   const idA = await a.evaluate(() => window.cauhop.view().me);
   result.idA = idA;
+  // The recording mark on every page.
+  for (const [name, page] of [['chair', chair], ['a', a], ['b', b]]) {
+    await until(page, `${name}'s recording mark`, () => !document.getElementById('recMark').classList.contains('hidden'));
+  }
   // The chair's bar is there for the chair only.
   result.chairBar = await chair.isVisible('#chairBar');
   result.siteHasNoChairBar = !(await a.isVisible('#chairBar'));
@@ -79,6 +85,7 @@ try {
   result.b = await seen.jsonValue();
   await sleep(2200);
   result.timer = await b.textContent('#floorTimer');
+  result.timerLimit = /\/ 5:00/.test(result.timer);
   result.queueAfter = await chair.evaluate(() => window.cauhop.view().hands.length);
   // The chair's screen as the chair sees it, for a person to read (kept in the temp dir).
   await b.click('#handBtn');
@@ -86,9 +93,22 @@ try {
   await chair.setViewportSize({ width: 1280, height: 720 });
   await sleep(500);
   await chair.screenshot({ path: `${process.env.TMPDIR || '/tmp'}/cauhop-chair-page.png` });
+
+  // Everyone leaves; the admin's page lists the record, with A's turn as a chapter.
+  for (const p of [a, b, chair]) await p.close();
+  await sleep(1500);
+  await admin.evaluate((id) => window.cauhopAdmin.tab('meetings'), setup.meeting);
+  result.records = await admin.evaluate(async (id) => (await window.cauhopAdmin.api('GET', `/meetings/${id}/records`)), setup.meeting);
+  result.recordTurns = (result.records[0] && result.records[0].info.turns || []).map((t) => t.who);
+  await admin.evaluate((id) => window.cauhopAdmin.detail(id), setup.meeting);
+  await admin.waitForSelector('#meetingDetail audio', { timeout: 5000 });
+  await admin.setViewportSize({ width: 1280, height: 1000 });
+  await admin.screenshot({ path: `${process.env.TMPDIR || '/tmp'}/cauhop-admin-records.png`, fullPage: true });
   result.ok = result.chairBar && result.siteHasNoChairBar && /Đại biểu A/.test(result.queueText)
     && /phát biểu/.test(result.aHasFloor) && result.b.height >= 90 && /Đại biểu A/.test(result.b.floor)
-    && /^0:0[1-9]/.test(result.timer) && result.queueAfter === 0;
+    && /^0:0[1-9]/.test(result.timer) && result.timerLimit && result.queueAfter === 0
+    && result.records.length === 1 && result.records[0].bytes > 1000 && result.records[0].info.stopped === 'ended'
+    && result.recordTurns.some((w) => /Đại biểu A/.test(w || ''));
 } catch (e) {
   result.error = String(e);
 } finally {
