@@ -44,6 +44,10 @@ enum Command {
         file: PathBuf,
         #[arg(long, env = "CAUHOP_DATABASE_URL")]
         database_url: Option<String>,
+        /// Also copy the meetings' audio records (`[record] dir`) into this folder. They
+        /// can be large, so they are left out unless asked for.
+        #[arg(long, value_name = "DIR")]
+        with_records: Option<PathBuf>,
     },
     /// Replace the store with a backup FILE. Stop the bridge first.
     Restore {
@@ -174,7 +178,11 @@ fn main() -> anyhow::Result<()> {
             serve(config)
         }
         Some(Command::Admin(cmd)) => admin(config, cmd),
-        Some(Command::Backup { file, database_url }) => {
+        Some(Command::Backup {
+            file,
+            database_url,
+            with_records,
+        }) => {
             let url = database_url.unwrap_or(config.store.database_url);
             block_on(async {
                 let store = open_store(&url).await?;
@@ -184,7 +192,21 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("backup to {} failed", file.display()))?;
                 println!("đã sao lưu / backed up {bytes} bytes to {}", file.display());
                 Ok(())
-            })
+            })?;
+            if let Some(dest) = with_records {
+                let (files, bytes) = copy_tree(&config.record.dir, &dest).with_context(|| {
+                    format!(
+                        "copying the records from {} to {} failed",
+                        config.record.dir.display(),
+                        dest.display()
+                    )
+                })?;
+                println!(
+                    "đã chép / copied {files} record files ({bytes} bytes) to {}",
+                    dest.display()
+                );
+            }
+            Ok(())
         }
         Some(Command::Restore { file, database_url }) => {
             restore(&database_url.unwrap_or(config.store.database_url), &file)
@@ -389,6 +411,29 @@ fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// Copy every file under `from` into `to` (folders made as needed); a record still being
+/// written is copied as far as it is on disk, which plays up to that point.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    if !from.exists() {
+        return Ok((0, 0));
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            let (f, b) = copy_tree(&entry.path(), &target)?;
+            files += f;
+            bytes += b;
+        } else {
+            bytes += std::fs::copy(entry.path(), &target)?;
+            files += 1;
+        }
+    }
+    Ok((files, bytes))
 }
 
 /// Put a backup in place of the store: check it, keep the current file aside, copy.

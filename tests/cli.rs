@@ -139,6 +139,26 @@ fn create_admin_serve_login_backup_restore() -> anyhow::Result<()> {
         !again.status.success(),
         "an existing backup file is not overwritten"
     );
+    // Records only when asked for: a meeting's folder comes along with them.
+    std::fs::create_dir_all(d.join("records/7"))?;
+    std::fs::write(d.join("records/7/20261203-090000.ogg"), b"OggS...")?;
+    let out = cauhop(d)
+        .args([
+            "backup",
+            "with-records.db",
+            "--with-records",
+            "records-copy",
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(d.join("records-copy/7/20261203-090000.ogg"))?,
+        b"OggS..."
+    );
     drop(server);
 
     // Restore into a fresh directory and use it.

@@ -21,7 +21,10 @@ const SECONDS: u64 = 120;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames = SECONDS * 50;
     println!("record cost per hour of meeting ({SECONDS} s simulated per row)");
-    println!("{:>7} {:>14} {:>12} {:>12}", "voices", "CPU s / hour", "core share", "MB / hour");
+    println!(
+        "{:>7} {:>14} {:>12} {:>12}",
+        "voices", "CPU s / hour", "core share", "MB / hour"
+    );
     for voices in [0usize, 1, 3, 6] {
         // The publishers' packets, made beforehand: their cost is the sites', not ours.
         let mut tones: Vec<Tone> = (0..voices)
