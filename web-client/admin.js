@@ -28,6 +28,8 @@
       'meeting.floor': 'Chủ trì mời phát biểu', 'meeting.mute': 'Chủ trì tắt/bật micrô', 'meeting.camera': 'Chủ trì tắt/cho camera',
       'meeting.remove': 'Chủ trì mời ra', 'meeting.lock': 'Khoá/mở cuộc họp', 'meeting.secretary': 'Giao quyền thư ký',
       'meeting.end': 'Kết thúc/gia hạn họp', 'meeting.roll_call': 'Điểm danh', 'meeting.record_download': 'Tải bản ghi âm',
+      controlHint: 'Khi chủ trì mất kết nối:', muteAll: 'Tắt micrô tất cả', unmuteAll: 'Bật micrô tất cả', endTurn: 'Kết thúc lượt phát biểu',
+      giveFloor: 'Mời phát biểu', muteOne: 'Tắt micrô', removeOne: 'Mời ra', removeReason: 'Lý do mời điểm cầu ra (điểm cầu sẽ thấy):',
       settingsH: 'Điều hành cuộc họp', recordSetting: 'Ghi âm cuộc họp (mọi điểm cầu thấy dấu đang ghi)',
       selfUnmuteSetting: 'Điểm cầu bị chủ trì tắt micrô được tự bật lại', floorLimit: 'Giới hạn mỗi lượt phát biểu (phút, 0: không)',
       records: 'Bản ghi âm', noRecords: 'Chưa có bản ghi âm', download: 'Tải về', turns: 'Các lượt phát biểu',
@@ -62,6 +64,8 @@
       'meeting.floor': 'Floor given', 'meeting.mute': 'Muted/unmuted by the chair', 'meeting.camera': 'Camera stopped/allowed',
       'meeting.remove': 'Removed by the chair', 'meeting.lock': 'Meeting locked/unlocked', 'meeting.secretary': 'Secretary named',
       'meeting.end': 'Meeting ended/extended', 'meeting.roll_call': 'Roll call', 'meeting.record_download': 'Record downloaded',
+      controlHint: 'When the chair\'s link is down:', muteAll: 'Mute everyone', unmuteAll: 'Unmute everyone', endTurn: 'End the turn',
+      giveFloor: 'Give floor', muteOne: 'Mute', removeOne: 'Remove', removeReason: 'Why is this site removed (it will see this):',
       settingsH: 'Running the meeting', recordSetting: 'Record the meeting\'s audio (every site sees the mark)',
       selfUnmuteSetting: 'Sites the chair muted may unmute themselves', floorLimit: 'Limit per floor turn (minutes, 0: none)',
       records: 'Audio records', noRecords: 'No record yet', download: 'Download', turns: 'Floor turns',
@@ -352,7 +356,26 @@
     await recordsBox(box, id);
     var live = await api('GET', '/meetings/' + id + '/live');
     box.appendChild(el('h3', t('live') + ': ' + live.length));
-    var ul = el('ul'); live.forEach(function (p) { ul.appendChild(el('li', p.name + (p.site ? ' — ' + p.site : ''))); }); box.appendChild(ul);
+    // The chair's powers from here, for when the chair's link is down (the bridge lets
+    // only the chairing office's admins use them, and logs each).
+    var control = function (msg) { return async function () { await api('POST', '/meetings/' + id + '/control', msg); status(t('saved')); }; };
+    if (live.length) {
+      var bar = el('p', t('controlHint') + ' ');
+      bar.appendChild(button(t('muteAll'), control({ type: 'mute_all' })));
+      bar.appendChild(button(t('unmuteAll'), control({ type: 'unmute_all' })));
+      bar.appendChild(button(t('endTurn'), control({ type: 'grant_floor', participant: null })));
+      box.appendChild(bar);
+    }
+    var ul = el('ul'); live.forEach(function (p) {
+      var li = el('li', p.name + (p.site ? ' — ' + p.site : '') + ' ');
+      li.appendChild(button(t('giveFloor'), control({ type: 'grant_floor', participant: p.id })));
+      li.appendChild(button(t('muteOne'), control({ type: 'mute_participant', participant: p.id })));
+      li.appendChild(button(t('removeOne'), async function () {
+        var why = prompt(t('removeReason'), '');
+        if (why !== null) await control({ type: 'remove', participant: p.id, reason: why.slice(0, 200) })();
+      }));
+      ul.appendChild(li);
+    }); box.appendChild(ul);
   }
 
   /** The meeting's settings for its chair's controls and its record (managers change them). */

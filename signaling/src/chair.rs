@@ -76,32 +76,51 @@ pub(crate) fn is_chair_action(msg: &ClientMsg) -> bool {
     )
 }
 
-/// Record in the audit log that `j` did `action` in its meeting.
-async fn audit(
-    state: &AppState,
-    j: &Joined,
-    peer: &str,
-    action: AuditAction,
-    detail: serde_json::Value,
-) {
-    let entry = NewAuditEntry {
-        actor: AuditActor {
-            person_id: j.holder.person_id,
-            name: if j.site.is_empty() {
-                j.name.clone()
-            } else {
-                format!("{} ({})", j.name, j.site)
+/// Who acts with the chair's powers: a participant in the meeting, or an admin of the
+/// office that chairs it, from the admin page (when the chair's link is down).
+pub(crate) struct Actor {
+    pub(crate) room: String,
+    pub(crate) meeting_id: Option<i64>,
+    /// The acting participant; `None` for an admin.
+    pub(crate) participant: Option<String>,
+    /// The chair role itself (it alone names a secretary), or an admin.
+    pub(crate) chair_role: bool,
+    /// As the audit log names it.
+    pub(crate) who: AuditActor,
+}
+
+impl Actor {
+    pub(crate) fn of(j: &Joined, peer: &str) -> Self {
+        Self {
+            room: j.meeting.clone(),
+            meeting_id: j.meeting_id,
+            participant: Some(j.id.to_string()),
+            chair_role: j.role == MeetingRole::Chair,
+            who: AuditActor {
+                person_id: j.holder.person_id,
+                name: if j.site.is_empty() {
+                    j.name.clone()
+                } else {
+                    format!("{} ({})", j.name, j.site)
+                },
+                // The address as the API's entries give it: without the port.
+                client: Some(
+                    peer.parse::<std::net::SocketAddr>()
+                        .map_or_else(|_| peer.to_owned(), |a| a.ip().to_string()),
+                ),
             },
-            // The address as the API's entries give it: without the port.
-            client: Some(
-                peer.parse::<std::net::SocketAddr>()
-                    .map_or_else(|_| peer.to_owned(), |a| a.ip().to_string()),
-            ),
-        },
+        }
+    }
+}
+
+/// Record in the audit log that `a` did `action` in its meeting.
+async fn audit(state: &AppState, a: &Actor, action: AuditAction, detail: serde_json::Value) {
+    let entry = NewAuditEntry {
+        actor: a.who.clone(),
         action,
-        target_id: j
+        target_id: a
             .meeting_id
-            .map_or_else(|| j.meeting.clone(), |id| id.to_string()),
+            .map_or_else(|| a.room.clone(), |id| id.to_string()),
         detail,
     };
     crate::api::audit::write(&state.store, &entry).await;
@@ -110,13 +129,13 @@ async fn audit(
 /// A present participant's name and site for the log, or an error to the chair.
 fn present(
     state: &AppState,
-    j: &Joined,
+    a: &Actor,
     participant: &str,
     reply: Reply<'_>,
 ) -> Option<serde_json::Value> {
     let who = state
         .registry
-        .members(&j.meeting)
+        .members(&a.room)
         .into_iter()
         .find(|m| m.id == participant);
     match who {
@@ -132,18 +151,12 @@ fn present(
 }
 
 /// One of the chair's actions; the caller checked [`may_chair`].
-pub(crate) async fn act(
-    state: &Arc<AppState>,
-    j: &Joined,
-    peer: &str,
-    msg: ClientMsg,
-    reply: Reply<'_>,
-) {
-    let room = j.meeting.as_str();
-    let me = j.id.to_string();
+pub(crate) async fn act(state: &Arc<AppState>, a: &Actor, msg: ClientMsg, reply: Reply<'_>) {
+    let room = a.room.as_str();
+    let me = a.participant.clone().unwrap_or_else(|| "admin".to_owned());
     match msg {
         ClientMsg::MuteParticipant { participant } => {
-            let Some(who) = present(state, j, &participant, reply) else {
+            let Some(who) = present(state, a, &participant, reply) else {
                 return;
             };
             let fx = state
@@ -156,15 +169,14 @@ pub(crate) async fn act(
                 .send_to(room, &participant, ServerMsg::MuteRequest { by: me });
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingMute,
                 json!({"muted": true, "who": who}),
             )
             .await;
         }
         ClientMsg::UnmuteParticipant { participant } => {
-            let Some(who) = present(state, j, &participant, reply) else {
+            let Some(who) = present(state, a, &participant, reply) else {
                 return;
             };
             let fx = state
@@ -173,8 +185,7 @@ pub(crate) async fn act(
             apply(state, room, fx).await;
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingMute,
                 json!({"muted": false, "who": who}),
             )
@@ -182,13 +193,7 @@ pub(crate) async fn act(
         }
         ClientMsg::MuteAll => {
             // Spared: the chairs (the chair role, the secretary) and the floor holder.
-            let chairs: Vec<String> = state
-                .registry
-                .holders(room)
-                .into_iter()
-                .filter(|(id, h)| *id == me || state.registry.is_secretary(room, h))
-                .map(|(id, _)| id)
-                .collect();
+            let chairs = state.registry.chairs(room);
             let fx = state.registry.control(room, |c, present| {
                 let ids: Vec<String> = present.iter().map(|p| p.0.clone()).collect();
                 c.mute_all(&ids, &chairs)
@@ -198,8 +203,7 @@ pub(crate) async fn act(
             info!(meeting = %room, muted = n, "everyone muted by the chair");
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingMute,
                 json!({"all": true, "muted": true, "sites": n}),
             )
@@ -211,15 +215,14 @@ pub(crate) async fn act(
             apply(state, room, fx).await;
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingMute,
                 json!({"all": true, "muted": false, "sites": n}),
             )
             .await;
         }
         ClientMsg::StopCamera { participant, stop } => {
-            let Some(who) = present(state, j, &participant, reply) else {
+            let Some(who) = present(state, a, &participant, reply) else {
                 return;
             };
             let fx = state
@@ -228,8 +231,7 @@ pub(crate) async fn act(
             apply(state, room, fx).await;
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingCamera,
                 json!({"stopped": stop, "who": who}),
             )
@@ -239,7 +241,7 @@ pub(crate) async fn act(
             participant,
             reason,
         } => {
-            if participant == me {
+            if a.participant.as_deref() == Some(participant.as_str()) {
                 reply(
                     ErrorCode::BadMessage,
                     "the chair cannot remove itself; leave instead".into(),
@@ -247,13 +249,13 @@ pub(crate) async fn act(
                 return;
             }
             let reason: String = reason.trim().chars().take(MAX_REASON_CHARS).collect();
-            let Some(who) = present(state, j, &participant, reply) else {
+            let Some(who) = present(state, a, &participant, reply) else {
                 return;
             };
             let Some(holder) = state.registry.holder_of(room, &participant) else {
                 return;
             };
-            if let Some(meeting_id) = j.meeting_id {
+            if let Some(meeting_id) = a.meeting_id {
                 let removal = NewRemoval {
                     meeting_id,
                     site_id: holder.site_id,
@@ -261,7 +263,7 @@ pub(crate) async fn act(
                     endpoint_id: holder.endpoint_id,
                     jti: holder.jti.clone(),
                     reason: reason.clone(),
-                    by: format!("{} ({})", j.name, j.site),
+                    by: a.who.name.clone(),
                 };
                 if let Err(e) = state.store.record_removal(&removal, Instant::now()).await {
                     // Not kept: the link could come back. Say so rather than pretend.
@@ -281,8 +283,7 @@ pub(crate) async fn act(
             info!(meeting = %room, %participant, "removed by the chair");
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingRemove,
                 json!({"who": who, "reason": reason}),
             )
@@ -294,8 +295,7 @@ pub(crate) async fn act(
                 info!(meeting = %room, locked, "meeting lock changed by the chair");
                 audit(
                     state,
-                    j,
-                    peer,
+                    a,
                     AuditAction::MeetingLock,
                     json!({"locked": locked}),
                 )
@@ -309,8 +309,7 @@ pub(crate) async fn act(
             if !fx.is_empty() {
                 audit(
                     state,
-                    j,
-                    peer,
+                    a,
                     AuditAction::MeetingLock,
                     json!({"self_unmute": allowed}),
                 )
@@ -319,7 +318,7 @@ pub(crate) async fn act(
         }
         ClientMsg::NameSecretary { participant } => {
             // Only the chair itself names a secretary: a secretary cannot name another.
-            if j.role != MeetingRole::Chair {
+            if !a.chair_role {
                 reply(
                     ErrorCode::Forbidden,
                     "only the chair names a secretary".into(),
@@ -329,7 +328,7 @@ pub(crate) async fn act(
             let (holder, who) = match participant.as_deref() {
                 None => (None, serde_json::Value::Null),
                 Some(p) => {
-                    let Some(who) = present(state, j, p, reply) else {
+                    let Some(who) = present(state, a, p, reply) else {
                         return;
                     };
                     match state
@@ -354,20 +353,13 @@ pub(crate) async fn act(
                 .registry
                 .control(room, |c, _| c.name_secretary(holder, shown));
             if !fx.is_empty() {
-                audit(
-                    state,
-                    j,
-                    peer,
-                    AuditAction::MeetingSecretary,
-                    json!({"who": who}),
-                )
-                .await;
+                audit(state, a, AuditAction::MeetingSecretary, json!({"who": who})).await;
             }
         }
         ClientMsg::GrantFloor { participant } => {
             let who = match participant.as_deref() {
                 None => serde_json::Value::Null,
-                Some(p) => match present(state, j, p, reply) {
+                Some(p) => match present(state, a, p, reply) {
                     Some(w) => w,
                     None => return,
                 },
@@ -387,14 +379,7 @@ pub(crate) async fn act(
                 });
                 state.recorders.note_floor(room, chapter);
                 apply(state, room, fx).await;
-                audit(
-                    state,
-                    j,
-                    peer,
-                    AuditAction::MeetingFloor,
-                    json!({"who": who}),
-                )
-                .await;
+                audit(state, a, AuditAction::MeetingFloor, json!({"who": who})).await;
             }
         }
         ClientMsg::LowerHand {
@@ -410,17 +395,16 @@ pub(crate) async fn act(
             info!(meeting = %room, "roll call opened");
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingRollCall,
                 json!({"open": true}),
             )
             .await;
         }
-        ClientMsg::RollCall { open: false } => close_roll_call(state, j, peer, reply).await,
-        ClientMsg::Extend { minutes } => extend(state, j, peer, minutes, reply).await,
+        ClientMsg::RollCall { open: false } => close_roll_call(state, a, reply).await,
+        ClientMsg::Extend { minutes } => extend(state, a, minutes, reply).await,
         ClientMsg::EndMeeting => {
-            if let Some(id) = j.meeting_id
+            if let Some(id) = a.meeting_id
                 && let Err(e) = state.store.end_meeting(id, Instant::now()).await
             {
                 reply(ErrorCode::Internal, format!("cannot end the meeting: {e}"));
@@ -428,14 +412,7 @@ pub(crate) async fn act(
             }
             info!(meeting = %room, "meeting ended by the chair");
             crate::record::stop(state, room, "ended");
-            audit(
-                state,
-                j,
-                peer,
-                AuditAction::MeetingEnd,
-                json!({"ended": true}),
-            )
-            .await;
+            audit(state, a, AuditAction::MeetingEnd, json!({"ended": true})).await;
             state.registry.broadcast(
                 room,
                 None,
@@ -451,8 +428,8 @@ pub(crate) async fn act(
 /// Close the open roll call: each invited site is present (someone of it confirmed),
 /// connected (in the meeting, nobody confirmed) or absent; kept in the store for the
 /// attendance export, and counted for everyone.
-async fn close_roll_call(state: &Arc<AppState>, j: &Joined, peer: &str, reply: Reply<'_>) {
-    let room = j.meeting.as_str();
+async fn close_roll_call(state: &Arc<AppState>, a: &Actor, reply: Reply<'_>) {
+    let room = a.room.as_str();
     let mut closed = None;
     state.registry.control(room, |c, _| {
         closed = c.close_roll_call();
@@ -469,7 +446,7 @@ async fn close_roll_call(state: &Arc<AppState>, j: &Joined, peer: &str, reply: R
         .filter_map(|(_, h)| h.site_id)
         .collect();
     let mut sites: Vec<i64> = Vec::new();
-    if let Some(id) = j.meeting_id {
+    if let Some(id) = a.meeting_id {
         match state.store.meeting(id).await {
             Ok(m) => {
                 sites.push(m.chair_site_id);
@@ -518,7 +495,7 @@ async fn close_roll_call(state: &Arc<AppState>, j: &Joined, peer: &str, reply: R
             absent: count(RollCallStatus::Absent),
         }
     };
-    if let Some(id) = j.meeting_id
+    if let Some(id) = a.meeting_id
         && !entries.is_empty()
     {
         let record = RollCall {
@@ -543,18 +520,15 @@ async fn close_roll_call(state: &Arc<AppState>, j: &Joined, peer: &str, reply: R
             result: Some(result),
         },
     );
-    audit(
-        state,
-        j,
-        peer,
+    audit(state, a,
         AuditAction::MeetingRollCall,
         json!({"open": false, "present": result.present, "connected": result.connected, "absent": result.absent}),
     )
     .await;
 }
 
-async fn extend(state: &Arc<AppState>, j: &Joined, peer: &str, minutes: u32, reply: Reply<'_>) {
-    let Some(id) = j.meeting_id else {
+async fn extend(state: &Arc<AppState>, a: &Actor, minutes: u32, reply: Reply<'_>) {
+    let Some(id) = a.meeting_id else {
         reply(
             ErrorCode::Forbidden,
             "ad-hoc meetings have no end to extend".into(),
@@ -584,14 +558,13 @@ async fn extend(state: &Arc<AppState>, j: &Joined, peer: &str, minutes: u32, rep
             info!(meeting = id, minutes, "meeting extended by the chair");
             audit(
                 state,
-                j,
-                peer,
+                a,
                 AuditAction::MeetingEnd,
                 json!({"extended_minutes": minutes}),
             )
             .await;
             if let Some(st) = meeting_state(&m, &state.schedule, now) {
-                state.registry.broadcast(&j.meeting, None, st);
+                state.registry.broadcast(&a.room, None, st);
             }
         }
         Err(e) => reply(ErrorCode::Internal, format!("cannot extend: {e}")),

@@ -337,6 +337,20 @@ impl Registry {
 }
 
 impl Registry {
+    /// Who has the chair's powers in `meeting` now: the chair role and the secretary.
+    pub fn chairs(&self, meeting: &str) -> Vec<String> {
+        let m = self.lock();
+        let Some(mt) = m.get(meeting) else {
+            return Vec::new();
+        };
+        let secretary = mt.control.secretary();
+        mt.members
+            .iter()
+            .filter(|x| x.chair || secretary.is_some_and(|s| s.same_credential(&x.holder)))
+            .map(|x| x.info.id.clone())
+            .collect()
+    }
+
     /// Send to those with the chair's powers in `meeting`: the chair role and the
     /// secretary.
     pub fn tell_chairs(&self, meeting: &str, msg: &ServerMsg) {

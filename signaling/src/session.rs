@@ -540,7 +540,8 @@ async fn handle_text(
                 );
                 return Flow::Continue;
             }
-            crate::chair::act(state, j, peer, msg, &reply_err).await;
+            let actor = crate::chair::Actor::of(j, peer);
+            crate::chair::act(state, &actor, msg, &reply_err).await;
         }
         (
             msg @ (ClientMsg::RaiseHand | ClientMsg::LowerHand { .. } | ClientMsg::Present),

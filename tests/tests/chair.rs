@@ -373,5 +373,76 @@ async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() 
         Some(4),
         "{calls}"
     );
+
+    // The chair's link drops and nobody is secretary now: the province admin gives the
+    // floor from the admin page; a district admin whose commune was only invited cannot.
+    chair
+        .tx
+        .send(ClientMsg::NameSecretary { participant: None })?;
+    until(&mut site_b, "no secretary", |m| {
+        matches!(
+            m,
+            ServerMsg::Controls {
+                secretary: None,
+                ..
+            }
+        )
+    })
+    .await?;
+    drop(chair);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let path = format!("/api/v1/meetings/{}/control", m.id);
+    let site_b_id = site_b.participant.clone();
+    let (status, body) = api
+        .post(
+            &admin,
+            &path,
+            &serde_json::json!({"type": "grant_floor", "participant": site_b_id}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    until(
+        &mut site_b,
+        "the floor from the admin page",
+        |m| matches!(m, ServerMsg::Floor { participant: Some(p), .. } if *p == site_b_id),
+    )
+    .await?;
+    store
+        .create_person(
+            "huyen",
+            "Huyện",
+            PersonRole::DistrictAdmin,
+            Some(tree.district),
+            Some(&hash),
+        )
+        .await?;
+    let huyen = api.login("huyen", pw).await?;
+    let (status, _) = api
+        .post(&huyen, &path, &serde_json::json!({"type": "mute_all"}))
+        .await?;
+    assert_eq!(status, 403);
+    let (status, _) = api
+        .post(&admin, &path, &serde_json::json!({"type": "raise_hand"}))
+        .await?;
+    assert_eq!(status, 422, "not a chair action");
+    let log = store
+        .audit_log(
+            &AuditFilter {
+                target_kind: Some("meeting".into()),
+                target_id: Some(m.id.to_string()),
+                ..AuditFilter::default()
+            },
+            Page {
+                limit: 100,
+                offset: 0,
+            },
+        )
+        .await?;
+    assert!(
+        log.items
+            .iter()
+            .any(|e| e.action == AuditAction::MeetingFloor && e.actor == "tinh"),
+        "the admin's floor is in the log"
+    );
     Ok(())
 }

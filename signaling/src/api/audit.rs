@@ -49,6 +49,11 @@ impl FromRequestParts<Arc<AppState>> for Audit {
 }
 
 impl Audit {
+    /// The client's address, as entries written through this request name it.
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
     /// Record that `who` did `action` to `target`.
     pub async fn record(
         &self,

@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod login;
+pub mod meeting_control;
 pub mod meeting_settings;
 pub mod meetings;
 pub mod people;
@@ -39,6 +40,7 @@ use extract::Principal;
         meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
         meetings::attendance, meetings::roll_calls, meetings::live,
         meeting_settings::get, meeting_settings::put, records::list, records::download,
+        meeting_control::control,
         audit::list,
         stats, server,
     ),
@@ -141,6 +143,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             get(meeting_settings::get).put(meeting_settings::put),
         )
         .route("/meetings/{id}/records", get(records::list))
+        .route("/meetings/{id}/control", post(meeting_control::control))
         .route("/meetings/{id}/records/{file}", get(records::download))
         .route("/meetings/{id}/live", get(meetings::live))
         .route("/links/{jti}/revoke", post(meetings::revoke_link))
