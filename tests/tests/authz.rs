@@ -509,6 +509,50 @@ async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()
             None,
             [401, 403, 200, 200, 403],
         ),
+        row(
+            M::GET,
+            s(format!("/api/v1/meetings/{m}/roll-calls")),
+            Fresh::None,
+            None,
+            [401, 403, 200, 200, 403],
+        ),
+        // An invited official reads how the meeting is run; its managers change it.
+        row(
+            M::GET,
+            s(format!("/api/v1/meetings/{m}/settings")),
+            Fresh::None,
+            None,
+            [401, 200, 200, 200, 403],
+        ),
+        row(
+            M::PUT,
+            s(format!("/api/v1/meetings/{m}/settings")),
+            Fresh::None,
+            Some(json!({"record": false, "self_unmute": true, "floor_limit_s": 120})),
+            [401, 403, 200, 200, 403],
+        ),
+        // Records and the chair's powers: the chairing office's admins only.
+        row(
+            M::GET,
+            s(format!("/api/v1/meetings/{m}/records")),
+            Fresh::None,
+            None,
+            [401, 403, 200, 200, 403],
+        ),
+        row(
+            M::GET,
+            s(format!("/api/v1/meetings/{m}/records/20260101-090000.ogg")),
+            Fresh::None,
+            None,
+            [401, 403, 404, 404, 403],
+        ),
+        row(
+            M::POST,
+            s(format!("/api/v1/meetings/{m}/control")),
+            Fresh::None,
+            Some(json!({"type": "lock", "locked": false})),
+            [401, 403, 200, 200, 403],
+        ),
         // The audit log names every district's people and links: the province's only.
         row(
             M::GET,
@@ -625,6 +669,7 @@ fn openapi_path(p: &str) -> String {
         .collect::<Vec<_>>()
         .join("/")
         .replace("/links/{id}/revoke", "/links/{jti}/revoke")
+        .replace("/records/20260101-090000.ogg", "/records/{file}")
 }
 
 /// A province meeting that invites a commune of district D1 (and one of D2): D1's admin
