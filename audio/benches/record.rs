@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p cauhop-audio --bench record` prints CPU seconds per hour of meeting,
 //! the share of one core, and the file's size per hour (tones are harder to compress
-//! than speech: a bound, not the typical size).
+//! than speech: a bound, not the typical size). Under `cargo test` (no `--bench`) a
+//! short smoke run.
 
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,15 @@ use cauhop_audio::ogg_opus::OggOpusWriter;
 use cauhop_audio::tone::Tone;
 use opus_rs::{Application, OpusEncoder};
 
-/// Simulated meeting length per run (the figures are scaled to an hour).
-const SECONDS: u64 = 120;
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let frames = SECONDS * 50;
-    println!("record cost per hour of meeting ({SECONDS} s simulated per row)");
+    // Simulated meeting length per row (the figures are scaled to an hour).
+    let seconds: u64 = if std::env::args().any(|a| a == "--bench") {
+        120
+    } else {
+        5
+    };
+    let frames = seconds * 50;
+    println!("record cost per hour of meeting ({seconds} s simulated per row)");
     println!(
         "{:>7} {:>14} {:>12} {:>12}",
         "voices", "CPU s / hour", "core share", "MB / hour"
@@ -55,11 +59,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let spent = start.elapsed();
         let bytes = out.finish(&buf[..1])?.len();
-        let per_hour = |x: f64| x * 3600.0 / SECONDS as f64;
+        let per_hour = |x: f64| x * 3600.0 / seconds as f64;
         println!(
             "{voices:>7} {:>14.1} {:>11.2}% {:>12.1}",
             per_hour(spent.as_secs_f64()),
-            100.0 * spent.as_secs_f64() / Duration::from_secs(SECONDS).as_secs_f64(),
+            100.0 * spent.as_secs_f64() / Duration::from_secs(seconds).as_secs_f64(),
             per_hour(bytes as f64) / 1e6
         );
     }
