@@ -413,6 +413,19 @@
         controls = data;
         controlsView(); queueView(); roster();
         break;
+      case 'held_all':
+        // The whole list at once (after joining, and when the chair mutes everyone).
+        var before = held[me] || {};
+        held = {};
+        data.audio.forEach(function (p) { held[p] = { audio: true, video: false, self_unmute: data.self_unmute }; });
+        data.video.forEach(function (p) { held[p] = held[p] || { audio: false, self_unmute: data.self_unmute }; held[p].video = true; });
+        var mine = held[me] || { audio: false, video: false, self_unmute: data.self_unmute };
+        var was = !!before.audio || !!before.video, now = mine.audio || mine.video;
+        if ((was || now) && (mine.audio !== !!before.audio || mine.video !== !!before.video || mine.self_unmute !== before.self_unmute)) {
+          onEvent('held', { participant: me, audio: mine.audio, video: mine.video, self_unmute: mine.self_unmute });
+        }
+        roster();
+        break;
       case 'held':
         held[data.participant] = { audio: data.audio, video: data.video, self_unmute: data.self_unmute };
         if (data.participant === me) {

@@ -143,6 +143,9 @@
       case 'mute_request':
         muted = true; session.setMuted(true, false); updateMute();
         break;
+      case 'held_all':
+        onEvent('held', { participant: me, audio: data.audio.indexOf(me) >= 0, video: data.video.indexOf(me) >= 0 });
+        break;
       case 'held':
         if (data.participant === me && data.audio) { muted = true; session.setMuted(true, !!data.video); updateMute(); banner(t('heldHere'), 'warn'); }
         break;

@@ -210,6 +210,16 @@ pub enum ServerMsg {
     Present {
         participant: String,
     },
+    /// Everything the chair holds, in one message: after `welcome`, and instead of one
+    /// `held` per site when the chair mutes or unmutes everyone (270 sites would be
+    /// 270 messages to each of 270 pages). Replaces what the page knew.
+    HeldAll {
+        /// Participants whose microphone the chair holds.
+        audio: Vec<String>,
+        /// Participants whose camera the chair holds.
+        video: Vec<String>,
+        self_unmute: bool,
+    },
     /// The meeting's audio is being recorded (`on`), since when (RFC 3339); or the
     /// record stopped, and why (`reason`: `setting`, `ended`, `disk_full`, `failed`).
     /// Sent to everyone when it changes and after `welcome` while on: every page shows it.

@@ -349,20 +349,40 @@ impl Rooms {
         self.decide_room(now, &name);
     }
 
-    /// The chair stops (`true`) or lets through (`false`) a participant's microphone and
-    /// camera. Enforced here, not in the page: a held voice is neither forwarded nor
+    /// The chair stops (`true`) or lets through (`false`) participants' microphones and
+    /// cameras. Enforced here, not in the page: a held voice is neither forwarded nor
     /// heard by the speaker detector (so it never takes a slot), a held camera leaves
     /// every slot and, unwatched, its layers are paused at the publisher.
-    pub fn hold(&mut self, now: Instant, participant: ParticipantId, audio: bool, video: bool) {
-        let Some(room) = self.peers.get(&participant).map(|p| p.room.clone()) else {
-            return;
-        };
+    pub fn hold(&mut self, now: Instant, holds: &[(ParticipantId, bool, bool)]) {
+        // A chair's "mute all" in a 270-site meeting is 269 holds: the room is decided
+        // once for all of them, not once each.
+        let mut rooms: Vec<Arc<str>> = Vec::new();
+        for &(participant, audio, video) in holds {
+            if let Some(room) = self.set_hold(participant, audio, video)
+                && !rooms.contains(&room)
+            {
+                rooms.push(room);
+            }
+        }
+        for room in rooms {
+            self.decide_room(now, &room);
+        }
+    }
+
+    /// Record one hold; the participant's room when it changed.
+    fn set_hold(
+        &mut self,
+        participant: ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Option<Arc<str>> {
+        let room = self.peers.get(&participant).map(|p| p.room.clone())?;
         let was = (
             self.held_audio.contains(&participant),
             self.held_video.contains(&participant),
         );
         if was == (audio, video) {
-            return;
+            return None;
         }
         for (held, on) in [(&mut self.held_audio, audio), (&mut self.held_video, video)] {
             if on {
@@ -379,8 +399,8 @@ impl Rooms {
             // A new source to the subscribers' rewriters: no gap in their sequence.
             *self.audio_epoch.entry(participant).or_default() += 1;
         }
-        info!(%participant, audio, video, "held by the chair");
-        self.decide_room(now, &room);
+        debug!(%participant, audio, video, "held by the chair");
+        Some(room)
     }
 
     /// Copy the voices `room`'s subscribers are forwarded out as [`Output::Audio`]

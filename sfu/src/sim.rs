@@ -450,10 +450,14 @@ impl Sim {
         self.core.set_recording(room, on);
     }
 
-    /// The chair holds (or lets through) client `i`'s microphone and camera.
-    pub fn hold(&mut self, i: usize, audio: bool, video: bool) {
-        let p = self.clients[i].id;
-        self.core.hold(self.now, p, audio, video);
+    /// The chair holds (or lets through) clients' microphones and cameras: (client,
+    /// audio, video).
+    pub fn hold(&mut self, holds: &[(usize, bool, bool)]) {
+        let holds: Vec<_> = holds
+            .iter()
+            .map(|&(i, a, v)| (self.clients[i].id, a, v))
+            .collect();
+        self.core.hold(self.now, &holds);
         self.drain_core();
     }
 

@@ -617,9 +617,11 @@ fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
             .contains(&s.clients[t].id.0)),
         "before the mute the talkers are heard"
     );
-    for i in 1..30 {
-        s.hold(i, true, false);
-    }
+    // Mute all: one decision of the room for the 29 holds.
+    let decisions = s.core.decisions();
+    let all: Vec<(usize, bool, bool)> = (1..30).map(|i| (i, true, false)).collect();
+    s.hold(&all);
+    assert_eq!(s.core.decisions() - decisions, 1, "29 holds, one decision");
     s.run(Duration::from_millis(300));
     let before: Vec<_> = (0..30).map(|i| audio_packets(&s, i)).collect();
     s.run(Duration::from_secs(5));
@@ -642,7 +644,7 @@ fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
     // voice through.
     let holder = 17;
     let holder_id = s.clients[holder].id.0;
-    s.hold(holder, false, false);
+    s.hold(&[(holder, false, false)]);
     s.floor(ROOM, Some(holder));
     let took = s.run_until(Duration::from_secs(5), |s| {
         (1..30).filter(|&i| i != holder).all(|i| {
@@ -682,7 +684,7 @@ fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
 
     // The chair stops the floor holder's camera: the main slot shows the chair again,
     // the holder's voice goes on.
-    s.hold(holder, false, true);
+    s.hold(&[(holder, false, true)]);
     let back = s.run_until(Duration::from_secs(5), |s| {
         (1..30)
             .filter(|&i| i != holder)

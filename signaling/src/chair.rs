@@ -32,13 +32,15 @@ pub(crate) type Reply<'a> = &'a (dyn Fn(ErrorCode, String) + Sync);
 
 /// Apply what a change of the controls asks of the media room.
 pub(crate) async fn apply(state: &AppState, room: &str, fx: Effects) {
-    for (p, held) in fx.holds {
-        let Some(id) = crate::session::parse_participant(&p) else {
-            continue;
-        };
-        if let Err(e) = state.sfu.hold(id, held.audio, held.video).await {
-            warn!(meeting = %room, participant = %p, "hold not passed to the media server: {e}");
-        }
+    let holds: Vec<_> = fx
+        .holds
+        .iter()
+        .filter_map(|(p, h)| crate::session::parse_participant(p).map(|id| (id, h.audio, h.video)))
+        .collect();
+    if !holds.is_empty()
+        && let Err(e) = state.sfu.hold(holds).await
+    {
+        warn!(meeting = %room, "holds not passed to the media server: {e}");
     }
     if let Some(floor) = fx.floor {
         let holder = floor.as_deref().and_then(crate::session::parse_participant);

@@ -75,10 +75,8 @@ impl Control {
             self.controls_msg(secretary_now),
             self.floor_msg(),
             self.hands_msg(),
+            self.held_all_msg(),
         ];
-        for (p, h) in &self.held {
-            v.push(self.held_msg(p, *h));
-        }
         if let Some(r) = &self.roll_call {
             v.push(ServerMsg::RollCall {
                 open: true,
@@ -260,7 +258,31 @@ impl Control {
             }
             self.set_held(&mut fx, p, |h| h.audio = true);
         }
+        self.one_message(fx)
+    }
+
+    /// Many holds changed at once: everyone is told the whole list in one message.
+    fn one_message(&self, mut fx: Effects) -> Effects {
+        if fx.holds.len() > 1 {
+            fx.tell.retain(|m| !matches!(m, ServerMsg::Held { .. }));
+            fx.tell.push(self.held_all_msg());
+        }
         fx
+    }
+
+    fn held_all_msg(&self) -> ServerMsg {
+        let list = |f: fn(&Held) -> bool| {
+            self.held
+                .iter()
+                .filter(|(_, h)| f(h))
+                .map(|(p, _)| p.clone())
+                .collect()
+        };
+        ServerMsg::HeldAll {
+            audio: list(|h| h.audio),
+            video: list(|h| h.video),
+            self_unmute: self.self_unmute,
+        }
     }
 
     pub fn unmute_all(&mut self) -> Effects {
@@ -278,7 +300,7 @@ impl Control {
         for p in muted {
             self.set_held(&mut fx, &p, |h| h.audio = false);
         }
-        fx
+        self.one_message(fx)
     }
 
     /// The participant itself unmutes: allowed unless the chair holds its microphone
@@ -302,10 +324,8 @@ impl Control {
     pub fn set_self_unmute(&mut self, allowed: bool) -> Effects {
         let mut fx = self.set_flag(|c| &mut c.self_unmute, allowed);
         // Each held participant's page says whether it may unmute itself.
-        if !fx.is_empty() {
-            for (p, h) in &self.held {
-                fx.tell.push(self.held_msg(p, *h));
-            }
+        if !fx.is_empty() && !self.held.is_empty() {
+            fx.tell.push(self.held_all_msg());
         }
         fx
     }
@@ -407,6 +427,20 @@ mod tests {
         let fx = c.mute_all(&present, &["p1".into()]);
         let held: Vec<&str> = fx.holds.iter().map(|h| h.0.as_str()).collect();
         assert_eq!(held, ["p2", "p4", "p5"]);
+        // One message for everyone, not one per site.
+        let told: Vec<&ServerMsg> = fx
+            .tell
+            .iter()
+            .filter(|m| matches!(m, ServerMsg::Held { .. } | ServerMsg::HeldAll { .. }))
+            .collect();
+        assert_eq!(
+            told,
+            [&ServerMsg::HeldAll {
+                audio: vec!["p2".into(), "p4".into(), "p5".into()],
+                video: vec![],
+                self_unmute: false
+            }]
+        );
         assert!(fx.holds.iter().all(|h| h.1.audio && !h.1.video));
         // A site joining now is muted too; a chair is not.
         assert_eq!(
@@ -463,7 +497,7 @@ mod tests {
         let fx = c.set_self_unmute(true);
         assert!(fx.tell.iter().any(|m| matches!(
             m,
-            ServerMsg::Held {
+            ServerMsg::HeldAll {
                 self_unmute: true,
                 ..
             }

@@ -51,9 +51,17 @@ async fn until(
 }
 
 fn held(p: &str, audio: bool, video: bool) -> impl Fn(&ServerMsg) -> bool + '_ {
-    move |m| {
-        matches!(m, ServerMsg::Held { participant, audio: a, video: v, .. }
-            if participant == p && *a == audio && *v == video)
+    move |m| match m {
+        ServerMsg::Held {
+            participant,
+            audio: a,
+            video: v,
+            ..
+        } => participant == p && *a == audio && *v == video,
+        ServerMsg::HeldAll {
+            audio: a, video: v, ..
+        } => a.iter().any(|x| x == p) == audio && v.iter().any(|x| x == p) == video,
+        _ => false,
     }
 }
 

@@ -385,11 +385,7 @@ impl Driver {
                     None => self.recorders.remove(room.as_str()),
                 };
             }
-            Command::Hold {
-                participant,
-                audio,
-                video,
-            } => self.core.hold(now, participant, audio, video),
+            Command::Hold { holds } => self.core.hold(now, &holds),
             Command::Stop => {}
             Command::TcpClosed { peer } => {
                 if self.tcp.get(&peer).is_some_and(|w| w.is_closed()) {

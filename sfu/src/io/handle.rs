@@ -46,11 +46,10 @@ pub(crate) enum Command {
         room: String,
         to: Option<mpsc::Sender<crate::RecordedAudio>>,
     },
-    /// The chair stopped (or let through) a participant's microphone or camera.
+    /// The chair stopped (or let through) participants' microphones or cameras:
+    /// (participant, audio held, video held).
     Hold {
-        participant: ParticipantId,
-        audio: bool,
-        video: bool,
+        holds: Vec<(ParticipantId, bool, bool)>,
     },
     Stats {
         reply: oneshot::Sender<SfuStats>,
@@ -179,20 +178,11 @@ impl SfuHandle {
         .await
     }
 
-    /// Stop (`true`) or let through a participant's microphone and camera, whatever its
-    /// page does: the bridge forwards nothing of what is held.
-    pub async fn hold(
-        &self,
-        participant: ParticipantId,
-        audio: bool,
-        video: bool,
-    ) -> Result<(), SfuError> {
-        self.send(Command::Hold {
-            participant,
-            audio,
-            video,
-        })
-        .await
+    /// Stop (`true`) or let through participants' microphones and cameras (participant,
+    /// audio, video), whatever their pages do: the bridge forwards nothing of what is
+    /// held. One command for many: the room is decided once.
+    pub async fn hold(&self, holds: Vec<(ParticipantId, bool, bool)>) -> Result<(), SfuError> {
+        self.send(Command::Hold { holds }).await
     }
 
     pub async fn leave(&self, participant: ParticipantId) {
