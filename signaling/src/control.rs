@@ -69,14 +69,23 @@ pub struct RollCallState {
 }
 
 impl Control {
-    /// The state a joining page is told, after `welcome`.
+    /// The state a joining page is told, after `welcome`: only what differs from a
+    /// fresh meeting (a page starts from the defaults), so a commune on 3G joining a quiet
+    /// room is sent nothing more.
     pub fn snapshot(&self, secretary_now: Option<String>) -> Vec<ServerMsg> {
-        let mut v = vec![
-            self.controls_msg(secretary_now),
-            self.floor_msg(),
-            self.hands_msg(),
-            self.held_all_msg(),
-        ];
+        let mut v = Vec::new();
+        if self.locked || self.self_unmute || self.all_muted || secretary_now.is_some() {
+            v.push(self.controls_msg(secretary_now));
+        }
+        if self.floor.is_some() {
+            v.push(self.floor_msg());
+        }
+        if !self.hands.is_empty() {
+            v.push(self.hands_msg());
+        }
+        if !self.held.is_empty() {
+            v.push(self.held_all_msg());
+        }
         if let Some(r) = &self.roll_call {
             v.push(ServerMsg::RollCall {
                 open: true,
@@ -534,10 +543,12 @@ mod tests {
         assert!(c.confirm("p1", Some(1), Instant(11)));
         assert!(!c.confirm("p1", Some(1), Instant(12)), "twice is once");
         assert!(
-            c.snapshot(None)
-                .iter()
-                .any(|m| matches!(m, ServerMsg::RollCall { open: true, .. }))
+            Control::default().snapshot(None).is_empty(),
+            "a quiet room: nothing"
         );
+        let told = c.snapshot(None);
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(matches!(told[0], ServerMsg::RollCall { open: true, .. }));
         let r = c.close_roll_call().expect("was open");
         assert_eq!(r.confirmed, vec![("p1".to_owned(), Some(1), Instant(11))]);
         assert!(c.close_roll_call().is_none());
