@@ -7,3 +7,4 @@ pub mod red;
 pub mod rewrite;
 pub mod temporal;
 pub mod vp8;
+pub mod vp8_frames;

@@ -108,6 +108,27 @@ pub fn descriptor(p: &[u8]) -> Option<Descriptor> {
     Some(d)
 }
 
+/// The length of `p`'s payload descriptor: where the VP8 frame's bytes begin.
+pub fn descriptor_len(p: &[u8]) -> Option<usize> {
+    let b0 = *p.first()?;
+    if b0 & 0x80 == 0 {
+        return Some(1);
+    }
+    let f = fields(p)?;
+    let x = p[1];
+    let mut i = 2;
+    if let Some((_, long)) = f.picture_id {
+        i += if long { 2 } else { 1 };
+    }
+    if x & 0x40 != 0 {
+        i += 1;
+    }
+    if x & 0x30 != 0 {
+        i += 1;
+    }
+    (i <= p.len()).then_some(i)
+}
+
 /// The size of a keyframe whose first packet this is (RFC 6386 9.1: frame tag, start
 /// code 9d 01 2a, then 14-bit width and height).
 pub fn keyframe_size(p: &[u8]) -> Option<(u16, u16)> {
@@ -116,21 +137,7 @@ pub fn keyframe_size(p: &[u8]) -> Option<(u16, u16)> {
     if b0 & 0x10 == 0 || b0 & 0x07 != 0 {
         return None;
     }
-    let f = fields(p)?;
-    let mut i = 1;
-    if b0 & 0x80 != 0 {
-        let x = p[1];
-        i = 2;
-        if let Some((_, long)) = f.picture_id {
-            i += if long { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            i += 1;
-        }
-        if x & 0x30 != 0 {
-            i += 1;
-        }
-    }
+    let i = descriptor_len(p)?;
     let h = p.get(i..i + 10)?;
     if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
         return None;
