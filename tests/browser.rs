@@ -232,6 +232,23 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     run_script(&ns, &dir, "kiosk.mjs", &[&https, admin[0], admin[1]])?;
     // The chair's page runs the queue and the floor; a commune's main tile follows it.
     run_script(&ns, &dir, "chair.mjs", &[&https, admin[0], admin[1]])?;
+    // Its record: A's floor turn as Chromium sent it (real VP8), decoded by GStreamer.
+    let turns: Vec<std::path::PathBuf> = std::fs::read_dir(db.path().join("records"))?
+        .flatten()
+        .filter_map(|m| std::fs::read_dir(m.path()).ok())
+        .flat_map(|files| files.flatten().map(|f| f.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "webm"))
+        .collect();
+    anyhow::ensure!(!turns.is_empty(), "no floor turn was recorded as WebM");
+    for t in &turns {
+        let frames = cauhop_tests::webm_frames::webm_frames(t, true)?;
+        eprintln!("{}: {frames:?} frames decoded", t.display());
+        anyhow::ensure!(
+            frames.is_none_or(|n| n >= 20),
+            "{}: {frames:?} frames decoded",
+            t.display()
+        );
+    }
     // An office network that lets only web traffic out: UDP to the media port dropped
     // in the namespace, two pages carry their media over TCP to the HTTPS port.
     let blocked = Blocked::start(&ns, &["udp dport 50000 drop", "udp sport 50000 drop"])?;

@@ -32,7 +32,7 @@
       giveFloor: 'Mời phát biểu', muteOne: 'Tắt micrô', removeOne: 'Mời ra', removeReason: 'Lý do mời điểm cầu ra (điểm cầu sẽ thấy):',
       settingsH: 'Điều hành cuộc họp', recordSetting: 'Ghi âm cuộc họp (mọi điểm cầu thấy dấu đang ghi)',
       selfUnmuteSetting: 'Điểm cầu bị chủ trì tắt micrô được tự bật lại', floorLimit: 'Giới hạn mỗi lượt phát biểu (phút, 0: không)',
-      records: 'Bản ghi âm', noRecords: 'Chưa có bản ghi âm', download: 'Tải về', turns: 'Các lượt phát biểu',
+      records: 'Bản ghi âm', turnVideo: 'hình lượt này', noRecords: 'Chưa có bản ghi âm', download: 'Tải về', turns: 'Các lượt phát biểu',
       floorBack: '(chủ trì thu lại lời)', stoppedDisk: 'dừng vì ổ đĩa sắp đầy', stoppedFailed: 'dừng vì lỗi', cutShort: 'bị ngắt (máy chủ khởi động lại)',
       'roster.change': 'Đổi danh sách mời', 'link.create': 'Tạo đường dẫn mời', 'link.revoke': 'Thu hồi đường dẫn',
       'site.create': 'Thêm điểm cầu', 'site.update': 'Sửa điểm cầu', 'site.delete': 'Xoá điểm cầu',
@@ -68,7 +68,7 @@
       giveFloor: 'Give floor', muteOne: 'Mute', removeOne: 'Remove', removeReason: 'Why is this site removed (it will see this):',
       settingsH: 'Running the meeting', recordSetting: 'Record the meeting\'s audio (every site sees the mark)',
       selfUnmuteSetting: 'Sites the chair muted may unmute themselves', floorLimit: 'Limit per floor turn (minutes, 0: none)',
-      records: 'Audio records', noRecords: 'No record yet', download: 'Download', turns: 'Floor turns',
+      records: 'Audio records', turnVideo: 'video of this turn', noRecords: 'No record yet', download: 'Download', turns: 'Floor turns',
       floorBack: '(the chair took the floor back)', stoppedDisk: 'stopped: disk nearly full', stoppedFailed: 'stopped by an error', cutShort: 'cut short (the bridge restarted)',
       'roster.change': 'Invitations changed', 'link.create': 'Join link made', 'link.revoke': 'Join link revoked',
       'site.create': 'Site added', 'site.update': 'Site changed', 'site.delete': 'Site deleted',
@@ -415,7 +415,11 @@
         i.turns.forEach(function (turn) {
           var li = el('li');
           li.appendChild(button(mmss(turn.at_s), function () { audio.currentTime = turn.at_s; return audio.play(); }));
-          li.appendChild(el('span', ' ' + (turn.who || t('floorBack'))));
+          li.appendChild(el('span', ' ' + (turn.who || t('floorBack')) + ' '));
+          if (turn.video) {
+            var v = el('a', t('turnVideo')); v.href = '/api/v1/meetings/' + id + '/records/' + encodeURIComponent(turn.video); v.target = '_blank';
+            li.appendChild(v);
+          }
           ol.appendChild(li);
         });
         f.appendChild(ol);

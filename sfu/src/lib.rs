@@ -45,6 +45,7 @@ pub use io::driver::start;
 pub use io::handle::SfuHandle;
 pub use io::tcp::{FirstBytes, classify as classify_first_bytes};
 pub use types::{
-    AUDIO_SLOTS, Forwarding, JoinOptions, OfferOutcome, ParticipantId, PeerStats, RecordedAudio,
-    SfuEvent, SfuStats, SlotMap, TrackKind, VIDEO_SLOTS, VideoSlot, ViewHints,
+    AUDIO_SLOTS, Forwarding, JoinOptions, OfferOutcome, ParticipantId, PeerStats, Recorded,
+    RecordedAudio, RecordedVideo, SfuEvent, SfuStats, SlotMap, TrackKind, VIDEO_SLOTS, VideoSlot,
+    ViewHints,
 };

@@ -35,8 +35,8 @@ use crate::policy::frame_rate;
 use crate::policy::slots::{self, SlotInputs};
 use crate::policy::speaker::{SpeakerConfig, SpeakerDetector};
 use crate::types::{
-    JoinOptions, OfferOutcome, ParticipantId, PeerStats, RecordedAudio, SfuEvent, TrackKey,
-    ViewHints,
+    JoinOptions, OfferOutcome, ParticipantId, PeerStats, Recorded, RecordedAudio, RecordedVideo,
+    SfuEvent, TrackKey, ViewHints,
 };
 
 /// How often every subscriber's slots and allocation and every room's speaker are
@@ -61,8 +61,9 @@ pub enum Output {
     Transmit(Transmit),
     /// Something to tell one participant's signaling session.
     Event(ParticipantId, SfuEvent),
-    /// A voice packet of a room being recorded (`set_recording`).
-    Audio(Arc<str>, RecordedAudio),
+    /// A packet of a room being recorded (`set_recording`): a voice everyone hears, or
+    /// the floor holder's camera.
+    Record(Arc<str>, Recorded),
     /// Nothing more until this instant, or until the next input.
     Timeout(Instant),
 }
@@ -78,6 +79,11 @@ struct Room {
     routes: FixedMap<TrackKey, Vec<(ParticipantId, usize)>>,
     /// When slots and allocation were last decided.
     decided_at: Option<Instant>,
+    /// While recorded: the floor holder's camera encoding copied to the record, the
+    /// next sequence number expected of it, and when a keyframe was last asked for it.
+    record_video: Option<(TrackKey, Ssrc)>,
+    record_seq: Option<u64>,
+    record_pli: Option<Instant>,
 }
 
 impl Room {
@@ -89,6 +95,9 @@ impl Room {
             floor: None,
             routes: Default::default(),
             decided_at: None,
+            record_video: None,
+            record_seq: None,
+            record_pli: None,
         }
     }
 }
@@ -121,7 +130,7 @@ pub struct Rooms {
     events: VecDeque<(ParticipantId, SfuEvent)>,
     /// Rooms whose voices are copied out for the meeting's record, and the copies.
     recording: FixedSet<Arc<str>>,
-    recorded: VecDeque<(Arc<str>, RecordedAudio)>,
+    recorded: VecDeque<(Arc<str>, Recorded)>,
     /// `drain`'s work lists, reused so a forwarded packet allocates none.
     props: Vec<(ParticipantId, Propagated)>,
     batch: Vec<ParticipantId>,
@@ -403,8 +412,8 @@ impl Rooms {
         Some(room)
     }
 
-    /// Copy the voices `room`'s subscribers are forwarded out as [`Output::Audio`]
-    /// (`true`), or stop.
+    /// Copy the voices `room`'s subscribers are forwarded, and the floor holder's camera,
+    /// out as [`Output::Record`] (`true`), or stop.
     pub fn set_recording(&mut self, room: &str, on: bool) {
         let room: Arc<str> = room.into();
         if on {
@@ -584,7 +593,7 @@ impl Rooms {
                 return Output::Event(p, e);
             }
             if let Some((room, a)) = self.recorded.pop_front() {
-                return Output::Audio(room, a);
+                return Output::Record(room, a);
             }
             if self.dirty.is_empty() {
                 return Output::Timeout(
@@ -721,12 +730,15 @@ impl Rooms {
                 if audio && self.recording.contains(&room) {
                     self.recorded.push_back((
                         room.clone(),
-                        RecordedAudio {
+                        Recorded::Audio(RecordedAudio {
                             from,
                             seq: *packet.seq_no,
                             opus: packet.payload.clone(),
-                        },
+                        }),
                     ));
+                }
+                if !audio {
+                    self.record_video(now, &room, from, key, &packet);
                 }
                 let epoch = self.audio_epoch.get(&from).copied().unwrap_or(0);
                 let Some(r) = self.rooms.get(&room) else {
@@ -820,9 +832,99 @@ impl Rooms {
         // Measured once per decision: the allocation prices them, the publishers are
         // told which of them anyone uses.
         let published = self.published_layers(now, room);
+        self.choose_record_video(now, room, &published);
         self.allocate(now, room, &published);
         self.rebuild_routes(room);
         self.update_layer_use(now, room, &published);
+    }
+
+    /// While `room` is recorded, the floor holder's camera encoding nearest 360 lines
+    /// goes to the record (a picture to see who speaks, not an archive in HD); a new
+    /// choice asks its publisher for a keyframe to start from.
+    fn choose_record_video(
+        &mut self,
+        now: Instant,
+        room: &Arc<str>,
+        published: &[PublishedLayers],
+    ) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let want = r
+            .floor
+            .filter(|_| self.recording.contains(room))
+            .and_then(|holder| {
+                let p = self.peers.get(&holder)?;
+                let (camera, _, _) = p
+                    .published()
+                    .find(|(_, kind, screen)| *kind == MediaKind::Video && !*screen)?;
+                let t = published.iter().find(|t| t.key == camera)?;
+                t.layers
+                    .iter()
+                    .min_by_key(|l| (i32::from(l.2.height) - 360).abs())
+                    .map(|l| (camera, l.0))
+            });
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.record_video == want {
+            return;
+        }
+        r.record_video = want;
+        r.record_seq = None;
+        if let Some((key, ssrc)) = want
+            && let Some(p) = self.peers.get_mut(&key.participant)
+        {
+            r.record_pli = Some(now);
+            p.request_keyframe(key.mid, Some(ssrc), KeyframeRequestKind::Pli, now);
+            self.dirty.insert(key.participant);
+        }
+    }
+
+    /// Copy a packet of the recorded encoding out; a gap in it asks for a keyframe (at
+    /// most one a second), since the record drops frames until the next one.
+    fn record_video(
+        &mut self,
+        now: Instant,
+        room: &Arc<str>,
+        from: ParticipantId,
+        key: TrackKey,
+        packet: &str0m::rtp::RtpPacket,
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.record_video != Some((key, packet.header.ssrc)) {
+            return;
+        }
+        let seq = *packet.seq_no;
+        let gap = r.record_seq.is_some_and(|next| seq > next);
+        r.record_seq = Some(r.record_seq.map_or(seq + 1, |n| n.max(seq + 1)));
+        if gap
+            && r.record_pli
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            r.record_pli = Some(now);
+            if let Some(p) = self.peers.get_mut(&key.participant) {
+                p.request_keyframe(
+                    key.mid,
+                    Some(packet.header.ssrc),
+                    KeyframeRequestKind::Pli,
+                    now,
+                );
+                self.dirty.insert(key.participant);
+            }
+        }
+        self.recorded.push_back((
+            room.clone(),
+            Recorded::Video(RecordedVideo {
+                from,
+                seq,
+                rtp_ts: packet.header.timestamp,
+                marker: packet.header.marker,
+                payload: packet.payload.clone(),
+            }),
+        ));
     }
 
     /// Every video track the room's publishers send, with its layers now.
@@ -1061,6 +1163,10 @@ impl Rooms {
                     in_use.entry(key).or_default().push(ssrc);
                 }
             }
+        }
+        // The record watches the floor holder's camera too: never paused under it.
+        if let Some((key, ssrc)) = r.record_video {
+            in_use.entry(key).or_default().push(ssrc);
         }
         for t in published {
             let Some(p) = self.peers.get_mut(&t.key.participant) else {

@@ -260,6 +260,8 @@ pub struct Sim {
     pub sfu_datagrams_in: u64,
     /// Voice packets copied out for a record (`record`): who, and its sequence number.
     pub recorded: Vec<(ParticipantId, u64)>,
+    /// Video packets copied out for a record: who, and its sequence number.
+    pub recorded_video: Vec<(ParticipantId, u64)>,
     /// Real (wall-clock) time spent inside the room core: the SFU's CPU cost; and by
     /// phase (receive, timeouts, output).
     pub core_busy: Duration,
@@ -298,6 +300,7 @@ impl Sim {
             sfu_datagrams: 0,
             sfu_datagrams_in: 0,
             recorded: Vec::new(),
+            recorded_video: Vec::new(),
             core_busy: Duration::ZERO,
             core_phases: [Duration::ZERO; 3],
             phase: 0,
@@ -633,7 +636,12 @@ impl Sim {
                     self.transmit(i, false, t.source, t.destination, t.contents.to_vec());
                 }
                 CoreOutput::Event(p, e) => self.signal(p, e),
-                CoreOutput::Audio(_, a) => self.recorded.push((a.from, a.seq)),
+                CoreOutput::Record(_, crate::Recorded::Audio(a)) => {
+                    self.recorded.push((a.from, a.seq))
+                }
+                CoreOutput::Record(_, crate::Recorded::Video(v)) => {
+                    self.recorded_video.push((v.from, v.seq));
+                }
                 CoreOutput::Timeout(t) => {
                     self.next_core = t;
                     return;

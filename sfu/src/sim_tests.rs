@@ -681,6 +681,13 @@ fn held_sites_reach_nobody_and_the_floor_holder_reaches_everyone() {
         held_talkers.iter().all(|t| !recorded.contains(t)),
         "a held talker in the record: {recorded:?}"
     );
+    // The floor holder's camera goes to the record too, and nobody else's.
+    let video: std::collections::BTreeSet<u64> = s.recorded_video.iter().map(|r| r.0.0).collect();
+    assert_eq!(
+        video.into_iter().collect::<Vec<_>>(),
+        [holder_id],
+        "recorded cameras"
+    );
 
     // The chair stops the floor holder's camera: the main slot shows the chair again,
     // the holder's voice goes on.

@@ -34,6 +34,24 @@ pub struct RecordedAudio {
     pub opus: std::sync::Arc<[u8]>,
 }
 
+/// One video packet of a recorded room: the floor holder's camera, one simulcast
+/// encoding (the one nearest 360 lines), as the publisher sent it.
+#[derive(Debug, Clone)]
+pub struct RecordedVideo {
+    pub from: ParticipantId,
+    pub seq: u64,
+    pub rtp_ts: u32,
+    pub marker: bool,
+    pub payload: std::sync::Arc<[u8]>,
+}
+
+/// What a recorded room copies out to its recorder.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Audio(RecordedAudio),
+    Video(RecordedVideo),
+}
+
 /// What the SFU tells signaling about one participant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SfuEvent {

@@ -379,7 +379,10 @@ pub(crate) async fn act(state: &Arc<AppState>, a: &Actor, msg: ClientMsg, reply:
                         format!("{n} — {site}")
                     }
                 });
-                state.recorders.note_floor(room, chapter);
+                let holder = participant
+                    .as_deref()
+                    .and_then(crate::session::parse_participant);
+                state.recorders.note_floor(room, holder, chapter);
                 apply(state, room, fx).await;
                 audit(state, a, AuditAction::MeetingFloor, json!({"who": who})).await;
             }

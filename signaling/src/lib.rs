@@ -14,6 +14,7 @@ mod entry;
 pub mod https;
 pub mod outbox;
 pub mod record;
+mod record_turn;
 mod registry;
 pub mod scheduler;
 pub mod session;

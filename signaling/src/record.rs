@@ -1,7 +1,9 @@
-//! The meeting's audio record: while a meeting whose settings say `record` has anyone in
-//! it, the voices its subscribers are forwarded (`SfuHandle::record`) are decoded, summed
+//! The meeting's record: while a meeting whose settings say `record` has anyone in it,
+//! the voices its subscribers are forwarded (`SfuHandle::record`) are decoded, summed
 //! every 20 ms and encoded again into one Ogg/Opus file (`cauhop_audio`), beside a JSON
-//! file of its floor turns (the chapters of the playback).
+//! file of its floor turns (the chapters of the playback); and each floor turn's picture
+//! and voice, as the floor holder sent them (no transcoding), go into a WebM file of
+//! their own (`record_turn.rs`).
 //!
 //! Files live under `<records dir>/<meeting id>/`, named by their start in Vietnam time.
 //! The file is written a page (a second) at a time, so a crash loses at most the last
@@ -17,7 +19,8 @@ use cauhop_audio::FRAME;
 use cauhop_audio::mix::Mix;
 use cauhop_audio::ogg_opus::OggOpusWriter;
 use cauhop_protocol::ServerMsg;
-use cauhop_sfu::RecordedAudio;
+use cauhop_sfu::rtp::vp8_frames::Vp8Frames;
+use cauhop_sfu::{ParticipantId, Recorded};
 use cauhop_store::Instant;
 use opus_rs::{Application, OpusEncoder};
 use serde::{Deserialize, Serialize};
@@ -25,6 +28,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::AppState;
+use crate::record_turn::TurnWriter;
 
 /// Where records go and how long they are kept (`[record]` in the bridge's config).
 #[derive(Debug, Clone)]
@@ -50,6 +54,9 @@ pub struct Turn {
     pub at_s: f64,
     /// Who had the floor ("name — site"); `None`: the floor was taken back.
     pub who: Option<String>,
+    /// The turn's picture and voice (`<record>-t<n>.webm`), when the holder sent any.
+    #[serde(default)]
+    pub video: Option<String>,
 }
 
 /// What sits beside each record: `<name>.json`.
@@ -80,7 +87,8 @@ enum RecordError {
 }
 
 enum Ctl {
-    Floor(Option<String>),
+    /// The floor changed: its holder, and how the chapters name them.
+    Floor(Option<ParticipantId>, Option<String>),
     Stop(&'static str),
 }
 
@@ -113,10 +121,10 @@ impl Recorders {
         self.live().contains_key(room)
     }
 
-    /// The floor changed in `room`: a chapter of its record.
-    pub fn note_floor(&self, room: &str, who: Option<String>) {
+    /// The floor changed in `room`: a chapter of its record, and a turn's video.
+    pub fn note_floor(&self, room: &str, holder: Option<ParticipantId>, who: Option<String>) {
         if let Some(r) = self.live().get(room) {
-            let _ = r.ctl.send(Ctl::Floor(who));
+            let _ = r.ctl.send(Ctl::Floor(holder, who));
         }
     }
 }
@@ -218,7 +226,7 @@ struct Job {
 impl Job {
     async fn run(
         mut self,
-        mut audio: mpsc::Receiver<RecordedAudio>,
+        mut audio: mpsc::Receiver<Recorded>,
         mut ctl: mpsc::UnboundedReceiver<Ctl>,
     ) {
         let reason = match self.record(&mut audio, &mut ctl).await {
@@ -267,7 +275,7 @@ impl Job {
     /// Write until told to stop; returns why it stopped.
     async fn record(
         &mut self,
-        audio: &mut mpsc::Receiver<RecordedAudio>,
+        audio: &mut mpsc::Receiver<Recorded>,
         ctl: &mut mpsc::UnboundedReceiver<Ctl>,
     ) -> Result<&'static str, RecordError> {
         std::fs::create_dir_all(&self.dir)?;
@@ -302,13 +310,28 @@ impl Job {
         let mut packet = vec![0u8; 1500];
         let start = tokio::time::Instant::now();
         let mut written: u64 = 0;
+        // The floor turn being written to its own WebM file, with its holder.
+        let mut turn: Option<(ParticipantId, TurnWriter, Vp8Frames)> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut disk = tokio::time::interval(DISK_EVERY);
         let reason = loop {
             tokio::select! {
                 a = audio.recv() => match a {
-                    Some(a) => mix.push(a.from.0, &a.opus),
+                    Some(Recorded::Audio(a)) => {
+                        mix.push(a.from.0, &a.opus);
+                        if let Some((holder, w, _)) = &turn && *holder == a.from {
+                            w.audio(&a.opus, start.elapsed());
+                        }
+                    }
+                    Some(Recorded::Video(v)) => {
+                        if let Some((holder, w, frames)) = &mut turn
+                            && *holder == v.from
+                            && let Some(f) = frames.push(v.seq, v.rtp_ts, v.marker, &v.payload)
+                        {
+                            w.video(f, start.elapsed());
+                        }
+                    }
                     None => break "ended",
                 },
                 _ = tick.tick() => {
@@ -330,8 +353,15 @@ impl Job {
                     }
                 }
                 c = ctl.recv() => match c {
-                    Some(Ctl::Floor(who)) => {
-                        self.info.turns.push(Turn { at_s: out.duration().as_secs_f64(), who });
+                    Some(Ctl::Floor(holder, who)) => {
+                        // The last turn's file is finished (by its thread) as this one starts.
+                        turn = None;
+                        let video = holder.map(|h| {
+                            let name = format!("{}-t{}.webm", self.name, self.info.turns.len() + 1);
+                            turn = Some((h, TurnWriter::start(self.dir.join(&name), start.elapsed()), Vp8Frames::new()));
+                            name
+                        });
+                        self.info.turns.push(Turn { at_s: out.duration().as_secs_f64(), who, video });
                         self.write_info()?;
                     }
                     Some(Ctl::Stop(why)) => break why,
@@ -339,6 +369,7 @@ impl Job {
                 },
             }
         };
+        drop(turn);
         let n = encoder
             .encode(&silence, FRAME, &mut packet)
             .map_err(RecordError::Opus)?;

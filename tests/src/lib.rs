@@ -15,6 +15,7 @@ pub mod signal;
 pub mod sim_peer;
 pub mod tls_front;
 pub mod weak_sim;
+pub mod webm_frames;
 
 /// The VP8 framing of every simulated publisher (the SFU's own, so there is one copy).
 pub use cauhop_sfu::vp8_shape;

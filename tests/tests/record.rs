@@ -105,7 +105,6 @@ async fn two_speakers_in_turn_are_in_the_record_at_their_times() -> anyhow::Resu
     let started = Clock::now();
     let speaker = |name: &'static str, hz: f32, token: String| {
         let cfg = SimConfig {
-            layers: Vec::new(),
             audio_level: SILENT,
             tone_hz: Some(hz),
             token: Some(token),
@@ -191,6 +190,26 @@ async fn two_speakers_in_turn_are_in_the_record_at_their_times() -> anyhow::Resu
     assert_eq!(info.title, "Giao ban ghi âm");
     let turns: Vec<Option<&str>> = info.turns.iter().map(|t| t.who.as_deref()).collect();
     assert_eq!(turns, [Some("Xã A — A"), Some("Xã B — B")], "{info:?}");
+    // Each turn's picture, as its holder sent it, in a WebM file of its own that
+    // GStreamer demuxes: about 3 s of the 360-line encoding (30 fps) each.
+    for t in &info.turns {
+        let name = t
+            .video
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no video for {t:?}"))?;
+        let path = dir.join(name);
+        anyhow::ensure!(path.exists(), "{name} was not written");
+        match cauhop_tests::webm_frames::webm_frames(&path, false)? {
+            Some(n) => {
+                eprintln!(
+                    "{name}: {n} frames, {} bytes",
+                    std::fs::metadata(&path)?.len()
+                );
+                assert!(n >= 30, "{name}: {n} frames for a turn of 3 s");
+            }
+            None => eprintln!("gst-launch-1.0 not installed: {name} not read"),
+        }
+    }
 
     let ogg = std::fs::read_dir(&dir)?
         .flatten()

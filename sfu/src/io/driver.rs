@@ -229,7 +229,7 @@ struct Driver {
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     /// Each recorded room's recorder (`Command::Record`), and the voice packets it was
     /// too slow to take (never waited for: the media path does not stop for a disk).
-    recorders: HashMap<std::sync::Arc<str>, mpsc::Sender<crate::RecordedAudio>>,
+    recorders: HashMap<std::sync::Arc<str>, mpsc::Sender<crate::Recorded>>,
     record_drops: u64,
 }
 
@@ -448,13 +448,13 @@ impl Driver {
                         self.events.remove(&p);
                     }
                 }
-                Output::Audio(room, a) => {
+                Output::Record(room, a) => {
                     if let Some(tx) = self.recorders.get(&room)
                         && tx.try_send(a).is_err()
                     {
                         self.record_drops += 1;
                         if self.record_drops.is_power_of_two() {
-                            warn!(%room, dropped = self.record_drops, "recorder not keeping up; voice packets dropped from the record");
+                            warn!(%room, dropped = self.record_drops, "recorder not keeping up; packets dropped from the record");
                         }
                     }
                 }

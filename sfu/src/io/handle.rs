@@ -44,7 +44,7 @@ pub(crate) enum Command {
     /// Copy `room`'s forwarded voices to `to` (`None`: stop).
     Record {
         room: String,
-        to: Option<mpsc::Sender<crate::RecordedAudio>>,
+        to: Option<mpsc::Sender<crate::Recorded>>,
     },
     /// The chair stopped (or let through) participants' microphones or cameras:
     /// (participant, audio held, video held).
@@ -164,12 +164,12 @@ impl SfuHandle {
         .await
     }
 
-    /// Send every voice packet `room`'s subscribers are forwarded to `to`, from now on
-    /// (`None`: stop). A full `to` loses packets rather than slowing the media path.
+    /// Send every voice packet `room`'s subscribers are forwarded, and the floor
+    /// holder's camera, to `to`, from now on (`None`: stop). A full `to` loses packets rather than slowing the media path.
     pub async fn record(
         &self,
         room: &str,
-        to: Option<mpsc::Sender<crate::RecordedAudio>>,
+        to: Option<mpsc::Sender<crate::Recorded>>,
     ) -> Result<(), SfuError> {
         self.send(Command::Record {
             room: room.to_owned(),

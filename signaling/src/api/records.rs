@@ -31,19 +31,31 @@ pub struct RecordEntry {
     pub info: serde_json::Value,
 }
 
-/// A record's file name as the recorder makes them: nothing else is served.
+/// A record's file name as the recorder makes them (`20261203-091500[-2].ogg|json`,
+/// a turn's `20261203-091500[-2]-t3.webm`): nothing else is served.
 fn valid_name(name: &str) -> bool {
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some(x) => x,
-        None => return false,
+    let Some((stem, ext)) = name.rsplit_once('.') else {
+        return false;
     };
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    let mut parts = stem.split('-');
-    let ok = parts.next().is_some_and(|p| digits(p, 8))
-        && parts.next().is_some_and(|p| digits(p, 6))
-        && parts.next().is_none_or(|p| digits(p, 1))
-        && parts.next().is_none();
-    ok && matches!(ext, "ogg" | "json")
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    let (date, time, rest) = match parts.as_slice() {
+        [d, t, rest @ ..] => (*d, *t, rest),
+        _ => return false,
+    };
+    if !digits(date, 8..=8) || !digits(time, 6..=6) {
+        return false;
+    }
+    let turn = |p: &str| p.strip_prefix('t').is_some_and(|n| digits(n, 1..=3));
+    match (rest, ext) {
+        ([], "ogg" | "json") => true,
+        ([n], "ogg" | "json") => digits(n, 1..=1),
+        ([t], "webm") => turn(t),
+        ([n, t], "webm") => digits(n, 1..=1) && turn(t),
+        _ => false,
+    }
 }
 
 fn records_dir(state: &AppState, id: i64) -> Result<std::path::PathBuf, ApiError> {
@@ -119,10 +131,10 @@ pub async fn download(
         }
         Err(e) => return Err(ApiError::Internal(format!("record not read: {e}"))),
     };
-    let kind = if file.ends_with(".ogg") {
-        "audio/ogg"
-    } else {
-        "application/json"
+    let kind = match file.rsplit_once('.').map(|x| x.1) {
+        Some("ogg") => "audio/ogg",
+        Some("webm") => "video/webm",
+        _ => "application/json",
     };
     let range = headers
         .get(header::RANGE)
@@ -183,6 +195,8 @@ mod tests {
             "20261203-091500.ogg",
             "20261203-091500.json",
             "20261203-091500-2.ogg",
+            "20261203-091500-t3.webm",
+            "20261203-091500-2-t12.webm",
         ] {
             assert!(valid_name(ok), "{ok}");
         }
@@ -193,6 +207,9 @@ mod tests {
             "20261203-0915.ogg",
             "20261203-091500.db",
             "20261203-091500-22.ogg",
+            "20261203-091500-t3.ogg",
+            "20261203-091500.webm",
+            "20261203-091500-t1234.webm",
             "",
         ] {
             assert!(!valid_name(bad), "{bad}");
