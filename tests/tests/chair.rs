@@ -203,14 +203,44 @@ async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() 
     )
     .await?;
 
-    // The chair's link drops and comes back: the floor is still A's.
+    // B asks to speak; then the chair's link drops. The secretary keeps control while it
+    // is away (it lets muted sites unmute themselves), and when the chair comes back the
+    // floor is still A's and the queue still holds B.
+    site_b.tx.send(ClientMsg::RaiseHand)?;
+    until(
+        &mut site_a,
+        "B in the queue",
+        |m| matches!(m, ServerMsg::Hands { queue } if *queue == [pb2.clone()]),
+    )
+    .await?;
     drop(chair);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    site_b.tx.send(ClientMsg::SelfUnmute { allowed: true })?;
+    until(
+        &mut site_a,
+        "the secretary's change while the chair is away",
+        |m| {
+            matches!(
+                m,
+                ServerMsg::Controls {
+                    self_unmute: true,
+                    ..
+                }
+            )
+        },
+    )
+    .await?;
     let mut chair = signal::join(&url, join_msg(m.id, &chair_link, "Chủ trì")).await?;
     until(
         &mut chair,
         "the floor after the chair's reconnect",
         |m| matches!(m, ServerMsg::Floor { participant: Some(p), .. } if *p == pa),
+    )
+    .await?;
+    until(
+        &mut chair,
+        "the queue after the chair's reconnect",
+        |m| matches!(m, ServerMsg::Hands { queue } if *queue == [pb2.clone()]),
     )
     .await?;
 
