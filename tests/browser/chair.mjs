@@ -83,6 +83,16 @@ try {
     return { height: video.videoHeight, floor: document.getElementById('floorText').textContent };
   }, idA, 30000);
   result.b = await seen.jsonValue();
+  // A's link as the chair's roster shows it, sampled for 5 s after A took the floor (its
+  // paused layers resumed): on loopback it must not read as a bad link.
+  result.aLinkSeen = [];
+  for (let i = 0; i < 20; i++) {
+    result.aLinkSeen.push(await chair.evaluate((id) => {
+      const dot = document.querySelector(`#rosterList li[data-participant="${id}"] .dot`);
+      return dot ? dot.className.replace('dot ', '') : '?';
+    }, idA));
+    await sleep(250);
+  }
   await sleep(2200);
   result.timer = await b.textContent('#floorTimer');
   result.timerLimit = /\/ 5:00/.test(result.timer);
@@ -108,7 +118,8 @@ try {
     && /phát biểu/.test(result.aHasFloor) && result.b.height >= 90 && /Đại biểu A/.test(result.b.floor)
     && /^0:0[1-9]/.test(result.timer) && result.timerLimit && result.queueAfter === 0
     && result.records.length === 1 && result.records[0].bytes > 1000 && result.records[0].info.stopped === 'ended'
-    && result.recordTurns.some((w) => /Đại biểu A/.test(w || ''));
+    && result.recordTurns.some((w) => /Đại biểu A/.test(w || ''))
+    && !result.aLinkSeen.includes('bad');
 } catch (e) {
   result.error = String(e);
 } finally {

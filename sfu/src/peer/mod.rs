@@ -506,13 +506,24 @@ impl Peer {
             Event::MediaIngressStats(s) => {
                 self.stats.loss_up = s.loss.or(self.stats.loss_up);
                 // Jitter in RTP clock units: 90 kHz for video, 48 kHz for audio.
-                let clock = match self.tracks_in.iter().find(|t| t.mid == s.mid) {
-                    Some(t) if t.kind == MediaKind::Audio => 48.0,
-                    _ => 90.0,
+                let audio = self
+                    .tracks_in
+                    .iter()
+                    .find(|t| t.mid == s.mid)
+                    .is_some_and(|t| t.kind == MediaKind::Audio);
+                let jitter_ms = f64::from(s.jitter) / if audio { 48.0 } else { 90.0 };
+                // The grade's jitter is the voice's when there is one: a video layer's
+                // jitter leaps when a paused simulcast layer resumes (the floor moved) and
+                // with every keyframe's burst, and read 100-140 ms on loopback, a "bad"
+                // link for a site that was fine. Loss counts from every stream.
+                let sends_audio = self.tracks_in.iter().any(|t| t.kind == MediaKind::Audio);
+                let counted = if audio || !sends_audio {
+                    jitter_ms
+                } else {
+                    0.0
                 };
-                let jitter_ms = f64::from(s.jitter) / clock;
                 let (loss, jitter) = self.uplink_sample.unwrap_or((0.0, 0.0));
-                self.uplink_sample = Some((loss.max(s.loss.unwrap_or(0.0)), jitter.max(jitter_ms)));
+                self.uplink_sample = Some((loss.max(s.loss.unwrap_or(0.0)), jitter.max(counted)));
                 self.stats.jitter_up_ms = Some(jitter_ms);
                 // str0m reports per-stream cumulative counts; keep the largest seen.
                 self.stats.nacks_sent = self.stats.nacks_sent.max(s.nacks);

@@ -412,6 +412,10 @@ impl Peer {
         let rtt = self.stats.rtt_ms.unwrap_or(0.0);
         let g = self.uplink.sample(loss, rtt, jitter);
         self.stats.uplink = self.uplink.grade().as_str();
+        if let Some(g) = g {
+            // What the grade was read from, for the IT officer's log.
+            info!(participant = %self.id, grade = g.as_str(), loss, rtt_ms = rtt, jitter_ms = jitter, "uplink grade");
+        }
         g
     }
 }
