@@ -284,6 +284,10 @@ async fn start(
         );
     }
     info!(%peer, participant = %joined.id, meeting = %meeting, ?way, "HTTP media session started");
+    // A hall's encoder publishing alone still opens the meeting's record.
+    if way == entry::Way::Whip {
+        crate::record::start_if_wanted(&state, &joined.meeting, joined.meeting_id).await;
+    }
     // TURN servers for the client's later ICE restarts (RFC 9725 4.6), to authenticated
     // sessions only: credentials in a preflight would make coturn an open relay.
     let links: Vec<String> = state

@@ -390,3 +390,59 @@ async fn a_nearly_full_disk_stops_the_record_with_a_notice() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// A hall's encoder publishing alone over WHIP opens the meeting's record too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_encoder_alone_opens_the_record() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let records = tempfile::tempdir()?;
+    let bridge = Bridge::start_with(Options {
+        records: Some(RecordOptions {
+            dir: records.path().to_owned(),
+            keep_days: 0,
+            min_free_bytes: 0,
+        }),
+        ..Options::default()
+    })
+    .await?;
+    let store = bridge.store.clone();
+    let tree = province_tree(&store, &["A"]).await?;
+    let m = store
+        .create_meeting(
+            &open_meeting(
+                "Hội nghị",
+                tree.province,
+                vec![invite(tree.communes[0], None)],
+            ),
+            None,
+        )
+        .await?;
+    store
+        .put_meeting_settings(
+            m.id,
+            &MeetingSettings {
+                record: true,
+                ..MeetingSettings::default()
+            },
+        )
+        .await?;
+    let encoder = store
+        .create_endpoint(&cauhop_store::model::NewEndpoint {
+            site_id: tree.province,
+            name: "Bộ mã hoá hội trường".into(),
+        })
+        .await?;
+    let _whip = cauhop_tests::peer::WhipPublisher::publish(
+        &bridge.url(""),
+        &m.id.to_string(),
+        &encoder.key,
+        "whip",
+    )
+    .await?;
+    let room = cauhop_signaling::room_of(m.id);
+    cauhop_tests::wait_for("the record", Duration::from_secs(5), || {
+        bridge.state.recorders.is_on(&room)
+    })
+    .await?;
+    Ok(())
+}
