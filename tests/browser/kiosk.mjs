@@ -1,6 +1,8 @@
 // Kiosk mode in real Chromium: a room PC opens /kiosk#key=… before its meeting, shows the
 // next meeting, joins by itself when it opens, receives the chair's video, rejoins after
-// its WebSocket is killed, and reports its health. Usage: node kiosk.mjs BASE USER PASSWORD
+// its WebSocket is killed, and reports its health; it answers the chair's roll call by
+// itself, and the remote's key (here F9, set in the kiosk link) asks for the floor.
+// Usage: node kiosk.mjs BASE USER PASSWORD
 import { launch, newContext } from './launch.mjs';
 
 const [base, user, password] = process.argv.slice(2);
@@ -43,7 +45,7 @@ try {
 
   const kiosk = await (await newContext(browser, base)).newPage();
   kiosk.on('console', (m) => { if (m.type() === 'error') console.error(`[kiosk] ${m.text()}`); });
-  await kiosk.goto(`${base}/kiosk#key=${encodeURIComponent(setup.key)}`);
+  await kiosk.goto(`${base}/kiosk#key=${encodeURIComponent(setup.key)}&hand=F9`);
   await kiosk.waitForFunction(() => /phòng chống thiên tai/.test(document.getElementById('next').textContent), null, { timeout: 8000 });
   result.waitingText = await kiosk.textContent('#next');
   // The kiosk polls every 15 s: it must be in by then after the start.
@@ -70,7 +72,20 @@ try {
     return null;
   }, setup.endpoint);
   result.health = seen;
-  result.ok = !!seen && seen.version === 'kiosk';
+
+  // The chair calls the roll: the room answers by itself (its camera and microphone
+  // work), and the chair's button counts it.
+  await chair.waitForSelector('#chairBar:not(.hidden)', { timeout: 10000 });
+  await chair.click('#rollBtn');
+  await chair.waitForFunction(() => /\(1 /.test(document.getElementById('rollBtn').textContent), null, { timeout: 10000 });
+  result.rollButton = await chair.textContent('#rollBtn');
+  await chair.click('#rollBtn');
+  // The room's remote: one key asks for the floor; the chair's queue shows the room.
+  await kiosk.keyboard.press('F9');
+  await chair.waitForFunction(() => /Phòng họp huyện Bắc Hà/.test(document.getElementById('queueList').textContent), null, { timeout: 10000 });
+  result.queue = await chair.textContent('#queueList');
+  result.kioskBanner = await kiosk.textContent('#banner');
+  result.ok = !!seen && seen.version === 'kiosk' && /1 có mặt/.test(result.rollButton) && /xin phát biểu/i.test(result.kioskBanner);
 } catch (e) {
   result.error = String(e);
 } finally {
