@@ -100,6 +100,10 @@ try {
   // The chair's screen as the chair sees it, for a person to read (kept in the temp dir).
   await b.click('#handBtn');
   await until(chair, "B in the chair's queue", () => window.cauhop.view().hands.length === 1);
+  // The chair opens B's actions in the roster (one site at a time).
+  await chair.click(`#rosterList li:not([data-participant="${idA}"]) .n.pick`);
+  await chair.waitForSelector('#rosterList .acts button', { timeout: 5000 });
+  result.actions = await chair.$$eval('#rosterList .acts button', (b) => b.map((x) => x.textContent));
   await chair.setViewportSize({ width: 1280, height: 720 });
   await sleep(500);
   await chair.screenshot({ path: `${process.env.TMPDIR || '/tmp'}/cauhop-chair-page.png` });
@@ -119,7 +123,7 @@ try {
     && /^0:0[1-9]/.test(result.timer) && result.timerLimit && result.queueAfter === 0
     && result.records.length === 1 && result.records[0].bytes > 1000 && result.records[0].info.stopped === 'ended'
     && result.recordTurns.some((w) => /Đại biểu A/.test(w || ''))
-    && !result.aLinkSeen.includes('bad');
+    && !result.aLinkSeen.includes('bad') && result.actions.length === 5;
 } catch (e) {
   result.error = String(e);
 } finally {
