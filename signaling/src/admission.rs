@@ -50,6 +50,9 @@ pub struct Admitted {
     pub jti: Option<String>,
     /// The meeting's state, sent right after `welcome`.
     pub state: Option<ServerMsg>,
+    /// When this session of the meeting opened (its lobby): controls kept since then
+    /// are taken up after a restart of the bridge. `None` in ad-hoc rooms.
+    pub opened_at: Option<Instant>,
 }
 
 /// Why a join was refused: a protocol error code and a sentence for the user.
@@ -86,6 +89,11 @@ pub fn valid_meeting_id(id: &str) -> bool {
 /// The room key of a scheduled meeting; `#` cannot occur in an ad-hoc id.
 pub fn room_of(meeting_id: i64) -> String {
     format!("#{meeting_id}")
+}
+
+/// The scheduled meeting a room key names (`None`: an ad-hoc room).
+pub(crate) fn meeting_of_room(room: &str) -> Option<i64> {
+    room.strip_prefix('#')?.parse().ok()
 }
 
 pub struct Access {
@@ -156,6 +164,7 @@ impl Access {
             attendance: None,
             jti: None,
             state: None,
+            opened_at: None,
         })
     }
 
@@ -365,6 +374,7 @@ impl Access {
             district,
             jti,
             state: meeting_state(&meeting, &self.schedule, now),
+            opened_at: Some(occ.lobby_at),
         })
     }
 }

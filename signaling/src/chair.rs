@@ -50,6 +50,81 @@ pub(crate) async fn apply(state: &AppState, room: &str, fx: Effects) {
     }
 }
 
+/// Keep what of `room`'s controls outlives a restart of the bridge, when it changed since
+/// it was last kept (a failure is logged: the meeting goes on).
+pub(crate) async fn persist(state: &AppState, room: &str) {
+    let Some(meeting_id) = crate::admission::meeting_of_room(room) else {
+        return;
+    };
+    let mut changed = None;
+    state.registry.control(room, |c, _| {
+        changed = c.unsaved();
+        Effects::default()
+    });
+    if let Some(durable) = changed {
+        keep(state, meeting_id, &durable).await;
+    }
+}
+
+/// Write `durable` as `room`'s kept controls.
+pub(crate) async fn keep_closing(state: &AppState, room: &str, durable: &crate::control::Durable) {
+    if let Some(meeting_id) = crate::admission::meeting_of_room(room) {
+        keep(state, meeting_id, durable).await;
+    }
+}
+
+async fn keep(state: &AppState, meeting_id: i64, durable: &crate::control::Durable) {
+    let text = match serde_json::to_string(durable) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(meeting = meeting_id, "controls not kept: {e}");
+            return;
+        }
+    };
+    if let Err(e) = state
+        .store
+        .put_meeting_controls(meeting_id, &text, Instant::now())
+        .await
+    {
+        warn!(
+            meeting = meeting_id,
+            "controls not kept; a restart of the bridge would lose them: {e}"
+        );
+    }
+}
+
+/// Take up what was kept of `room`'s controls in this session of the meeting (the bridge
+/// restarted during it): the first participant in calls this.
+pub(crate) async fn restore(state: &AppState, room: &str, meeting_id: i64, since: Instant) {
+    let kept = match state.store.meeting_controls(meeting_id, since).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(meeting = meeting_id, "kept controls not read: {e}");
+            return;
+        }
+    };
+    match serde_json::from_str::<crate::control::Durable>(&kept) {
+        Ok(d) => {
+            info!(
+                meeting = meeting_id,
+                locked = d.locked,
+                all_muted = d.all_muted,
+                held = d.held.len(),
+                "the meeting's controls taken up after a restart"
+            );
+            state.registry.control(room, |c, _| {
+                c.restore(d);
+                Effects::default()
+            });
+        }
+        Err(e) => warn!(
+            meeting = meeting_id,
+            "kept controls unreadable; fresh ones apply: {e}"
+        ),
+    }
+}
+
 /// Whether `j` has the chair's powers now.
 pub(crate) fn may_chair(state: &AppState, j: &Joined) -> bool {
     j.role == MeetingRole::Chair || state.registry.is_secretary(&j.meeting, &j.holder)
@@ -154,6 +229,11 @@ fn present(
 
 /// One of the chair's actions; the caller checked [`may_chair`].
 pub(crate) async fn act(state: &Arc<AppState>, a: &Actor, msg: ClientMsg, reply: Reply<'_>) {
+    act_on(state, a, msg, reply).await;
+    persist(state, &a.room).await;
+}
+
+async fn act_on(state: &Arc<AppState>, a: &Actor, msg: ClientMsg, reply: Reply<'_>) {
     let room = a.room.as_str();
     let me = a.participant.clone().unwrap_or_else(|| "admin".to_owned());
     match msg {

@@ -14,7 +14,7 @@ use cauhop_store::Instant;
 use crate::registry::Holder;
 
 /// What the chair stops of one participant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Held {
     pub audio: bool,
     pub video: bool,
@@ -29,6 +29,9 @@ pub struct Effects {
     pub holds: Vec<(String, Held)>,
     /// The floor changed: who holds it now, for the media room's slots.
     pub floor: Option<Option<String>>,
+    /// The room closed (its last participant left) with controls not kept yet: the
+    /// caller keeps them (the room's state is gone after this).
+    pub closing: Option<Durable>,
 }
 
 impl Effects {
@@ -59,6 +62,30 @@ pub struct Control {
     /// Credentials admitted before the lock (a site that dropped comes back in).
     admitted: Vec<Holder>,
     roll_call: Option<RollCallState>,
+    /// Who is present, by the credential each came in with.
+    holders: std::collections::HashMap<String, Holder>,
+    /// What the chair holds, by credential: a muted site whose link drops comes back
+    /// muted, not open to the whole meeting.
+    held_creds: Vec<(Holder, Held)>,
+    /// The floor holder's credential while its link is down: the floor comes back to it.
+    floor_cred: Option<Holder>,
+    /// What was last kept in the store (`unsaved`).
+    saved: Option<Durable>,
+}
+
+/// What of a meeting's controls outlives a restart of the bridge (kept in the store for
+/// the meeting's session): the lock and who was in, mute-all, each site's holds, the
+/// secretary and the floor, all by credential (participant ids are new after a restart).
+/// The queue and an open roll call are not kept: sites raise their hands again.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Durable {
+    pub locked: bool,
+    pub all_muted: bool,
+    pub secretary: Option<Holder>,
+    pub held: Vec<(Holder, Held)>,
+    pub admitted: Vec<Holder>,
+    pub floor: Option<Holder>,
 }
 
 /// An open roll call: when it opened, and who confirmed (participant, its site, when).
@@ -69,6 +96,46 @@ pub struct RollCallState {
 }
 
 impl Control {
+    /// What to keep of the controls now.
+    pub fn durable(&self) -> Durable {
+        Durable {
+            locked: self.locked,
+            all_muted: self.all_muted,
+            secretary: self.secretary.clone(),
+            held: self.held_creds.clone(),
+            admitted: self.admitted.clone(),
+            floor: self
+                .floor
+                .as_ref()
+                .and_then(|(p, _)| self.holders.get(p).cloned())
+                .or_else(|| self.floor_cred.clone()),
+        }
+    }
+
+    /// What to keep now, when it differs from what was kept last (and is then taken as
+    /// kept).
+    pub fn unsaved(&mut self) -> Option<Durable> {
+        let now = self.durable();
+        if self.saved.as_ref() == Some(&now) || (self.saved.is_none() && now == Durable::default())
+        {
+            return None;
+        }
+        self.saved = Some(now.clone());
+        Some(now)
+    }
+
+    /// Take up what was kept (a room opening again after a restart of the bridge): sites
+    /// get their holds back, and the floor holder its floor, as they rejoin.
+    pub fn restore(&mut self, d: Durable) {
+        self.locked = d.locked;
+        self.all_muted = d.all_muted;
+        self.secretary = d.secretary;
+        self.held_creds = d.held;
+        self.admitted = d.admitted;
+        self.floor_cred = d.floor;
+        self.saved = Some(self.durable());
+    }
+
     /// The state a joining page is told, after `welcome`: only what differs from a
     /// fresh meeting (a page starts from the defaults), so a commune on 3G joining a quiet
     /// room is sent nothing more.
@@ -161,12 +228,39 @@ impl Control {
     }
 
     /// A participant entered. It is held when everyone is muted (`chair`: not).
-    pub fn joined(&mut self, participant: &str, holder: &Holder, chair: bool) -> Effects {
+    pub fn joined(
+        &mut self,
+        participant: &str,
+        holder: &Holder,
+        chair: bool,
+        now: Instant,
+    ) -> Effects {
         if !self.admitted.iter().any(|h| h == holder) && holder.is_credential() {
             self.admitted.push(holder.clone());
         }
+        self.holders.insert(participant.to_owned(), holder.clone());
         let mut fx = Effects::default();
-        if self.all_muted && !chair {
+        let kept = self
+            .held_creds
+            .iter()
+            .find(|(h, _)| h.same_credential(holder))
+            .map(|(_, held)| *held);
+        if let Some(kept) = kept {
+            self.set_held(&mut fx, participant, |h| *h = kept);
+        }
+        // The floor holder whose link dropped (or the bridge restarted) has it back.
+        let floor_back = self.floor.is_none()
+            && self
+                .floor_cred
+                .as_ref()
+                .is_some_and(|f| f.same_credential(holder));
+        if floor_back {
+            self.floor_cred = None;
+            let back = self.grant_floor(Some(participant.to_owned()), now);
+            fx.tell.extend(back.tell);
+            fx.holds.extend(back.holds);
+            fx.floor = back.floor;
+        } else if self.all_muted && !chair {
             self.set_held(&mut fx, participant, |h| h.audio = true);
         }
         fx
@@ -181,15 +275,23 @@ impl Control {
             fx.tell.push(self.hands_msg());
         }
         if self.floor_holder() == Some(participant) {
+            self.floor_cred = self
+                .holders
+                .get(participant)
+                .filter(|h| h.is_credential())
+                .cloned();
             self.floor = None;
             fx.floor = Some(None);
             fx.tell.push(self.floor_msg());
         }
+        self.holders.remove(participant);
         fx
     }
 
     pub fn grant_floor(&mut self, participant: Option<String>, now: Instant) -> Effects {
         let mut fx = Effects::default();
+        // The chair's choice: the floor no longer waits for anyone's return.
+        self.floor_cred = None;
         if self.floor_holder() == participant.as_deref() {
             return fx;
         }
@@ -309,6 +411,11 @@ impl Control {
         for p in muted {
             self.set_held(&mut fx, &p, |h| h.audio = false);
         }
+        // Those away come back unmuted too.
+        for (_, h) in &mut self.held_creds {
+            h.audio = false;
+        }
+        self.held_creds.retain(|(_, h)| *h != Held::default());
         self.one_message(fx)
     }
 
@@ -371,6 +478,12 @@ impl Control {
             self.held.remove(participant);
         } else {
             self.held.insert(participant.to_owned(), after);
+        }
+        if let Some(holder) = self.holders.get(participant).filter(|h| h.is_credential()) {
+            self.held_creds.retain(|(h, _)| !h.same_credential(holder));
+            if after != Held::default() {
+                self.held_creds.push((holder.clone(), after));
+            }
         }
         fx.holds.push((participant.to_owned(), after));
         fx.tell.push(self.held_msg(participant, after));
@@ -453,18 +566,18 @@ mod tests {
         assert!(fx.holds.iter().all(|h| h.1.audio && !h.1.video));
         // A site joining now is muted too; a chair is not.
         assert_eq!(
-            held_of(&c.joined("p6", &site(6), false), "p6"),
+            held_of(&c.joined("p6", &site(6), false, Instant(0)), "p6"),
             Some(Held {
                 audio: true,
                 video: false
             })
         );
-        assert!(c.joined("p7", &site(7), true).is_empty());
+        assert!(c.joined("p7", &site(7), true, Instant(0)).is_empty());
         // Unmute all lifts every hold the chair set, and newcomers are free again.
         let fx = c.unmute_all();
         assert_eq!(fx.holds.len(), 4);
         assert!(fx.holds.iter().all(|h| h.1 == Held::default()));
-        assert!(c.joined("p8", &site(8), false).is_empty());
+        assert!(c.joined("p8", &site(8), false, Instant(0)).is_empty());
     }
 
     #[test]
@@ -520,7 +633,7 @@ mod tests {
     #[test]
     fn a_locked_meeting_lets_back_only_sites_that_were_in() {
         let mut c = Control::default();
-        c.joined("p1", &site(1), false);
+        c.joined("p1", &site(1), false, Instant(0));
         c.set_locked(true);
         assert!(c.may_enter(&site(1)), "a site that dropped comes back");
         assert!(!c.may_enter(&site(2)), "a new site does not");
@@ -552,6 +665,87 @@ mod tests {
         let r = c.close_roll_call().expect("was open");
         assert_eq!(r.confirmed, vec![("p1".to_owned(), Some(1), Instant(11))]);
         assert!(c.close_roll_call().is_none());
+    }
+
+    #[test]
+    fn a_muted_site_whose_link_drops_comes_back_muted() {
+        let mut c = Control::default();
+        c.joined("p2", &site(2), false, Instant(0));
+        c.joined("p3", &site(3), false, Instant(0));
+        c.mute("p2", true);
+        c.left("p2");
+        // The same link, a new participant id.
+        let fx = c.joined("p9", &site(2), false, Instant(0));
+        assert_eq!(
+            held_of(&fx, "p9"),
+            Some(Held {
+                audio: true,
+                video: false
+            })
+        );
+        assert!(
+            c.joined("p10", &site(3), false, Instant(0)).is_empty(),
+            "another site is free"
+        );
+        // Unmuted while it was away: it comes back free.
+        c.left("p9");
+        c.unmute_all();
+        assert!(c.joined("p11", &site(2), false, Instant(0)).is_empty());
+    }
+
+    #[test]
+    fn what_is_kept_across_a_restart_comes_back_as_sites_rejoin() {
+        let mut c = Control::default();
+        c.joined("p1", &site(1), false, Instant(0));
+        c.joined("p2", &site(2), false, Instant(0));
+        c.joined("p3", &site(3), false, Instant(0));
+        c.mute_all(&["p1".into(), "p2".into(), "p3".into()], &[]);
+        c.grant_floor(Some("p3".into()), Instant(5));
+        c.set_locked(true);
+        let kept = c.durable();
+        assert_eq!(kept.floor, Some(site(3)));
+        // Through the store (JSON) and into a fresh room after the restart.
+        let text = serde_json::to_string(&kept).expect("json");
+        let mut after = Control::default();
+        after.restore(serde_json::from_str(&text).expect("json"));
+        assert!(after.locked() && after.may_enter(&site(2)) && !after.may_enter(&site(9)));
+        let fx = after.joined("p20", &site(2), false, Instant(100));
+        assert_eq!(
+            held_of(&fx, "p20"),
+            Some(Held {
+                audio: true,
+                video: false
+            }),
+            "still muted"
+        );
+        let fx = after.joined("p21", &site(3), false, Instant(101));
+        assert_eq!(
+            fx.floor,
+            Some(Some("p21".into())),
+            "the floor comes back to its holder"
+        );
+        assert_ne!(
+            held_of(&fx, "p21"),
+            Some(Held {
+                audio: true,
+                video: false
+            })
+        );
+    }
+
+    #[test]
+    fn the_floor_waits_for_its_holder_s_return_until_the_chair_gives_it_away() {
+        let mut c = Control::default();
+        c.joined("p2", &site(2), false, Instant(0));
+        c.grant_floor(Some("p2".into()), Instant(1));
+        assert_eq!(c.left("p2").floor, Some(None));
+        assert_eq!(
+            c.joined("p5", &site(2), false, Instant(2)).floor,
+            Some(Some("p5".into()))
+        );
+        c.left("p5");
+        c.grant_floor(None, Instant(3));
+        assert_eq!(c.joined("p6", &site(2), false, Instant(4)).floor, None);
     }
 
     #[test]

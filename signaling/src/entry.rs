@@ -206,13 +206,19 @@ pub(crate) async fn enter(
                 "meeting settings not read; defaults apply: {e}"
             ),
         }
+        // And with what was kept of this session's controls, if the bridge restarted
+        // during it.
+        if let Some(since) = admitted.opened_at {
+            crate::chair::restore(state, &admitted.room, mid, since).await;
+        }
     }
     // Joining while everyone is muted: muted too (the chairs are not).
     let me = id.to_string();
     let fx = state.registry.control(&admitted.room, |c, _| {
-        c.joined(&me, &holder, admitted.role == MeetingRole::Chair)
+        c.joined(&me, &holder, admitted.role == MeetingRole::Chair, now)
     });
     crate::chair::apply(state, &admitted.room, fx).await;
+    crate::chair::persist(state, &admitted.room).await;
     let mut controls = state.registry.control_snapshot(&admitted.room);
     controls.extend(state.recorders.snapshot(&admitted.room));
     Ok(Entered {
@@ -242,8 +248,12 @@ pub(crate) async fn leave(state: &AppState, j: Joined) {
         warn!(participant = %j.id, "cannot close attendance record: {e}");
     }
     state.sfu.leave(j.id).await;
-    let fx = state.registry.leave(&j.meeting, &j.id.to_string(), "left");
+    let mut fx = state.registry.leave(&j.meeting, &j.id.to_string(), "left");
+    if let Some(last) = fx.closing.take() {
+        crate::chair::keep_closing(state, &j.meeting, &last).await;
+    }
     crate::chair::apply(state, &j.meeting, fx).await;
+    crate::chair::persist(state, &j.meeting).await;
     if state.registry.count_in(&j.meeting) == 0 {
         crate::record::stop(state, &j.meeting, "ended");
     }

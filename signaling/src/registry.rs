@@ -13,7 +13,7 @@ use crate::outbox::Outbox;
 
 /// What a connection was admitted as: what an administrator's view of one district and
 /// the revocation of a credential match on. All `None` in ad-hoc rooms.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
     pub site_id: Option<i64>,
     pub person_id: Option<i64>,
@@ -117,8 +117,12 @@ impl Registry {
         // Out of the queue and off the floor; the room's controls go with its last member.
         let fx = mt.control.left(participant);
         if mt.members.is_empty() {
+            let closing = mt.control.unsaved();
             m.remove(meeting);
-            return Effects::default();
+            return Effects {
+                closing,
+                ..Effects::default()
+            };
         }
         for msg in &fx.tell {
             for x in &mt.members {

@@ -132,4 +132,41 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Keep a meeting's live controls (JSON, the signaling's to read).
+    pub async fn put_meeting_controls(
+        &self,
+        meeting_id: i64,
+        state: &str,
+        at: Instant,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meeting_controls (meeting_id, state, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (meeting_id) DO UPDATE SET state = excluded.state, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(meeting_id)
+        .bind(state)
+        .bind(at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A meeting's kept controls, if they were written since `since` (its session's
+    /// opening: an earlier session's controls do not carry over).
+    pub async fn meeting_controls(
+        &self,
+        meeting_id: i64,
+        since: Instant,
+    ) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT state FROM meeting_controls WHERE meeting_id = $1 AND updated_at >= $2",
+        )
+        .bind(meeting_id)
+        .bind(since.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
 }

@@ -330,6 +330,51 @@ async fn every_entity_round_trips_on_both_backends() {
             store.roll_calls(m.id).await.expect("roll calls"),
             vec![call]
         );
+        assert_eq!(
+            store.meeting_settings(m.id).await.expect("defaults"),
+            MeetingSettings::default()
+        );
+        for settings in [
+            MeetingSettings {
+                record: true,
+                self_unmute: false,
+                floor_limit_s: 180,
+            },
+            MeetingSettings {
+                record: false,
+                self_unmute: true,
+                floor_limit_s: 0,
+            },
+        ] {
+            store
+                .put_meeting_settings(m.id, &settings)
+                .await
+                .expect("put");
+            assert_eq!(store.meeting_settings(m.id).await.expect("get"), settings);
+        }
+        store
+            .put_meeting_controls(m.id, "{\"locked\":true}", Instant(300))
+            .await
+            .expect("controls");
+        store
+            .put_meeting_controls(m.id, "{\"locked\":false}", Instant(310))
+            .await
+            .expect("controls again");
+        assert_eq!(
+            store
+                .meeting_controls(m.id, Instant(305))
+                .await
+                .expect("read")
+                .as_deref(),
+            Some("{\"locked\":false}")
+        );
+        assert_eq!(
+            store
+                .meeting_controls(m.id, Instant(400))
+                .await
+                .expect("read"),
+            None
+        );
 
         store
             .create_session("tok", admin.id, "csrf1", Instant::now().plus(60))

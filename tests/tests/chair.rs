@@ -484,3 +484,77 @@ async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() 
     );
     Ok(())
 }
+
+/// The bridge restarts in the middle of a chaired meeting: the sites rejoin to the same
+/// meeting as it was (still locked, still muted, the floor back with its holder), not to
+/// an open room of 270 live microphones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_the_bridge_keeps_the_meeting_as_the_chair_left_it() -> anyhow::Result<()> {
+    cauhop_tests::init_log();
+    let keys = JoinKeys::ephemeral();
+    let mut bridge = Bridge::start_with(Options {
+        join_keys: keys.clone(),
+        ..Options::default()
+    })
+    .await?;
+    let store = bridge.store.clone();
+    let tree = province_tree(&store, &["A", "B", "C"]).await?;
+    let (a, b, c) = (tree.communes[0], tree.communes[1], tree.communes[2]);
+    let m = store
+        .create_meeting(
+            &open_meeting(
+                "Giao ban tỉnh",
+                tree.province,
+                vec![invite(a, None), invite(b, None), invite(c, None)],
+            ),
+            None,
+        )
+        .await?;
+    let tokens = JoinTokens::new(&keys);
+    let link = |jti: &'static str, site: i64, role: MeetingRole| {
+        let (store, tokens) = (store.clone(), &tokens);
+        async move { issued_link_as(&store, tokens, jti, (m.id, site, None), role).await }
+    };
+    let chair_link = link("jti-chair", tree.province, MeetingRole::Chair).await?;
+    let (link_a, link_b, link_c) = (
+        link("jti-a", a, MeetingRole::Participant).await?,
+        link("jti-b", b, MeetingRole::Participant).await?,
+        link("jti-c", c, MeetingRole::Participant).await?,
+    );
+    let url = bridge.ws_url();
+    let mut chair = signal::join(&url, join_msg(m.id, &chair_link, "Chủ trì")).await?;
+    let site_a = signal::join(&url, join_msg(m.id, &link_a, "Xã A")).await?;
+    let site_b = signal::join(&url, join_msg(m.id, &link_b, "Xã B")).await?;
+    let pb = site_b.participant.clone();
+    chair.tx.send(ClientMsg::MuteAll)?;
+    chair.tx.send(ClientMsg::GrantFloor {
+        participant: Some(pb.clone()),
+    })?;
+    chair.tx.send(ClientMsg::Lock { locked: true })?;
+    until(&mut chair, "locked", |m| {
+        matches!(m, ServerMsg::Controls { locked: true, .. })
+    })
+    .await?;
+
+    bridge.restart(Duration::from_millis(300)).await?;
+    drop((chair, site_a, site_b));
+    let url = bridge.ws_url();
+    let mut site_a = signal::join(&url, join_msg(m.id, &link_a, "Xã A")).await?;
+    let pa = site_a.participant.clone();
+    until(&mut site_a, "A muted again", held(&pa, true, false)).await?;
+    let mut site_b = signal::join(&url, join_msg(m.id, &link_b, "Xã B")).await?;
+    let pb = site_b.participant.clone();
+    until(
+        &mut site_b,
+        "the floor back to B",
+        |m| matches!(m, ServerMsg::Floor { participant: Some(p), .. } if *p == pb),
+    )
+    .await?;
+    let refused = signal::join(&url, join_msg(m.id, &link_c, "Xã C")).await;
+    let why = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        why.contains("locked"),
+        "a new site after the restart: {why}"
+    );
+    Ok(())
+}
