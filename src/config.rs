@@ -78,6 +78,10 @@ pub(crate) struct HttpConfig {
     /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client, for
     /// rate limits and logs. Only these: anyone else could claim any address.
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Prometheus scrapes `/metrics` with `Authorization: Bearer <this>`; unset, only
+    /// this machine may read it. `CAUHOP_METRICS_TOKEN` replaces it; never printed.
+    #[serde(skip_serializing)]
+    pub(crate) metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -87,6 +91,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             secure_cookies: true,
             trusted_proxies: cauhop_signaling::client_addr::TrustedProxies::default().0,
+            metrics_token: None,
         }
     }
 }

@@ -534,6 +534,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         max_participants: config.meetings.max_participants,
         https: certificates.clone(),
         turn: turn(&config)?,
+        metrics_token: std::env::var("CAUHOP_METRICS_TOKEN")
+            .ok()
+            .or_else(|| config.http.metrics_token.clone())
+            .filter(|t| !t.is_empty()),
         records: config
             .record
             .enabled
@@ -552,6 +556,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "no administrator yet: create one with `cauhop admin create-user --username NAME --name \"...\"`"
         );
     }
+    tokio::spawn(cauhop_signaling::metrics::run(state.clone()));
     if let Some(records) = state.options.records.clone() {
         tokio::spawn(cauhop_signaling::record::keep_pruned(records));
     }

@@ -46,6 +46,6 @@ pub use io::handle::SfuHandle;
 pub use io::tcp::{FirstBytes, classify as classify_first_bytes};
 pub use types::{
     AUDIO_SLOTS, Forwarding, JoinOptions, OfferOutcome, ParticipantId, PeerStats, Recorded,
-    RecordedAudio, RecordedVideo, SfuEvent, SfuStats, SlotMap, TrackKind, VIDEO_SLOTS, VideoSlot,
-    ViewHints,
+    RecordedAudio, RecordedVideo, SfuEvent, SfuStats, SlotMap, Totals, TrackKind, VIDEO_SLOTS,
+    VideoSlot, ViewHints,
 };

@@ -128,6 +128,8 @@ pub struct Rooms {
     next_quality: Option<Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(ParticipantId, SfuEvent)>,
+    /// The counts of sessions that ended (`Totals`): metrics' counters never go back.
+    departed: crate::types::Totals,
     /// Rooms whose voices are copied out for the meeting's record, and the copies.
     recording: FixedSet<Arc<str>>,
     recorded: VecDeque<(Arc<str>, Recorded)>,
@@ -172,6 +174,7 @@ impl Rooms {
             next_quality: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            departed: Default::default(),
             recording: Default::default(),
             recorded: VecDeque::new(),
             props: Vec::new(),
@@ -427,6 +430,15 @@ impl Rooms {
         self.remove_peer(now, participant);
     }
 
+    /// Counts over the server's life: ended sessions and the live ones.
+    pub fn totals(&self) -> crate::types::Totals {
+        let mut t = self.departed;
+        for p in self.peers.values() {
+            t.add(&p.stats());
+        }
+        t
+    }
+
     pub fn stats(&self) -> Vec<PeerStats> {
         let mut peers: Vec<_> = self.peers.values().map(|p| p.stats()).collect();
         peers.sort_by(|a, b| a.participant.cmp(&b.participant));
@@ -657,6 +669,7 @@ impl Rooms {
         let Some(peer) = self.peers.remove(&participant) else {
             return;
         };
+        self.departed.add(&peer.stats());
         info!(%participant, room = %peer.room, "left media room");
         self.by_addr.retain(|_, id| *id != participant);
         self.by_ufrag.retain(|_, id| *id != participant);

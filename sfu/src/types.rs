@@ -52,6 +52,32 @@ pub enum Recorded {
     Video(RecordedVideo),
 }
 
+/// Counts over the media server's life (ended sessions included), for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub sessions: u64,
+    pub rtp_in: u64,
+    pub rtp_forwarded: u64,
+    pub nacks_sent: u64,
+    pub nacks_received: u64,
+    pub keyframe_requests_received: u64,
+    pub keyframe_requests_sent: u64,
+    pub layer_changes: u64,
+}
+
+impl Totals {
+    pub(crate) fn add(&mut self, p: &PeerStats) {
+        self.sessions += 1;
+        self.rtp_in += p.rtp_in;
+        self.rtp_forwarded += p.rtp_forwarded;
+        self.nacks_sent += p.nacks_sent;
+        self.nacks_received += p.nacks_received;
+        self.keyframe_requests_received += p.keyframe_requests_received;
+        self.keyframe_requests_sent += p.keyframe_requests_sent;
+        self.layer_changes += p.layer_changes;
+    }
+}
+
 /// What the SFU tells signaling about one participant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SfuEvent {
@@ -247,6 +273,8 @@ pub struct Forwarding {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SfuStats {
     pub peers: Vec<PeerStats>,
+    /// Since the media server started, sessions gone included: counters for metrics.
+    pub totals: Totals,
     /// Datagrams no participant claimed (stray traffic, late packets of a gone peer).
     pub unclaimed_datagrams: u64,
     /// Datagrams dropped because the socket's send buffer was full.

@@ -229,6 +229,11 @@ fn present(
 
 /// One of the chair's actions; the caller checked [`may_chair`].
 pub(crate) async fn act(state: &Arc<AppState>, a: &Actor, msg: ClientMsg, reply: Reply<'_>) {
+    let kind = serde_json::to_value(&msg)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    crate::metrics::Metrics::inc(&state.metrics.chair_actions, "action", &kind);
     act_on(state, a, msg, reply).await;
     persist(state, &a.room).await;
 }

@@ -36,10 +36,6 @@ pub(crate) struct Joined {
 /// What the newcomer is told besides its id.
 pub(crate) struct Entered {
     pub(crate) joined: Joined,
-    /// The meeting as the client names it.
-    pub(crate) meeting: String,
-    /// Who was there already.
-    pub(crate) present: Vec<ParticipantInfo>,
     /// The meeting's state (chair, floor, end), when it has one.
     pub(crate) state: Option<ServerMsg>,
     /// The chair's controls as they stand (`controls`, `floor`, `hands`, `held`).
@@ -80,6 +76,36 @@ pub(crate) enum Way {
 /// Let `request` in from `peer`: `out` carries what the roster tells this participant
 /// (and, closed, ends it).
 pub(crate) async fn enter(
+    state: &Arc<AppState>,
+    peer: &str,
+    out: &Outbox,
+    request: JoinRequest<'_>,
+    way: Way,
+) -> Result<Entered, Refused> {
+    // Metrics: who comes in how, and why anyone is turned away.
+    let kind = match (way, request.key.is_some(), request.token.is_some()) {
+        (Way::Whip, ..) => "whip",
+        (Way::Whep, ..) => "whep",
+        (_, true, _) => "room_device",
+        (_, _, true) => "link",
+        _ => "ad_hoc",
+    };
+    let result = enter_as(state, peer, out, request, way).await;
+    let m = &state.metrics;
+    match &result {
+        Ok(_) => crate::metrics::Metrics::inc(&m.joins, "kind", kind),
+        Err(r) => {
+            let code = serde_json::to_value(r.code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            crate::metrics::Metrics::inc(&m.joins_refused, "reason", &code);
+        }
+    }
+    result
+}
+
+async fn enter_as(
     state: &Arc<AppState>,
     peer: &str,
     out: &Outbox,
@@ -183,12 +209,33 @@ pub(crate) async fn enter(
         video_muted: false,
     };
     info!(participant = %id, meeting = %admitted.meeting, role = admitted.role.as_str(), name = %info.name, site = %info.site, %peer, ?way, "joined meeting");
-    let present = state.registry.join(
+    // A WebSocket client's welcome is its first message, whatever else happens in the
+    // room meanwhile (the steps below wait on the store and the media server).
+    let welcome = |present: &[ParticipantInfo]| {
+        (way == Way::Socket).then(|| {
+            let ice_servers = state
+                .options
+                .turn
+                .as_ref()
+                .map(|t| vec![t.ice_server_now(&id.to_string())])
+                .unwrap_or_default();
+            ServerMsg::Welcome {
+                v: cauhop_protocol::PROTOCOL_VERSION,
+                meeting: admitted.meeting.clone(),
+                participant: id.to_string(),
+                participants: present.to_vec(),
+                role: admitted.role.as_str().to_owned(),
+                ice_servers,
+            }
+        })
+    };
+    let present = state.registry.join_first(
         &admitted.room,
         info,
         holder.clone(),
         admitted.role == MeetingRole::Chair,
         out.clone(),
+        welcome,
     );
     // The first in opens the room's controls with the meeting's settings.
     if present.is_empty()
@@ -233,8 +280,6 @@ pub(crate) async fn enter(
             attendance,
             media,
         },
-        meeting: admitted.meeting,
-        present,
         state: admitted.state,
         controls,
     })

@@ -12,6 +12,7 @@ pub mod client_addr;
 mod control;
 mod entry;
 pub mod https;
+pub mod metrics;
 pub mod outbox;
 pub mod record;
 mod record_turn;
@@ -82,6 +83,9 @@ pub struct Options {
     pub turn: Option<turn::Turn>,
     /// Where meetings' audio records go (`record.rs`); `None`: this bridge records none.
     pub records: Option<record::RecordOptions>,
+    /// A scraper of `/metrics` sends this as a bearer token; `None`: only clients on the
+    /// bridge's own machine may read it.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Options {
@@ -98,6 +102,7 @@ impl Default for Options {
             https: None,
             turn: None,
             records: None,
+            metrics_token: None,
         }
     }
 }
@@ -125,6 +130,7 @@ pub struct AppState {
     pub whip: whip_whep::WhipSessions,
     /// Meetings' audio records being made.
     pub recorders: record::Recorders,
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -164,6 +170,7 @@ impl AppState {
             waiting: WaitingSockets::default(),
             whip: whip_whep::WhipSessions::default(),
             recorders: record::Recorders::default(),
+            metrics: metrics::Metrics::new(),
         }))
     }
 
@@ -214,6 +221,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_page))
         .merge(api::routes())
         .merge(whip_whep::routes())
         .merge(web::routes())
@@ -247,6 +255,48 @@ async fn security_headers(mut r: Response) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     r
+}
+
+/// `/metrics` for a scraper with the token, or on the bridge's own machine.
+async fn metrics_page(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    connect: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
+) -> Response {
+    use axum::http::{StatusCode, header};
+    let allowed = match &state.options.metrics_token {
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                use sha2::Digest;
+                // Compared as digests: equal-length, so the time does not tell a prefix.
+                sha2::Sha256::digest(given.as_bytes()) == sha2::Sha256::digest(token.as_bytes())
+            }),
+        // Loopback only, and not through a proxy (a proxied request is someone else's).
+        None => {
+            connect.is_some_and(|c| c.0.0.ip().is_loopback())
+                && !headers.contains_key("x-forwarded-for")
+        }
+    };
+    if !allowed {
+        tracing::warn!("/metrics refused: no valid token");
+        let why = if state.options.metrics_token.is_some() {
+            "send the metrics token: Authorization: Bearer <[http] metrics_token>"
+        } else {
+            "metrics are served to this machine only; set [http] metrics_token to scrape from elsewhere"
+        };
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Initial read and write buffer of one signaling WebSocket.

@@ -117,6 +117,11 @@ impl Recorders {
         })
     }
 
+    /// Records being made now.
+    pub fn count(&self) -> usize {
+        self.live().len()
+    }
+
     pub fn is_on(&self, room: &str) -> bool {
         self.live().contains_key(room)
     }

@@ -83,9 +83,27 @@ impl Registry {
         chair: bool,
         out: Outbox,
     ) -> Vec<ParticipantInfo> {
+        self.join_first(meeting, info, holder, chair, out, |_| None)
+    }
+
+    /// [`Registry::join`], with the newcomer's first message (its `welcome`, made from
+    /// who is present) queued before anyone else can tell it anything: a client takes
+    /// the first message for the answer to its `join`.
+    pub fn join_first(
+        &self,
+        meeting: &str,
+        info: ParticipantInfo,
+        holder: Holder,
+        chair: bool,
+        out: Outbox,
+        first: impl FnOnce(&[ParticipantInfo]) -> Option<ServerMsg>,
+    ) -> Vec<ParticipantInfo> {
         let mut m = self.lock();
         let members = &mut m.entry(meeting.to_owned()).or_default().members;
         let present: Vec<ParticipantInfo> = members.iter().map(|x| x.info.clone()).collect();
+        if let Some(msg) = first(&present) {
+            out.send(msg);
+        }
         for x in members.iter() {
             x.out.send(ServerMsg::ParticipantJoined {
                 participant: info.clone(),
@@ -366,5 +384,23 @@ impl Registry {
                 x.out.send(msg.clone());
             }
         }
+    }
+}
+
+impl Registry {
+    /// Meetings with anyone in them.
+    pub fn meetings(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Participants connected, by district (the sites tree bounds the labels).
+    pub fn districts(&self) -> Vec<(String, usize)> {
+        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        for mt in self.lock().values() {
+            for x in &mt.members {
+                *by.entry(x.info.district.clone()).or_default() += 1;
+            }
+        }
+        by.into_iter().collect()
     }
 }

@@ -77,7 +77,9 @@ pub async fn run<S, R>(
         peer: peer.clone(),
         out: out_tx.clone(),
         log: LogBudget::default(),
+        state: state.clone(),
     };
+    state.metrics.websockets.inc();
     let mut rate = MessageRate::new(std::time::Instant::now());
     let mut join_by = tokio::time::Instant::now() + JOIN_WITHIN;
     loop {
@@ -159,6 +161,7 @@ pub async fn run<S, R>(
     if let Some(j) = joined {
         entry::leave(&state, j).await;
     }
+    state.metrics.websockets.dec();
     if conn.log.suppressed() > 0 {
         info!(%peer, suppressed = conn.log.suppressed(), "errors of this connection not logged one by one");
     }
@@ -210,11 +213,26 @@ struct Conn {
     peer: String,
     out: Outbox,
     log: LogBudget,
+    state: Arc<AppState>,
+}
+
+/// The protocol's name of an error code (`bad_message`), for metrics' labels.
+fn code_name(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 impl Conn {
+    fn metrics_code(&self, code: ErrorCode) {
+        let m = &self.state.metrics;
+        crate::metrics::Metrics::inc(&m.signaling_errors, "code", &code_name(code));
+    }
+
     /// An error for the client, and a log line while the connection's log budget lasts.
     fn err(&self, code: ErrorCode, message: String) {
+        self.metrics_code(code);
         let message = clip_to(&message, MESSAGE_CHARS);
         if self.log.allow() {
             warn!(peer = %self.peer, ?code, "{message}");
@@ -409,20 +427,7 @@ async fn handle_text(
             };
             match entry::enter(state, peer, out, request, entry::Way::Socket).await {
                 Ok(e) => {
-                    let ice_servers = state
-                        .options
-                        .turn
-                        .as_ref()
-                        .map(|t| vec![t.ice_server_now(&e.joined.id.to_string())])
-                        .unwrap_or_default();
-                    out.send(ServerMsg::Welcome {
-                        v: PROTOCOL_VERSION,
-                        meeting: e.meeting,
-                        participant: e.joined.id.to_string(),
-                        participants: e.present,
-                        role: e.joined.role.as_str().to_owned(),
-                        ice_servers,
-                    });
+                    // The welcome was queued when the room took us in (`entry::enter`).
                     if let Some(st) = e.state {
                         out.send(st);
                     }

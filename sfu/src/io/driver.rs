@@ -400,6 +400,7 @@ impl Driver {
             Command::Stats { reply } => {
                 let _ = reply.send(SfuStats {
                     peers: self.core.stats(),
+                    totals: self.core.totals(),
                     unclaimed_datagrams: self.unclaimed,
                     send_drops: self.send_drops,
                     probes_refused: self.probes.refused,
