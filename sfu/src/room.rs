@@ -740,7 +740,9 @@ impl Rooms {
                     }
                     self.assign_slots(now, &room);
                 }
-                if audio && self.recording.contains(&room) {
+                // Nothing recorded (the usual case): no lookup on the per-packet path.
+                let recording = !self.recording.is_empty() && self.recording.contains(&room);
+                if audio && recording {
                     self.recorded.push_back((
                         room.clone(),
                         Recorded::Audio(RecordedAudio {
@@ -750,7 +752,7 @@ impl Rooms {
                         }),
                     ));
                 }
-                if !audio {
+                if !audio && recording {
                     self.record_video(now, &room, from, key, &packet);
                 }
                 let epoch = self.audio_epoch.get(&from).copied().unwrap_or(0);
