@@ -101,3 +101,35 @@ pub async fn next_msg(ws: &mut WsStream) -> anyhow::Result<ServerMsg> {
         }
     }
 }
+
+/// The first message `want` accepts, within `limit` (an error naming `what` otherwise).
+pub async fn until(
+    s: &mut Joined,
+    what: &str,
+    limit: std::time::Duration,
+    want: impl Fn(&ServerMsg) -> bool,
+) -> anyhow::Result<ServerMsg> {
+    let wait = async {
+        loop {
+            let m = next_msg(&mut s.rx).await?;
+            if want(&m) {
+                return anyhow::Ok(m);
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .map_err(|_| anyhow::anyhow!("{} waited {limit:?} for {what}", s.participant))?
+}
+
+/// A `join` with a join link's token for scheduled meeting `meeting`.
+pub fn join_link(meeting: i64, token: &str, name: &str) -> ClientMsg {
+    ClientMsg::Join {
+        v: cauhop_protocol::PROTOCOL_VERSION,
+        meeting: meeting.to_string(),
+        name: name.into(),
+        site: String::new(),
+        token: Some(token.into()),
+        key: None,
+    }
+}

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use cauhop_protocol::{ClientMsg, ErrorCode, PROTOCOL_VERSION, RollCallCount, ServerMsg};
+use cauhop_protocol::{ClientMsg, ErrorCode, RollCallCount, ServerMsg};
 use cauhop_signaling::Options;
 use cauhop_signaling::auth::{JoinKeys, JoinTokens};
 use cauhop_store::AuditFilter;
@@ -21,14 +21,7 @@ use cauhop_tests::signal::{self, Joined};
 const WAIT: Duration = Duration::from_secs(5);
 
 fn join_msg(meeting: i64, token: &str, name: &str) -> ClientMsg {
-    ClientMsg::Join {
-        v: PROTOCOL_VERSION,
-        meeting: meeting.to_string(),
-        name: name.into(),
-        site: String::new(),
-        token: Some(token.into()),
-        key: None,
-    }
+    signal::join_link(meeting, token, name)
 }
 
 /// The first message `want` accepts, within [`WAIT`].
@@ -37,17 +30,7 @@ async fn until(
     what: &str,
     want: impl Fn(&ServerMsg) -> bool,
 ) -> anyhow::Result<ServerMsg> {
-    let wait = async {
-        loop {
-            let m = signal::next_msg(&mut s.rx).await?;
-            if want(&m) {
-                return anyhow::Ok(m);
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .map_err(|_| anyhow::anyhow!("{} waited {WAIT:?} for {what}", s.participant))?
+    signal::until(s, what, WAIT, want).await
 }
 
 fn held(p: &str, audio: bool, video: bool) -> impl Fn(&ServerMsg) -> bool + '_ {

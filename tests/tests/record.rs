@@ -9,7 +9,7 @@ use std::time::{Duration, Instant as Clock};
 
 use cauhop_audio::ogg_opus;
 use cauhop_audio::tone::power_at;
-use cauhop_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use cauhop_protocol::{ClientMsg, ServerMsg};
 use cauhop_signaling::Options;
 use cauhop_signaling::auth::{JoinKeys, JoinTokens};
 use cauhop_signaling::record::{RecordInfo, RecordOptions};
@@ -29,17 +29,7 @@ async fn until(
     what: &str,
     want: impl Fn(&ServerMsg) -> bool,
 ) -> anyhow::Result<ServerMsg> {
-    let wait = async {
-        loop {
-            let m = signal::next_msg(&mut s.rx).await?;
-            if want(&m) {
-                return anyhow::Ok(m);
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .map_err(|_| anyhow::anyhow!("waited 10 s for {what}"))?
+    signal::until(s, what, Duration::from_secs(10), want).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,14 +77,7 @@ async fn two_speakers_in_turn_are_in_the_record_at_their_times() -> anyhow::Resu
     let chair_link = link("jti-chair", tree.province, MeetingRole::Chair).await?;
     let mut chair = signal::join(
         &bridge.ws_url(),
-        ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            meeting: m.id.to_string(),
-            name: "Chủ trì".into(),
-            site: String::new(),
-            token: Some(chair_link),
-            key: None,
-        },
+        signal::join_link(m.id, &chair_link, "Chủ trì"),
     )
     .await?;
     let on = until(&mut chair, "the recording notice", |m| {
@@ -362,18 +345,8 @@ async fn a_nearly_full_disk_stops_the_record_with_a_notice() -> anyhow::Result<(
         MeetingRole::Chair,
     )
     .await?;
-    let mut chair = signal::join(
-        &bridge.ws_url(),
-        ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            meeting: m.id.to_string(),
-            name: "Chủ trì".into(),
-            site: String::new(),
-            token: Some(token),
-            key: None,
-        },
-    )
-    .await?;
+    let mut chair =
+        signal::join(&bridge.ws_url(), signal::join_link(m.id, &token, "Chủ trì")).await?;
     let stopped = until(&mut chair, "the record's stop", |m| {
         matches!(m, ServerMsg::Recording { on: false, .. })
     })
