@@ -52,9 +52,17 @@ fn error(code: ErrorCode) -> impl Fn(&ServerMsg) -> bool {
     move |m| matches!(m, ServerMsg::Error { code: c, .. } if *c == code)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() -> anyhow::Result<()>
-{
+/// A bridge with a province meeting: the province chairs, communes A, B and C are
+/// invited; the chair's link and one link per commune.
+struct Province {
+    bridge: Bridge,
+    tree: cauhop_tests::fixture::Tree,
+    m: cauhop_store::model::Meeting,
+    chair_link: String,
+    links: [String; 3],
+}
+
+async fn province() -> anyhow::Result<Province> {
     cauhop_tests::init_log();
     let keys = JoinKeys::ephemeral();
     let bridge = Bridge::start_with(Options {
@@ -81,11 +89,31 @@ async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() 
         async move { issued_link_as(&store, tokens, jti, (m.id, site, None), role).await }
     };
     let chair_link = link("jti-chair", tree.province, MeetingRole::Chair).await?;
-    let (link_a, link_b, link_c) = (
+    let links = [
         link("jti-a", a, MeetingRole::Participant).await?,
         link("jti-b", b, MeetingRole::Participant).await?,
         link("jti-c", c, MeetingRole::Participant).await?,
-    );
+    ];
+    Ok(Province {
+        bridge,
+        tree,
+        m,
+        chair_link,
+        links,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() -> anyhow::Result<()>
+{
+    let Province {
+        bridge,
+        tree,
+        m,
+        chair_link,
+        links: [link_a, link_b, link_c],
+    } = province().await?;
+    let store = bridge.store.clone();
     let url = bridge.ws_url();
     let mut chair = signal::join(&url, join_msg(m.id, &chair_link, "Chủ trì")).await?;
     let mut site_a = signal::join(&url, join_msg(m.id, &link_a, "Xã A")).await?;
@@ -473,37 +501,13 @@ async fn the_chair_runs_the_meeting_and_every_action_is_enforced_and_recorded() 
 /// an open room of 270 live microphones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_of_the_bridge_keeps_the_meeting_as_the_chair_left_it() -> anyhow::Result<()> {
-    cauhop_tests::init_log();
-    let keys = JoinKeys::ephemeral();
-    let mut bridge = Bridge::start_with(Options {
-        join_keys: keys.clone(),
-        ..Options::default()
-    })
-    .await?;
-    let store = bridge.store.clone();
-    let tree = province_tree(&store, &["A", "B", "C"]).await?;
-    let (a, b, c) = (tree.communes[0], tree.communes[1], tree.communes[2]);
-    let m = store
-        .create_meeting(
-            &open_meeting(
-                "Giao ban tỉnh",
-                tree.province,
-                vec![invite(a, None), invite(b, None), invite(c, None)],
-            ),
-            None,
-        )
-        .await?;
-    let tokens = JoinTokens::new(&keys);
-    let link = |jti: &'static str, site: i64, role: MeetingRole| {
-        let (store, tokens) = (store.clone(), &tokens);
-        async move { issued_link_as(&store, tokens, jti, (m.id, site, None), role).await }
-    };
-    let chair_link = link("jti-chair", tree.province, MeetingRole::Chair).await?;
-    let (link_a, link_b, link_c) = (
-        link("jti-a", a, MeetingRole::Participant).await?,
-        link("jti-b", b, MeetingRole::Participant).await?,
-        link("jti-c", c, MeetingRole::Participant).await?,
-    );
+    let Province {
+        mut bridge,
+        tree: _,
+        m,
+        chair_link,
+        links: [link_a, link_b, link_c],
+    } = province().await?;
     let url = bridge.ws_url();
     let mut chair = signal::join(&url, join_msg(m.id, &chair_link, "Chủ trì")).await?;
     let site_a = signal::join(&url, join_msg(m.id, &link_a, "Xã A")).await?;
