@@ -53,6 +53,14 @@ pub(crate) async fn apply(state: &AppState, room: &str, fx: Effects) {
 /// Keep what of `room`'s controls outlives a restart of the bridge, when it changed since
 /// it was last kept (a failure is logged: the meeting goes on).
 pub(crate) async fn persist(state: &AppState, room: &str) {
+    let _order = state.keeping.lock().await;
+    persist_in_order(state, room).await;
+}
+
+/// [`persist`], for a caller holding `state.keeping`. What to write is read and written
+/// under it, so writes land in the order the controls changed: a join's write read
+/// before the chair's lock can no longer land after it and undo it.
+async fn persist_in_order(state: &AppState, room: &str) {
     let Some(meeting_id) = crate::admission::meeting_of_room(room) else {
         return;
     };
@@ -61,68 +69,114 @@ pub(crate) async fn persist(state: &AppState, room: &str) {
         changed = c.unsaved();
         Effects::default()
     });
-    if let Some(durable) = changed {
-        keep(state, meeting_id, &durable).await;
+    if let Some(durable) = changed
+        && !keep(state, meeting_id, &durable).await
+    {
+        state.registry.control(room, |c, _| {
+            c.unkept();
+            Effects::default()
+        });
     }
 }
 
-/// Write `durable` as `room`'s kept controls.
-pub(crate) async fn keep_closing(state: &AppState, room: &str, durable: &crate::control::Durable) {
-    if let Some(meeting_id) = crate::admission::meeting_of_room(room) {
-        keep(state, meeting_id, durable).await;
+/// Take `participant` out of `room` (the registry's side of a leave) and keep what that
+/// changed of its controls, in order with every other write of them.
+pub(crate) async fn leave(state: &AppState, room: &str, participant: &str) -> Effects {
+    let _order = state.keeping.lock().await;
+    let mut fx = state.registry.leave(room, participant, "left");
+    match fx.closing.take() {
+        Some(last) => {
+            if let Some(meeting_id) = crate::admission::meeting_of_room(room) {
+                keep(state, meeting_id, &last).await;
+            }
+        }
+        None => persist_in_order(state, room).await,
     }
+    fx
 }
 
-async fn keep(state: &AppState, meeting_id: i64, durable: &crate::control::Durable) {
+/// Write `durable` as a meeting's kept controls; false (logged) when it could not be.
+async fn keep(state: &AppState, meeting_id: i64, durable: &crate::control::Durable) -> bool {
     let text = match serde_json::to_string(durable) {
         Ok(t) => t,
         Err(e) => {
             warn!(meeting = meeting_id, "controls not kept: {e}");
-            return;
+            return false;
         }
     };
-    if let Err(e) = state
+    match state
         .store
         .put_meeting_controls(meeting_id, &text, Instant::now())
         .await
     {
-        warn!(
-            meeting = meeting_id,
-            "controls not kept; a restart of the bridge would lose them: {e}"
-        );
+        Ok(()) => true,
+        Err(e) => {
+            warn!(
+                meeting = meeting_id,
+                "controls not kept; a restart of the bridge would lose them: {e}"
+            );
+            false
+        }
     }
 }
 
-/// Take up what was kept of `room`'s controls in this session of the meeting (the bridge
-/// restarted during it): the first participant in calls this.
-pub(crate) async fn restore(state: &AppState, room: &str, meeting_id: i64, since: Instant) {
-    let kept = match state.store.meeting_controls(meeting_id, since).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return,
+/// What `room` opens with: the meeting's settings, and what was kept of its controls in
+/// this session of the meeting (`since`: when the session opened), if the bridge
+/// restarted during it. Read before the first participant is in, so that, as the sites
+/// of a 270-site meeting rejoin together after a restart, none of them gets in unmuted
+/// or past the lock while the kept controls are still being read.
+pub(crate) async fn opening(
+    state: &AppState,
+    meeting_id: i64,
+    since: Option<Instant>,
+) -> crate::control::Opening {
+    // After any write still on its way (the room's last participant leaving).
+    let _order = state.keeping.lock().await;
+    let settings = match state.store.meeting_settings(meeting_id).await {
+        Ok(s) => Some((s.self_unmute, s.floor_limit_s)),
         Err(e) => {
-            warn!(meeting = meeting_id, "kept controls not read: {e}");
-            return;
+            warn!(
+                meeting = meeting_id,
+                "meeting settings not read; defaults apply: {e}"
+            );
+            None
         }
     };
-    match serde_json::from_str::<crate::control::Durable>(&kept) {
-        Ok(d) => {
-            info!(
-                meeting = meeting_id,
-                locked = d.locked,
-                all_muted = d.all_muted,
-                held = d.held.len(),
-                "the meeting's controls taken up after a restart"
-            );
-            state.registry.control(room, |c, _| {
-                c.restore(d);
-                Effects::default()
-            });
+    let Some(since) = since else {
+        return crate::control::Opening {
+            settings,
+            kept: None,
+        };
+    };
+    let kept = match state.store.meeting_controls(meeting_id, since).await {
+        Ok(k) => k,
+        Err(e) => {
+            warn!(meeting = meeting_id, "kept controls not read: {e}");
+            None
         }
-        Err(e) => warn!(
-            meeting = meeting_id,
-            "kept controls unreadable; fresh ones apply: {e}"
-        ),
-    }
+    };
+    let kept = kept.and_then(|text| {
+        match serde_json::from_str::<crate::control::Durable>(&text) {
+            Ok(d) => {
+                info!(
+                    meeting = meeting_id,
+                    locked = d.locked,
+                    all_muted = d.all_muted,
+                    held = d.held.len(),
+                    "the room opens with the controls kept in this session (the bridge restarted, or everyone had left)"
+                );
+                Some(d)
+            }
+            Err(e) => {
+                warn!(
+                    meeting = meeting_id,
+                    "kept controls unreadable; fresh ones apply: {e}"
+                );
+                None
+            }
+        }
+    });
+    crate::control::Opening { settings, kept }
 }
 
 /// Whether `j` has the chair's powers now.

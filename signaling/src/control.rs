@@ -71,6 +71,18 @@ pub struct Control {
     floor_cred: Option<Holder>,
     /// What was last kept in the store (`unsaved`).
     saved: Option<Durable>,
+    /// The last write of `saved` failed: the next `unsaved` writes again.
+    unkept: bool,
+}
+
+/// What a meeting's room opens with (read from the store before its first participant
+/// is in, so nobody joins a room without them): the meeting's settings, and what was
+/// kept of its controls when the bridge restarted during this session of the meeting.
+#[derive(Debug, Clone, Default)]
+pub struct Opening {
+    /// Sites may unmute themselves; seconds a floor turn lasts.
+    pub settings: Option<(bool, u32)>,
+    pub kept: Option<Durable>,
 }
 
 /// What of a meeting's controls outlives a restart of the bridge (kept in the store for
@@ -116,12 +128,32 @@ impl Control {
     /// kept).
     pub fn unsaved(&mut self) -> Option<Durable> {
         let now = self.durable();
-        if self.saved.as_ref() == Some(&now) || (self.saved.is_none() && now == Durable::default())
-        {
+        let same = self.saved.as_ref() == Some(&now)
+            || (self.saved.is_none() && now == Durable::default());
+        if same && !self.unkept {
             return None;
         }
+        self.unkept = false;
         self.saved = Some(now.clone());
         Some(now)
+    }
+
+    /// What [`Control::unsaved`] gave last was not written: give it again next time.
+    pub fn unkept(&mut self) {
+        self.unkept = true;
+    }
+
+    /// The controls of a room opening with `o`. Nobody is present yet, so what the
+    /// settings change is told to nobody: each joiner's snapshot carries it.
+    pub fn opened(o: Opening) -> Self {
+        let mut c = Self::default();
+        if let Some((self_unmute, floor_limit_s)) = o.settings {
+            let _ = c.configure(self_unmute, floor_limit_s);
+        }
+        if let Some(kept) = o.kept {
+            c.restore(kept);
+        }
+        c
     }
 
     /// Take up what was kept (a room opening again after a restart of the bridge): sites
@@ -706,8 +738,15 @@ mod tests {
         assert_eq!(kept.floor, Some(site(3)));
         // Through the store (JSON) and into a fresh room after the restart.
         let text = serde_json::to_string(&kept).expect("json");
-        let mut after = Control::default();
-        after.restore(serde_json::from_str(&text).expect("json"));
+        let mut after = Control::opened(Opening {
+            settings: Some((false, 120)),
+            kept: Some(serde_json::from_str(&text).expect("json")),
+        });
+        assert_eq!(
+            after.unsaved(),
+            None,
+            "what was just read is not written back"
+        );
         assert!(after.locked() && after.may_enter(&site(2)) && !after.may_enter(&site(9)));
         let fx = after.joined("p20", &site(2), false, Instant(100));
         assert_eq!(
@@ -731,6 +770,21 @@ mod tests {
                 video: false
             })
         );
+    }
+
+    #[test]
+    fn a_write_that_failed_is_given_again_even_when_nothing_changed_since() {
+        let mut c = Control::default();
+        c.set_locked(true);
+        let first = c.unsaved();
+        assert!(first.as_ref().is_some_and(|d| d.locked));
+        assert_eq!(c.unsaved(), None, "written: nothing more to write");
+        c.unkept();
+        assert_eq!(c.unsaved(), first, "the store refused it: again");
+        assert_eq!(c.unsaved(), None);
+        // Back to the defaults is a change to write too, once something was kept.
+        c.set_locked(false);
+        assert_eq!(c.unsaved(), Some(Durable::default()));
     }
 
     #[test]

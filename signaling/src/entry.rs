@@ -159,12 +159,22 @@ async fn enter_as(
         endpoint_id: admitted.attendance.as_ref().and_then(|a| a.endpoint_id),
         jti: admitted.jti.clone(),
     };
-    // A locked meeting lets back the sites that were in it, and its chairs.
-    if admitted.role != MeetingRole::Chair
-        && !state
+    // A room not open yet opens with the meeting's settings and kept controls: read now,
+    // so that its lock applies to this join already.
+    let opening = match admitted.meeting_id {
+        Some(mid) if !state.registry.is_open(&admitted.room) => {
+            Some(crate::chair::opening(state, mid, admitted.opened_at).await)
+        }
+        _ => None,
+    };
+    let may_enter = match &opening {
+        Some(o) => crate::control::Control::opened(o.clone()).may_enter(&holder),
+        None => state
             .registry
-            .read_control(&admitted.room, |c| c.may_enter(&holder))
-    {
+            .read_control(&admitted.room, |c| c.may_enter(&holder)),
+    };
+    // A locked meeting lets back the sites that were in it, and its chairs.
+    if admitted.role != MeetingRole::Chair && !may_enter {
         warn!(%peer, meeting = %admitted.meeting, site = %admitted.site, "join refused: meeting locked");
         return Err(Refused::new(
             ErrorCode::Locked,
@@ -229,36 +239,15 @@ async fn enter_as(
             }
         })
     };
-    let present = state.registry.join_first(
+    state.registry.join_first(
         &admitted.room,
         info,
         holder.clone(),
         admitted.role == MeetingRole::Chair,
         out.clone(),
         welcome,
+        opening,
     );
-    // The first in opens the room's controls with the meeting's settings.
-    if present.is_empty()
-        && let Some(mid) = admitted.meeting_id
-    {
-        match state.store.meeting_settings(mid).await {
-            Ok(s) => {
-                let fx = state.registry.control(&admitted.room, |c, _| {
-                    c.configure(s.self_unmute, s.floor_limit_s)
-                });
-                crate::chair::apply(state, &admitted.room, fx).await;
-            }
-            Err(e) => warn!(
-                meeting = mid,
-                "meeting settings not read; defaults apply: {e}"
-            ),
-        }
-        // And with what was kept of this session's controls, if the bridge restarted
-        // during it.
-        if let Some(since) = admitted.opened_at {
-            crate::chair::restore(state, &admitted.room, mid, since).await;
-        }
-    }
     // Joining while everyone is muted: muted too (the chairs are not).
     let me = id.to_string();
     let fx = state.registry.control(&admitted.room, |c, _| {
@@ -293,12 +282,8 @@ pub(crate) async fn leave(state: &AppState, j: Joined) {
         warn!(participant = %j.id, "cannot close attendance record: {e}");
     }
     state.sfu.leave(j.id).await;
-    let mut fx = state.registry.leave(&j.meeting, &j.id.to_string(), "left");
-    if let Some(last) = fx.closing.take() {
-        crate::chair::keep_closing(state, &j.meeting, &last).await;
-    }
+    let fx = crate::chair::leave(state, &j.meeting, &j.id.to_string()).await;
     crate::chair::apply(state, &j.meeting, fx).await;
-    crate::chair::persist(state, &j.meeting).await;
     if state.registry.count_in(&j.meeting) == 0 {
         crate::record::stop(state, &j.meeting, "ended");
     }

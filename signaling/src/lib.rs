@@ -131,6 +131,9 @@ pub struct AppState {
     /// Meetings' audio records being made.
     pub recorders: record::Recorders,
     pub metrics: metrics::Metrics,
+    /// Taken around every read-then-write of a meeting's kept controls (`chair.rs`), so
+    /// that they are written in the order they changed.
+    pub keeping: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -171,6 +174,7 @@ impl AppState {
             whip: whip_whep::WhipSessions::default(),
             recorders: record::Recorders::default(),
             metrics: metrics::Metrics::new(),
+            keeping: tokio::sync::Mutex::new(()),
         }))
     }
 

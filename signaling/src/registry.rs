@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use cauhop_protocol::{ErrorCode, ParticipantInfo, ServerMsg};
 
-use crate::control::{Control, Effects};
+use crate::control::{Control, Effects, Opening};
 use crate::outbox::Outbox;
 
 /// What a connection was admitted as: what an administrator's view of one district and
@@ -83,12 +83,14 @@ impl Registry {
         chair: bool,
         out: Outbox,
     ) -> Vec<ParticipantInfo> {
-        self.join_first(meeting, info, holder, chair, out, |_| None)
+        self.join_first(meeting, info, holder, chair, out, |_| None, None)
     }
 
     /// [`Registry::join`], with the newcomer's first message (its `welcome`, made from
     /// who is present) queued before anyone else can tell it anything: a client takes
-    /// the first message for the answer to its `join`.
+    /// the first message for the answer to its `join`. A room not open yet opens with
+    /// `opening` (nobody sees it without).
+    #[allow(clippy::too_many_arguments)]
     pub fn join_first(
         &self,
         meeting: &str,
@@ -97,9 +99,16 @@ impl Registry {
         chair: bool,
         out: Outbox,
         first: impl FnOnce(&[ParticipantInfo]) -> Option<ServerMsg>,
+        opening: Option<Opening>,
     ) -> Vec<ParticipantInfo> {
         let mut m = self.lock();
-        let members = &mut m.entry(meeting.to_owned()).or_default().members;
+        let members = &mut m
+            .entry(meeting.to_owned())
+            .or_insert_with(|| Meeting {
+                members: Vec::new(),
+                control: Control::opened(opening.unwrap_or_default()),
+            })
+            .members;
         let present: Vec<ParticipantInfo> = members.iter().map(|x| x.info.clone()).collect();
         if let Some(msg) = first(&present) {
             out.send(msg);
@@ -270,6 +279,11 @@ impl Registry {
     }
 
     /// How many are in `meeting` now.
+    /// Whether `meeting`'s room is open (someone is in it).
+    pub fn is_open(&self, meeting: &str) -> bool {
+        self.lock().contains_key(meeting)
+    }
+
     pub fn count_in(&self, meeting: &str) -> usize {
         self.lock().get(meeting).map_or(0, |m| m.members.len())
     }
