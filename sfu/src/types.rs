@@ -207,7 +207,14 @@ pub struct PeerStats {
     pub room: String,
     pub connected: bool,
     pub rtp_in: u64,
+    /// Audio RTP packets from this participant: none for a while from a site whose
+    /// microphone is open means nobody hears it.
+    pub audio_rtp_in: u64,
     pub rtp_forwarded: u64,
+    /// Every byte to and from this participant's address (media, RTCP, STUN, DTLS):
+    /// what its link carries. From str0m's peer stats, a few times a second.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
     /// Video packets not sent to this subscriber: frames of temporal layers its link
     /// does not carry.
     pub rtp_skipped: u64,

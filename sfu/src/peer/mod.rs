@@ -485,6 +485,8 @@ impl Peer {
                 }
             }
             Event::PeerStats(s) => {
+                self.stats.bytes_in = s.peer_bytes_rx;
+                self.stats.bytes_out = s.peer_bytes_tx;
                 self.raw_estimate = s.bwe_tx.map(|b| b.as_u64());
                 self.stats.bwe_raw_kbps = self.raw_estimate.map(|b| b / 1000);
                 let was = self.stats.congested;

@@ -188,6 +188,9 @@ impl Peer {
         let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
+        if track.kind == MediaKind::Audio {
+            self.stats.audio_rtp_in += 1;
+        }
         let layer = match track.layers.iter().position(|l| l.ssrc == ssrc) {
             Some(i) => &mut track.layers[i],
             None => {
