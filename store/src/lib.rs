@@ -12,6 +12,7 @@ mod chair;
 mod db;
 mod endpoints;
 mod error;
+pub mod link_history;
 mod links;
 mod meetings;
 pub mod model;

@@ -646,3 +646,78 @@ async fn audit_entries_round_trip_and_filter_on_both_backends() {
         assert_eq!(one.items[0].client.as_deref(), Some("203.0.113.9"));
     }
 }
+
+#[tokio::test]
+async fn link_samples_round_trip_read_by_meeting_and_by_site_and_are_pruned() {
+    use cauhop_store::link_history::{Grade, LinkChunk, LinkSample};
+    for (store, _dir) in stores().await {
+        let b = store.backend();
+        let sample = |at: i64, down: u32| LinkSample {
+            at: Instant(at),
+            down_kbps: down,
+            up_kbps: 40,
+            loss_down: Some(0.05),
+            loss_up: Some(0.0),
+            rtt_ms: Some(380),
+            jitter_ms: Some(12),
+            height: 180,
+            audio_only: false,
+            muted: false,
+            heard: true,
+            connected: true,
+            uplink: Some(Grade::Good),
+        };
+        let chunk = |attendance_id, meeting_id, site_id, from: i64| LinkChunk {
+            attendance_id,
+            meeting_id,
+            site_id,
+            step_s: 10,
+            samples: (0..6)
+                .map(|i| sample(from + 10 * i, 300 + i as u32))
+                .collect(),
+        };
+        // Two meetings a week apart; the site 7 in both, a guest without a site in one.
+        let week = 7 * 86_400;
+        let first = [
+            chunk(1, 100, Some(7), 1_000_000),
+            chunk(1, 100, Some(7), 1_000_060),
+            chunk(2, 100, None, 1_000_000),
+        ];
+        let second = [chunk(3, 101, Some(7), 1_000_000 + week)];
+        store.put_link_chunks(&first).await.expect("put");
+        let empty = LinkChunk {
+            samples: vec![],
+            ..first[0].clone()
+        };
+        store
+            .put_link_chunks(&[second[0].clone(), empty])
+            .await
+            .expect("the empty one skipped");
+
+        let m = store.meeting_links(100).await.expect("by meeting");
+        assert_eq!(m.len(), 3, "{b:?}");
+        assert_eq!(
+            m.iter()
+                .filter(|c| c.attendance_id == 1)
+                .cloned()
+                .collect::<Vec<_>>(),
+            first[..2].to_vec(),
+            "{b:?}: oldest first, as kept"
+        );
+        let s = store
+            .site_links(7, Instant(1_000_000 + 86_400))
+            .await
+            .expect("by site");
+        assert_eq!(s, second.to_vec(), "{b:?}: the last days only");
+        assert_eq!(
+            store
+                .prune_link_history(Instant(1_000_000 + 86_400))
+                .await
+                .expect("prune"),
+            3,
+            "{b:?}"
+        );
+        assert!(store.meeting_links(100).await.expect("gone").is_empty());
+        assert_eq!(store.meeting_links(101).await.expect("kept").len(), 1);
+    }
+}
