@@ -19,7 +19,49 @@ pub(crate) struct Config {
     pub(crate) store: StoreConfig,
     pub(crate) meetings: MeetingsConfig,
     pub(crate) record: RecordConfig,
+    pub(crate) history: HistoryConfig,
+    pub(crate) report: ReportConfig,
     pub(crate) log: LogConfig,
+}
+
+/// Each participant's link, sampled during meetings and kept for the meeting report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct HistoryConfig {
+    /// Seconds between two samples of a participant's link (1 to 60).
+    pub(crate) sample_s: u32,
+    /// Samples older than this are pruned (0: kept for ever).
+    pub(crate) keep_days: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            sample_s: 10,
+            keep_days: 90,
+        }
+    }
+}
+
+/// The meeting report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ReportConfig {
+    /// A site cut off, not heard with its microphone open, or on audio only for longer
+    /// than this is named among the sites that could not be heard or seen.
+    pub(crate) after_s: u32,
+    /// The office's letterhead at the top of the printed report, one line per line
+    /// ("UBND TỈNH ...\nVĂN PHÒNG").
+    pub(crate) letterhead: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            after_s: 60,
+            letterhead: String::new(),
+        }
+    }
 }
 
 /// Meetings' audio records (a meeting's settings say whether it is recorded).

@@ -519,6 +519,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    if !(1..=60).contains(&config.history.sample_s) {
+        anyhow::bail!(
+            "[history] sample_s = {}: a participant's link is sampled every 1 to 60 seconds",
+            config.history.sample_s
+        );
+    }
     let options = cauhop_signaling::Options {
         ad_hoc: config
             .meetings
@@ -546,6 +552,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 keep_days: config.record.keep_days,
                 min_free_bytes: config.record.min_free_mb.saturating_mul(1024 * 1024),
             }),
+        history: cauhop_signaling::link_history::HistoryOptions {
+            sample_every: std::time::Duration::from_secs(u64::from(config.history.sample_s)),
+            keep_days: config.history.keep_days,
+        },
+        report: cauhop_signaling::report::ReportOptions {
+            after: std::time::Duration::from_secs(u64::from(config.report.after_s)),
+            letterhead: config.report.letterhead.clone(),
+        },
     };
     let state =
         cauhop_signaling::AppState::new(sfu.clone(), store.clone(), options, shutdown_rx.clone())
@@ -557,6 +571,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(cauhop_signaling::metrics::run(state.clone()));
+    let history = tokio::spawn(cauhop_signaling::link_history::run(state.clone()));
     if let Some(records) = state.options.records.clone() {
         tokio::spawn(cauhop_signaling::record::keep_pruned(records));
     }
@@ -705,6 +720,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .context("redirect server task failed")?
                 .context("redirect server failed")?;
         }
+    }
+    // The link samples of the last minute are kept as the bridge stops.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), history)
+        .await
+        .is_err()
+    {
+        warn!("the last link samples were not kept in time");
     }
     info!("stopped");
     Ok(())

@@ -210,6 +210,19 @@ async fn enter_as(
         },
         None => None,
     };
+    // Its link is sampled for the meeting's report while it is in.
+    if let (Some(att), Some(meeting_id)) = (attendance, admitted.meeting_id) {
+        let site_id = admitted.attendance.as_ref().and_then(|a| a.site_id);
+        state.links.track(
+            &id.to_string(),
+            crate::link_history::Tracked {
+                attendance_id: att,
+                meeting_id,
+                site_id,
+                site: site_id.map(|_| admitted.site.clone()),
+            },
+        );
+    }
     let info = ParticipantInfo {
         id: id.to_string(),
         name: admitted.name.clone(),
@@ -281,6 +294,7 @@ pub(crate) async fn leave(state: &AppState, j: Joined) {
     {
         warn!(participant = %j.id, "cannot close attendance record: {e}");
     }
+    state.links.untrack(&j.id.to_string());
     state.sfu.leave(j.id).await;
     let fx = crate::chair::leave(state, &j.meeting, &j.id.to_string()).await;
     crate::chair::apply(state, &j.meeting, fx).await;

@@ -12,11 +12,13 @@ pub mod client_addr;
 mod control;
 mod entry;
 pub mod https;
+pub mod link_history;
 pub mod metrics;
 pub mod outbox;
 pub mod record;
 mod record_turn;
 mod registry;
+pub mod report;
 pub mod scheduler;
 pub mod session;
 pub mod session_limits;
@@ -86,6 +88,10 @@ pub struct Options {
     /// A scraper of `/metrics` sends this as a bearer token; `None`: only clients on the
     /// bridge's own machine may read it.
     pub metrics_token: Option<String>,
+    /// Each participant's link, sampled and kept for the meeting report.
+    pub history: link_history::HistoryOptions,
+    /// The meeting report's threshold and letterhead.
+    pub report: report::ReportOptions,
 }
 
 impl Default for Options {
@@ -103,6 +109,8 @@ impl Default for Options {
             turn: None,
             records: None,
             metrics_token: None,
+            history: link_history::HistoryOptions::default(),
+            report: report::ReportOptions::default(),
         }
     }
 }
@@ -134,6 +142,8 @@ pub struct AppState {
     /// Taken around every read-then-write of a meeting's kept controls (`chair.rs`), so
     /// that they are written in the order they changed.
     pub keeping: tokio::sync::Mutex<()>,
+    /// Participants' links being sampled (`link_history.rs`).
+    pub links: link_history::Links,
 }
 
 impl AppState {
@@ -145,6 +155,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, cauhop_store::StoreError> {
         let tokens = Arc::new(JoinTokens::new(&options.join_keys));
+        let links = link_history::Links::new(options.history.sample_every);
         let admission = Box::new(Access {
             store: store.clone(),
             tokens: tokens.clone(),
@@ -175,6 +186,7 @@ impl AppState {
             recorders: record::Recorders::default(),
             metrics: metrics::Metrics::new(),
             keeping: tokio::sync::Mutex::new(()),
+            links,
         }))
     }
 

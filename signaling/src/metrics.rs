@@ -73,6 +73,12 @@ pub struct Metrics {
     cpu_seconds: Counter<f64, AtomicU64>,
     resident_bytes: Gauge,
     recordings: Gauge,
+    /// Per site of the sites tree (a bounded set; guests without a site are not
+    /// labelled): loss of what it sends and receives at the last sample, and the seconds
+    /// it spent cut off, not heard with its microphone open, or on audio only.
+    site_loss_up: Family<Labels, Gauge<f64, AtomicU64>>,
+    site_loss_down: Family<Labels, Gauge<f64, AtomicU64>>,
+    site_seconds: Family<Labels, Counter<f64, AtomicU64>>,
     /// The media server's totals at the last sample: counters grow by the difference.
     last: std::sync::Mutex<cauhop_sfu::Totals>,
     last_drops: std::sync::Mutex<u64>,
@@ -118,6 +124,9 @@ impl Metrics {
             cpu_seconds: Counter::default(),
             resident_bytes: Gauge::default(),
             recordings: Gauge::default(),
+            site_loss_up: Family::default(),
+            site_loss_down: Family::default(),
+            site_seconds: Family::default(),
             last: Default::default(),
             last_drops: Default::default(),
             last_cpu: Default::default(),
@@ -248,6 +257,21 @@ impl Metrics {
             "Meetings being recorded",
             m.recordings.clone(),
         );
+        r.register(
+            "site_loss_up_ratio",
+            "Loss of what a site sends, at its last sample (sites of the tree)",
+            m.site_loss_up.clone(),
+        );
+        r.register(
+            "site_loss_down_ratio",
+            "Loss of what a site receives, as it reports it, at its last sample",
+            m.site_loss_down.clone(),
+        );
+        r.register(
+            "site_link_seconds",
+            "Seconds a site spent cut off, unheard with its microphone open, or on audio only",
+            m.site_seconds.clone(),
+        );
         // Counters start at zero for every label they can take that is known up front:
         // a rate() over a series that appears only at its first event misses that event.
         for kind in ["link", "room_device", "ad_hoc", "whip", "whep"] {
@@ -261,6 +285,36 @@ impl Metrics {
                 .inc_by(0);
         }
         m
+    }
+
+    /// One site's link sample, `step` seconds long (`link_history.rs`).
+    pub(crate) fn observe_site(
+        &self,
+        site: &str,
+        s: &cauhop_store::link_history::LinkSample,
+        step: f64,
+    ) {
+        let label = vec![("site", site.to_owned())];
+        if let Some(l) = s.loss_up {
+            self.site_loss_up.get_or_create(&label).set(f64::from(l));
+        }
+        if let Some(l) = s.loss_down {
+            self.site_loss_down.get_or_create(&label).set(f64::from(l));
+        }
+        let cut_off = s.cut_off();
+        for (state, on) in [
+            ("cut_off", cut_off),
+            ("unheard", !cut_off && !s.muted && !s.heard),
+            ("audio_only", !cut_off && s.audio_only),
+        ] {
+            let c = self.site_seconds.get_or_create(&vec![
+                ("site", site.to_owned()),
+                ("state", state.to_owned()),
+            ]);
+            if on {
+                c.inc_by(step);
+            }
+        }
     }
 
     /// Count one occurrence in `family` with a single label.

@@ -279,6 +279,19 @@ impl Registry {
     }
 
     /// How many are in `meeting` now.
+    /// Every participant whose microphone is off now, by itself or by the chair.
+    pub fn muted(&self) -> std::collections::HashSet<String> {
+        let m = self.lock();
+        m.values()
+            .flat_map(|mt| {
+                mt.members
+                    .iter()
+                    .filter(|x| x.info.audio_muted || mt.control.held(&x.info.id).audio)
+                    .map(|x| x.info.id.clone())
+            })
+            .collect()
+    }
+
     /// Whether `meeting`'s room is open (someone is in it).
     pub fn is_open(&self, meeting: &str) -> bool {
         self.lock().contains_key(meeting)

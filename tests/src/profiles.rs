@@ -96,6 +96,28 @@ pub fn profile(name: &str) -> anyhow::Result<Profile> {
         .ok_or_else(|| anyhow::anyhow!("no link profile '{name}' in tests/link-profiles.toml"))
 }
 
+/// A 3G cell that goes dark both ways for `length`, `at` after the link starts (20 ms
+/// each way otherwise).
+pub fn blackout(at: Duration, length: Duration) -> Profile {
+    let clear = LinkParams {
+        delay_ms: 20,
+        ..Default::default()
+    };
+    let dark = LinkParams {
+        blackout: true,
+        ..clear
+    };
+    let s = Schedule {
+        steps: vec![(Duration::ZERO, clear), (at, dark), (at + length, clear)],
+    };
+    Profile {
+        name: format!("blackout-{}s", length.as_secs()),
+        description: format!("dark for {} s", length.as_secs()),
+        up: s.clone(),
+        down: s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

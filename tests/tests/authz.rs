@@ -516,6 +516,28 @@ async fn every_route_answers_each_caller_as_the_rules_say() -> anyhow::Result<()
             None,
             [401, 403, 200, 200, 403],
         ),
+        // The report reads as the attendance does; a site's links, by its district.
+        row(
+            M::GET,
+            s(format!("/api/v1/meetings/{m}/report")),
+            Fresh::None,
+            None,
+            [401, 403, 200, 200, 403],
+        ),
+        row(
+            M::GET,
+            s(format!("/api/v1/sites/{d1}/links")),
+            Fresh::None,
+            None,
+            [401, 403, 200, 200, 403],
+        ),
+        row(
+            M::GET,
+            s(format!("/api/v1/sites/{c2}/links")),
+            Fresh::None,
+            None,
+            [401, 403, 403, 200, 403],
+        ),
         // An invited official reads how the meeting is run; its managers change it.
         row(
             M::GET,

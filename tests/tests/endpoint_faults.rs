@@ -12,36 +12,15 @@ use cauhop_store::Instant;
 use cauhop_store::model::*;
 use cauhop_store::schedule::ScheduleConfig;
 use cauhop_tests::bridge::Bridge;
-use cauhop_tests::emulator::{LinkParams, Schedule};
 use cauhop_tests::link::Link;
 use cauhop_tests::peer::{Credentials, TestPeer};
-use cauhop_tests::profiles::Profile;
+use cauhop_tests::profiles::{Profile, blackout};
 
 const BLACKOUT_AT: Duration = Duration::from_secs(8);
 const BLACKOUT_FOR: Duration = Duration::from_secs(10);
 
 fn blackout_profile() -> Profile {
     blackout(BLACKOUT_AT, BLACKOUT_FOR)
-}
-
-fn blackout(at: Duration, length: Duration) -> Profile {
-    let clear = LinkParams {
-        delay_ms: 20,
-        ..Default::default()
-    };
-    let dark = LinkParams {
-        blackout: true,
-        ..clear
-    };
-    let s = Schedule {
-        steps: vec![(Duration::ZERO, clear), (at, dark), (at + length, clear)],
-    };
-    Profile {
-        name: format!("blackout-{}s", length.as_secs()),
-        description: "a 3G cell that goes dark for 10 s".into(),
-        up: s.clone(),
-        down: s,
-    }
 }
 
 /// Audio packets the watcher has received from anyone but itself (the agent is the only

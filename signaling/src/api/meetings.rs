@@ -57,7 +57,7 @@ async fn can_see(state: &AppState, principal: &Principal, m: &Meeting) -> Result
 /// merely invited (a commune in a province meeting) is involved: it reads its own sites'
 /// links, attendance and presence, and issues and revokes links for them, but does not
 /// change the meeting, set roles, or see the other districts' rows.
-enum Standing {
+pub(super) enum Standing {
     /// The province admin, or the admin of the chairing site's district. `scope` is the
     /// admin's own sites (`None`: every site), the only ones it may issue links for.
     Manages { scope: Option<HashSet<i64>> },
@@ -67,7 +67,7 @@ enum Standing {
 
 impl Standing {
     /// May this admin read or act on a row of `site`?
-    fn covers(&self, site: Option<i64>) -> bool {
+    pub(super) fn covers(&self, site: Option<i64>) -> bool {
         match self {
             Standing::Manages { .. } => true,
             Standing::Involved { own } => site.is_some_and(|s| own.contains(&s)),
@@ -147,7 +147,7 @@ pub(crate) async fn load_managed(
 }
 
 /// A meeting this admin manages or is involved in, and which of the two.
-async fn load_involved(
+pub(super) async fn load_involved(
     state: &AppState,
     principal: &Principal,
     id: i64,
@@ -541,7 +541,7 @@ pub struct AttendanceQuery {
     pub format: Option<String>,
 }
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -564,20 +564,7 @@ pub async fn attendance(
         None | Some("json") => Ok(Json(rows).into_response()),
         Some("csv") => {
             // One query for every site name rather than one per row.
-            let sites: std::collections::HashMap<i64, String> = state
-                .store
-                .sites(
-                    None,
-                    cauhop_store::model::Page {
-                        limit: i64::MAX,
-                        offset: 0,
-                    },
-                )
-                .await?
-                .items
-                .into_iter()
-                .map(|s| (s.id, s.name))
-                .collect();
+            let sites = super::reports::site_names(&state).await?;
             // The last roll call's answer per site: present, connected (did not
             // confirm), absent; a site absent from it has a row of its own.
             let roll: std::collections::HashMap<i64, &'static str> = state

@@ -12,6 +12,7 @@ pub mod meeting_settings;
 pub mod meetings;
 pub mod people;
 pub mod records;
+pub mod reports;
 pub mod sites;
 
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use extract::Principal;
         meetings::create_link, meetings::list_links, meetings::revoke_link, meetings::my_link,
         meetings::attendance, meetings::roll_calls, meetings::live,
         meeting_settings::get, meeting_settings::put, records::list, records::download,
-        meeting_control::control,
+        meeting_control::control, reports::meeting_report, reports::site_links,
         audit::list,
         stats, server,
     ),
@@ -138,6 +139,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/meetings/{id}/join", post(meetings::my_link))
         .route("/meetings/{id}/attendance", get(meetings::attendance))
         .route("/meetings/{id}/roll-calls", get(meetings::roll_calls))
+        .route("/meetings/{id}/report", get(reports::meeting_report))
+        .route("/sites/{id}/links", get(reports::site_links))
         .route(
             "/meetings/{id}/settings",
             get(meeting_settings::get).put(meeting_settings::put),
