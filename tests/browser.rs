@@ -178,7 +178,7 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
             "[https]\nnames = [\"{NS_ADDR}\"]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
              [turn]\nurls = [\"turns:{TURN_ADDR}:5349?transport=tcp\"]\nsecret = \"{TURN_SECRET}\"\n\
              [store]\njoin_key_file = \"{}\"\n[meetings]\nlobby_minutes = 0\n\
-             [record]\ndir = \"{}\"\nmin_free_mb = 10\n",
+             [record]\ndir = \"{}\"\nmin_free_mb = 10\n[history]\nsample_s = 2\n",
             db.path().join("tls.crt").display(),
             db.path().join("tls.key").display(),
             db.path().join("join.key").display(),

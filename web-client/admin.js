@@ -13,7 +13,7 @@
       fullName: 'Họ tên', role: 'Vai trò', official: 'Cán bộ', district_admin: 'Quản trị huyện',
       province_admin: 'Quản trị tỉnh', addPerson: 'Thêm người dùng', saved: 'Đã lưu', deleted: 'Đã xoá',
       edit: 'Sửa', del: 'Xoá', links: 'Đường dẫn mời', makeLink: 'Tạo đường dẫn', copy: 'Chép', copied: 'Đã chép',
-      live: 'Đang kết nối', attendance: 'Điểm danh (CSV)', newKey: 'Khoá thiết bị (chỉ hiện một lần, hãy chép ngay):',
+      live: 'Đang kết nối', attendance: 'Điểm danh (CSV)', report: 'Báo cáo cuộc họp', linkHistory: 'Đường truyền 30 ngày', newKey: 'Khoá thiết bị (chỉ hiện một lần, hãy chép ngay):',
       whip: 'WHIP (bộ mã hoá, OBS):', whipHint: 'Xác thực bằng khoá thiết bị của phòng họp: Authorization: Bearer <khoá>. Cầu không chuyển mã: hãy gửi VP8 và Opus.',
       tlsSelf: 'HTTPS: chứng chỉ tự ký. Người dùng so vân tay SHA-256 này với vân tay trình duyệt hiển thị trước khi chấp nhận:', tlsFiles: 'HTTPS: chứng chỉ', tlsUntil: 'hết hạn',
       whep: 'WHEP (màn hình hội trường, ghi hình):', whepHint: 'Xác thực bằng đường dẫn mời vai trò người xem (viewer): Authorization: Bearer <mã trong đường dẫn>. Không tính vào điểm danh.',
@@ -49,7 +49,7 @@
       fullName: 'Full name', role: 'Role', official: 'Official', district_admin: 'District admin',
       province_admin: 'Province admin', addPerson: 'Add person', saved: 'Saved', deleted: 'Deleted',
       edit: 'Edit', del: 'Delete', links: 'Join links', makeLink: 'Make link', copy: 'Copy', copied: 'Copied',
-      live: 'Connected now', attendance: 'Attendance (CSV)', newKey: 'Device key (shown once, copy it now):',
+      live: 'Connected now', attendance: 'Attendance (CSV)', report: 'Meeting report', linkHistory: 'Link, last 30 days', newKey: 'Device key (shown once, copy it now):',
       whip: 'WHIP (encoder, OBS):', whipHint: 'Authenticate with the meeting room\'s device key: Authorization: Bearer <key>. The bridge does not transcode: send VP8 and Opus.',
       tlsSelf: 'HTTPS: self-signed certificate. Users compare this SHA-256 fingerprint with the one their browser shows before accepting it:', tlsFiles: 'HTTPS: certificate', tlsUntil: 'expires',
       whep: 'WHEP (hall display, recorder):', whepHint: 'Authenticate with a join link of the viewer role: Authorization: Bearer <the token in the link>. Never counted as attending.',
@@ -164,7 +164,8 @@
         row.appendChild(el('span', s.name + ' · ' + s.code + ' · ' + t(s.kind) + ' · ↓' + s.down_kbps + '/↑' + s.up_kbps + ' kbit/s'));
         var del = el('button', t('del')); del.type = 'button';
         del.onclick = guard(async function () { if (confirm(t('confirmDelete'))) { await api('DELETE', '/sites/' + s.id); status(t('deleted')); drawSites(); } });
-        row.appendChild(del); root.appendChild(row);
+        var hist = el('a', t('linkHistory')); hist.href = '/admin/report?site=' + s.id; hist.target = '_blank'; hist.className = 'gap';
+        row.appendChild(del); row.appendChild(hist); root.appendChild(row);
         walk(s.id, depth + 1);
       });
     };
@@ -334,6 +335,7 @@
     box.appendChild(button(t('edit'), function () { editMeeting(m); }));
     box.appendChild(button(t('del'), async function () { if (confirm(t('confirmDelete'))) { await api('DELETE', '/meetings/' + id); box.classList.add('hidden'); calendar(); } }));
     var csv = el('a', t('attendance')); csv.href = '/api/v1/meetings/' + id + '/attendance?format=csv'; box.appendChild(csv);
+    var rep = el('a', t('report')); rep.href = '/admin/report?meeting=' + id; rep.target = '_blank'; rep.className = 'gap'; box.appendChild(rep);
     box.appendChild(el('h3', t('links')));
     var list = el('ul'); box.appendChild(list);
     m.roster.filter(function (i) { return !i.person_id; }).forEach(function (i) {

@@ -180,6 +180,17 @@ impl Sampler {
         std::mem::take(&mut self.ready)
     }
 
+    /// `meeting_id`'s samples not in the store yet (a report made during the meeting
+    /// reaches up to now).
+    pub fn pending(&self, meeting_id: i64) -> Vec<LinkChunk> {
+        self.ready
+            .iter()
+            .chain(self.open.values())
+            .filter(|c| c.meeting_id == meeting_id)
+            .cloned()
+            .collect()
+    }
+
     /// Every chunk, complete or not (the bridge is stopping).
     pub fn take_all(&mut self) -> Vec<LinkChunk> {
         let mut all = self.take_ready();
@@ -211,6 +222,10 @@ impl Links {
 
     pub fn untrack(&self, participant: &str) {
         self.lock().untrack(participant);
+    }
+
+    pub fn pending(&self, meeting_id: i64) -> Vec<LinkChunk> {
+        self.lock().pending(meeting_id)
     }
 }
 
@@ -367,7 +382,10 @@ mod tests {
                 &HashSet::new(),
             );
         }
-        // Nine samples each: one full chunk of six each so far.
+        // Nine samples each: one full chunk of six each so far; a report sees all nine.
+        let pending = s.pending(9);
+        assert_eq!(pending.iter().map(|c| c.samples.len()).sum::<usize>(), 18);
+        assert!(s.pending(8).is_empty());
         let ready = s.take_ready();
         assert_eq!(ready.len(), 2);
         assert!(ready.iter().all(|c| c.samples.len() == 6 && c.step_s == 10));

@@ -16,6 +16,9 @@ const I18N_JS: &str = include_str!("../../web-client/i18n.js");
 const STYLE_CSS: &str = include_str!("../../web-client/style.css");
 const ADMIN_HTML: &str = include_str!("../../web-client/admin.html");
 const ADMIN_JS: &str = include_str!("../../web-client/admin.js");
+const REPORT_HTML: &str = include_str!("../../web-client/report.html");
+const REPORT_JS: &str = include_str!("../../web-client/report.js");
+const REPORT_CSS: &str = include_str!("../../web-client/report.css");
 const KIOSK_HTML: &str = include_str!("../../web-client/kiosk.html");
 const KIOSK_JS: &str = include_str!("../../web-client/kiosk.js");
 
@@ -38,6 +41,20 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/admin",
             get(|| async { asset(ADMIN_HTML, "text/html; charset=utf-8") }),
+        )
+        // The meeting report and a site's last weeks, printable; the data comes from the
+        // API with the admin's session, so the page itself holds nothing.
+        .route(
+            "/admin/report",
+            get(|| async { asset(REPORT_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/static/report.js",
+            get(|| async { asset(REPORT_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/static/report.css",
+            get(|| async { asset(REPORT_CSS, "text/css; charset=utf-8") }),
         )
         .route(
             "/kiosk",

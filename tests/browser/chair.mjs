@@ -118,12 +118,27 @@ try {
   await admin.waitForSelector('#meetingDetail audio', { timeout: 5000 });
   await admin.setViewportSize({ width: 1280, height: 1000 });
   await admin.screenshot({ path: `${process.env.TMPDIR || '/tmp'}/cauhop-admin-records.png`, fullPage: true });
+  // The meeting's report, as an old PC's screen shows it and as it prints: each site's
+  // link as a chart.
+  const report = await admin.context().newPage();
+  await report.setViewportSize({ width: 1366, height: 768 });
+  await report.goto(`${base}/admin/report?meeting=${setup.meeting}`);
+  await report.waitForSelector('body[data-ready]', { timeout: 10000 });
+  result.report = await report.evaluate(() => ({
+    ready: document.body.dataset.ready,
+    status: document.getElementById('status').textContent,
+    rows: document.querySelectorAll('table.rep tr').length - 1,
+    charts: [...document.querySelectorAll('svg.chart polyline')].filter((l) => l.getAttribute('points').split(' ').length >= 2).length,
+    title: document.getElementById('title').textContent,
+  }));
+  await report.screenshot({ path: `${process.env.TMPDIR || '/tmp'}/cauhop-report.png`, fullPage: true });
   result.ok = result.chairBar && result.siteHasNoChairBar && /Đại biểu A/.test(result.queueText)
     && /phát biểu/.test(result.aHasFloor) && result.b.height >= 90 && /Đại biểu A/.test(result.b.floor)
     && /^0:0[1-9]/.test(result.timer) && result.timerLimit && result.queueAfter === 0
     && result.records.length === 1 && result.records[0].bytes > 1000 && result.records[0].info.stopped === 'ended'
     && result.recordTurns.some((w) => /Đại biểu A/.test(w || ''))
-    && !result.aLinkSeen.includes('bad') && result.actions.length === 5;
+    && !result.aLinkSeen.includes('bad') && result.actions.length === 5
+    && result.report.ready === '1' && result.report.rows >= 2 && result.report.charts >= 2;
 } catch (e) {
   result.error = String(e);
 } finally {

@@ -118,6 +118,9 @@ pub async fn meeting_report(
     let mut attendance = state.store.attendance(id).await?;
     attendance.retain(|r| standing.covers(r.site_id));
     let mut chunks = state.store.meeting_links(id).await?;
+    // With what was sampled since the last write: a report opened during the meeting
+    // reaches up to now.
+    chunks.extend(state.links.pending(id));
     chunks.retain(|c| standing.covers(c.site_id));
     let names: BTreeMap<i64, String> = site_names(&state).await?.into_iter().collect();
     let report = crate::report::build(
