@@ -263,7 +263,7 @@ impl Rooms {
             .or_insert_with(Room::new)
             .members
             .push(participant);
-        info!(%participant, %room, "joined media room");
+        info!(%participant, site = %peer.options.name, %room, "joined media room");
         self.peers.insert(participant, peer);
         self.dirty.insert(participant);
         self.next_allocate.get_or_insert(now);
@@ -670,7 +670,7 @@ impl Rooms {
             return;
         };
         self.departed.add(&peer.stats());
-        info!(%participant, room = %peer.room, "left media room");
+        info!(%participant, site = %peer.options.name, room = %peer.room, "left media room");
         self.by_addr.retain(|_, id| *id != participant);
         self.by_ufrag.retain(|_, id| *id != participant);
         self.view_decided.remove(&participant);
@@ -1201,11 +1201,11 @@ impl Rooms {
         let mut changed = Vec::new();
         for p in self.peers.values_mut() {
             if let Some(g) = p.uplink_quality() {
+                info!(participant = %p.id, site = %p.options.name, quality = g.as_str(), "uplink grade changed");
                 changed.push((p.id, p.room.clone(), g));
             }
         }
         for (who, room, quality) in changed {
-            info!(participant = %who, quality = quality.as_str(), "uplink grade changed");
             let Some(r) = self.rooms.get(&room) else {
                 continue;
             };

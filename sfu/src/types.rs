@@ -154,6 +154,9 @@ pub(crate) struct TrackKey {
 /// How a participant joins the media room.
 #[derive(Debug, Clone, Default)]
 pub struct JoinOptions {
+    /// What the media server's log lines call this participant besides its id: its site,
+    /// or its own name (a commune's story is then one `grep` away).
+    pub name: String,
     /// The chair's site: its video comes first in every subscriber's allocation.
     pub chair: bool,
     /// The site this participant is at and the site's configured downlink: everything

@@ -188,7 +188,13 @@ async fn enter_as(
         ));
     }
     let id = ParticipantId(state.next_participant.fetch_add(1, Ordering::Relaxed));
+    // The connection's span (`serve_socket`) names who it is from now on.
+    tracing::Span::current()
+        .record("participant", tracing::field::display(id))
+        .record("meeting", admitted.meeting.as_str())
+        .record("site", site_or_name(&admitted.site, &admitted.name));
     let options = JoinOptions {
+        name: site_or_name(&admitted.site, &admitted.name).to_owned(),
         chair: admitted.role == MeetingRole::Chair,
         site: admitted.site_link.clone(),
         video_slots: None,
@@ -302,4 +308,9 @@ pub(crate) async fn leave(state: &AppState, j: Joined) {
         crate::record::stop(state, &j.meeting, "ended");
     }
     info!(participant = %j.id, meeting = %j.meeting, "left meeting");
+}
+
+/// What the logs name a participant by: its site, or its own name when it has none.
+fn site_or_name<'a>(site: &'a str, name: &'a str) -> &'a str {
+    if site.is_empty() { name } else { site }
 }

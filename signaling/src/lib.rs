@@ -406,7 +406,21 @@ async fn serve_socket(state: Arc<AppState>, socket: WebSocket, peer: String, wai
             Err(e) => Some(read_failed(e)),
         }
     });
-    session::run(state, Box::pin(sink), Box::pin(stream), peer, Some(waiting)).await;
+    // Every line this connection logs names its participant, meeting and site once it
+    // has joined (`entry::enter` fills them in): `journalctl | grep "Xã Tả Van"` tells
+    // that commune's story, and the JSON log has them as fields.
+    let span = tracing::info_span!(
+        "ws",
+        %peer,
+        participant = tracing::field::Empty,
+        meeting = tracing::field::Empty,
+        site = tracing::field::Empty
+    );
+    tracing::Instrument::instrument(
+        session::run(state, Box::pin(sink), Box::pin(stream), peer, Some(waiting)),
+        span,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -335,20 +335,20 @@ impl Peer {
         if let Err(e) = self.rtc.handle_input(Input::Receive(now, receive)) {
             // A packet str0m cannot use (bad SRTP, malformed RTCP) is the sender's problem;
             // the session stays up.
-            debug!(participant = %self.id, "input rejected: {e}");
+            debug!(participant = %self.id, site = %self.options.name, "input rejected: {e}");
         }
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-            warn!(participant = %self.id, "timeout handling failed: {e}");
+            warn!(participant = %self.id, site = %self.options.name, "timeout handling failed: {e}");
             self.rtc.disconnect();
         }
         if let Some(since) = self.disconnected_at
             && now.saturating_duration_since(self.media_in_at.map_or(since, |t| t.max(since)))
                 >= MEDIA_GRACE
         {
-            warn!(participant = %self.id, "no media path for {} s: ending the session", MEDIA_GRACE.as_secs());
+            warn!(participant = %self.id, site = %self.options.name, "no media path for {} s: ending the session", MEDIA_GRACE.as_secs());
             self.send_event(SfuEvent::Disconnected {
                 reason: "ice_disconnected".into(),
             });
@@ -361,7 +361,7 @@ impl Peer {
         if let Some(gone) = self.disconnected_at
             && self.media_in_at.is_none_or(|t| t < gone)
         {
-            info!(participant = %self.id, "ICE checks stopped but media keeps arriving on the path: keeping the session");
+            info!(participant = %self.id, site = %self.options.name, "ICE checks stopped but media keeps arriving on the path: keeping the session");
         }
         self.media_in_at = Some(now);
     }
@@ -391,7 +391,7 @@ impl Peer {
             let output = match self.rtc.poll_output() {
                 Ok(o) => o,
                 Err(e) => {
-                    warn!(participant = %self.id, "media session failed: {e}");
+                    warn!(participant = %self.id, site = %self.options.name, "media session failed: {e}");
                     self.rtc.disconnect();
                     continue;
                 }
@@ -410,7 +410,7 @@ impl Peer {
     fn handle_event(&mut self, e: Event, now: Instant, out: &mut Vec<(ParticipantId, Propagated)>) {
         match e {
             Event::Connected => {
-                info!(participant = %self.id, room = %self.room, "media connected");
+                info!(participant = %self.id, site = %self.options.name, room = %self.room, "media connected");
                 self.stats.connected = true;
                 self.connected_at.get_or_insert(now);
                 // A client that offered first gets its slots now (`OfferWhen`).
@@ -425,7 +425,7 @@ impl Peer {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected)
                 if self.disconnected_at.is_none() =>
             {
-                info!(participant = %self.id, "ICE disconnected; keeping the session for {} s", MEDIA_GRACE.as_secs());
+                info!(participant = %self.id, site = %self.options.name, "ICE disconnected; keeping the session for {} s", MEDIA_GRACE.as_secs());
                 self.disconnected_at = Some(now);
                 self.stats.connected = false;
                 self.send_event(SfuEvent::Interrupted);
@@ -435,7 +435,7 @@ impl Peer {
             ) => {
                 if let Some(since) = self.disconnected_at.take() {
                     let gap = now.saturating_duration_since(since);
-                    info!(participant = %self.id, "media path back after {:.1} s", gap.as_secs_f64());
+                    info!(participant = %self.id, site = %self.options.name, "media path back after {:.1} s", gap.as_secs_f64());
                     self.stats.connected = true;
                     self.send_event(SfuEvent::Resumed { after: gap });
                 }
@@ -492,12 +492,12 @@ impl Peer {
                 let was = self.stats.congested;
                 self.stats.congested = self.congestion.sample(now, s.rtt, s.egress_loss_fraction);
                 if let Some(on) = self.red.sample(now, s.egress_loss_fraction) {
-                    info!(participant = %self.id, loss = ?s.egress_loss_fraction, "audio redundancy (RED): {on}");
+                    info!(participant = %self.id, site = %self.options.name, loss = ?s.egress_loss_fraction, "audio redundancy (RED): {on}");
                     self.stats.red = on;
                 }
                 if was != self.stats.congested {
                     debug!(
-                        participant = %self.id,
+                        participant = %self.id, site = %self.options.name,
                         rtt = ?s.rtt,
                         loss = ?s.egress_loss_fraction,
                         raw_kbps = ?self.stats.bwe_raw_kbps,

@@ -98,7 +98,7 @@ impl Peer {
         // A second video track is a shared screen (the page adds it beside the camera).
         let screen =
             kind == MediaKind::Video && self.tracks_in.iter().any(|t| t.kind == MediaKind::Video);
-        info!(participant = %self.id, %mid, ?kind, screen, "track published");
+        info!(participant = %self.id, site = %self.options.name, %mid, ?kind, screen, "track published");
         self.tracks_in.push(TrackIn {
             mid,
             kind,
@@ -118,7 +118,7 @@ impl Peer {
             return;
         };
         let t = self.tracks_in.remove(pos);
-        info!(participant = %self.id, %mid, "track unpublished");
+        info!(participant = %self.id, site = %self.options.name, %mid, "track unpublished");
         self.send_event(SfuEvent::Unpublished {
             mid: mid.to_string(),
             kind: track_kind(t.kind),
@@ -194,7 +194,7 @@ impl Peer {
         let layer = match track.layers.iter().position(|l| l.ssrc == ssrc) {
             Some(i) => &mut track.layers[i],
             None => {
-                debug!(participant = %self.id, %mid, rid = ?cache.rid, %ssrc, "new incoming layer");
+                debug!(participant = %self.id, site = %self.options.name, %mid, rid = ?cache.rid, %ssrc, "new incoming layer");
                 track.layers.push(LayerIn {
                     ssrc,
                     rid: cache.rid,
@@ -402,7 +402,7 @@ impl Peer {
             .filter(|l| active.contains(&l.ssrc))
             .filter_map(|l| l.rid.map(|r| r.to_string()))
             .collect();
-        debug!(participant = %self.id, %mid, ?active, "layers to send");
+        debug!(participant = %self.id, site = %self.options.name, %mid, ?active, "layers to send");
         self.send_event(SfuEvent::Layers {
             mid: mid.to_string(),
             active,
@@ -417,7 +417,7 @@ impl Peer {
         self.stats.uplink = self.uplink.grade().as_str();
         if let Some(g) = g {
             // What the grade was read from, for the IT officer's log.
-            info!(participant = %self.id, grade = g.as_str(), loss, rtt_ms = rtt, jitter_ms = jitter, "uplink grade");
+            info!(participant = %self.id, site = %self.options.name, grade = g.as_str(), loss, rtt_ms = rtt, jitter_ms = jitter, "uplink grade");
         }
         g
     }

@@ -230,13 +230,13 @@ impl Peer {
         };
         self.pending = Some(pending);
         self.slots_offered = true;
-        debug!(participant = %self.id, "sending server offer (slots)");
+        debug!(participant = %self.id, site = %self.options.name, "sending server offer (slots)");
         self.send_event(crate::types::SfuEvent::Offer(offer.to_sdp_string()));
     }
 
     pub(crate) fn handle_offer(&mut self, sdp: &str) -> Result<OfferOutcome, SfuError> {
         if self.pending.is_some() {
-            info!(participant = %self.id, "client offer ignored: server offer outstanding (glare)");
+            info!(participant = %self.id, site = %self.options.name, "client offer ignored: server offer outstanding (glare)");
             return Ok(OfferOutcome::Ignored);
         }
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
@@ -363,7 +363,7 @@ impl Peer {
         if shown == self.red_offered {
             return;
         }
-        debug!(participant = %self.id, red = shown, "session rebuilt for the client's audio codecs");
+        debug!(participant = %self.id, site = %self.options.name, red = shown, "session rebuilt for the client's audio codecs");
         self.red_offered = shown;
         self.rtc = new_rtc(self.rtc_built, &self.candidates, shown);
     }
@@ -371,7 +371,7 @@ impl Peer {
     /// A session str0m gave up on (bad remote SDP) is replaced by a fresh one, so the
     /// client can try again on the same signaling connection.
     pub(super) fn reset(&mut self) {
-        warn!(participant = %self.id, "media session reset after a fatal SDP error");
+        warn!(participant = %self.id, site = %self.options.name, "media session reset after a fatal SDP error");
         self.rtc = new_rtc(Instant::now(), &self.candidates, self.red_offered);
         self.connected_at = None;
         self.tracks_in.clear();
@@ -412,7 +412,7 @@ impl Peer {
                     && now.saturating_duration_since(at) <= PAUSE_REMEMBERED
                     && self.stats.bwe_kbps.is_some_and(|k| k * 1000 < bps)
                 {
-                    debug!(participant = %self.id, kbps = bps / 1000, "estimate from before the pause restored");
+                    debug!(participant = %self.id, site = %self.options.name, kbps = bps / 1000, "estimate from before the pause restored");
                     self.rtc.bwe().reset(Bitrate::bps(bps));
                     self.stats.bwe_kbps = Some(bps / 1000);
                     self.raw_estimate = Some(bps);
@@ -507,7 +507,7 @@ impl Peer {
             red::distance(budget_bps, a.total_bps, voices, self.allocator.audio_bps())
         };
         if self.red.on() && distance != self.red_distance {
-            debug!(participant = %self.id, distance, "RED repeats");
+            debug!(participant = %self.id, site = %self.options.name, distance, "RED repeats");
         }
         self.red_distance = distance;
         self.stats.red_distance = if self.red.on() { distance as u8 } else { 0 };
@@ -515,7 +515,7 @@ impl Peer {
         if forced != self.audio_only {
             self.audio_only = forced;
             info!(
-                participant = %self.id,
+                participant = %self.id, site = %self.options.name,
                 budget_kbps = budget_bps / 1000,
                 smoothed_kbps = ?self.stats.bwe_kbps,
                 raw_kbps = ?self.stats.bwe_raw_kbps,
@@ -613,7 +613,7 @@ impl Peer {
             }
             if s.target == target && target.is_some() && before != temporal {
                 debug!(
-                    participant = %self.id,
+                    participant = %self.id, site = %self.options.name,
                     source = %key.participant,
                     layer = ?choice,
                     temporal = ?temporal,
@@ -624,7 +624,7 @@ impl Peer {
             }
             if s.target != target {
                 debug!(
-                    participant = %self.id,
+                    participant = %self.id, site = %self.options.name,
                     source = %key.participant,
                     layer = ?choice,
                     budget_kbps = budget_bps / 1000,
