@@ -21,7 +21,30 @@ pub(crate) struct Config {
     pub(crate) record: RecordConfig,
     pub(crate) history: HistoryConfig,
     pub(crate) report: ReportConfig,
+    pub(crate) webhooks: WebhooksConfig,
     pub(crate) log: LogConfig,
+}
+
+/// Meeting and site events posted to other systems, signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct WebhooksConfig {
+    /// Where each event is posted (empty: none).
+    pub(crate) urls: Vec<String>,
+    /// The HMAC-SHA256 key events are signed with (`CAUHOP_WEBHOOK_SECRET` replaces it).
+    pub(crate) secret: String,
+    /// An invited site still not in this many minutes after the start is reported.
+    pub(crate) unreachable_after_min: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            secret: String::new(),
+            unreachable_after_min: 5,
+        }
+    }
 }
 
 /// Each participant's link, sampled during meetings and kept for the meeting report.

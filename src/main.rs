@@ -519,6 +519,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    for url in &config.webhooks.urls {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            anyhow::bail!("[webhooks] urls: '{url}' is not an http(s):// URL");
+        }
+    }
+    if !config.webhooks.urls.is_empty()
+        && config.webhooks.secret.len() < 16
+        && std::env::var("CAUHOP_WEBHOOK_SECRET").is_err()
+    {
+        anyhow::bail!(
+            "[webhooks] secret: at least 16 characters (or CAUHOP_WEBHOOK_SECRET), so receivers can tell the bridge's events from forged ones"
+        );
+    }
     if !(1..=60).contains(&config.history.sample_s) {
         anyhow::bail!(
             "[history] sample_s = {}: a participant's link is sampled every 1 to 60 seconds",
@@ -556,6 +569,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
             sample_every: std::time::Duration::from_secs(u64::from(config.history.sample_s)),
             keep_days: config.history.keep_days,
         },
+        webhooks: cauhop_signaling::webhooks::WebhookOptions {
+            urls: config.webhooks.urls.clone(),
+            secret: std::env::var("CAUHOP_WEBHOOK_SECRET")
+                .ok()
+                .unwrap_or_else(|| config.webhooks.secret.clone()),
+            unreachable_after: std::time::Duration::from_secs(
+                u64::from(config.webhooks.unreachable_after_min) * 60,
+            ),
+            ..Default::default()
+        },
         report: cauhop_signaling::report::ReportOptions {
             after: std::time::Duration::from_secs(u64::from(config.report.after_s)),
             letterhead: config.report.letterhead.clone(),
@@ -572,6 +595,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tokio::spawn(cauhop_signaling::metrics::run(state.clone()));
     let history = tokio::spawn(cauhop_signaling::link_history::run(state.clone()));
+    tokio::spawn(cauhop_signaling::webhooks::run(state.clone()));
     if let Some(records) = state.options.records.clone() {
         tokio::spawn(cauhop_signaling::record::keep_pruned(records));
     }

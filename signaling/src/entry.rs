@@ -73,6 +73,16 @@ pub(crate) enum Way {
     Whep,
 }
 
+impl Way {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Socket => "websocket",
+            Self::Whip => "whip",
+            Self::Whep => "whep",
+        }
+    }
+}
+
 /// Let `request` in from `peer`: `out` carries what the roster tells this participant
 /// (and, closed, ends it).
 pub(crate) async fn enter(
@@ -258,7 +268,7 @@ async fn enter_as(
             }
         })
     };
-    state.registry.join_first(
+    let present = state.registry.join_first(
         &admitted.room,
         info,
         holder.clone(),
@@ -267,6 +277,27 @@ async fn enter_as(
         welcome,
         opening,
     );
+    if let (Some(meeting_id), true) = (admitted.meeting_id, present.is_empty()) {
+        state.webhooks.send(
+            "meeting.started",
+            serde_json::json!({"meeting_id": meeting_id, "first": site_or_name(&admitted.site, &admitted.name)}),
+        );
+    }
+    // An attendee (a WHEP display is not one).
+    if let (Some(meeting_id), Some(_)) = (admitted.meeting_id, attendance) {
+        state.webhooks.send(
+            "site.joined",
+            serde_json::json!({
+                "meeting_id": meeting_id,
+                "participant": id.to_string(),
+                "site_id": holder.site_id,
+                "site": admitted.site,
+                "name": admitted.name,
+                "role": admitted.role.as_str(),
+                "via": way.as_str(),
+            }),
+        );
+    }
     // Joining while everyone is muted: muted too (the chairs are not).
     let me = id.to_string();
     let fx = state.registry.control(&admitted.room, |c, _| {
@@ -304,8 +335,27 @@ pub(crate) async fn leave(state: &AppState, j: Joined) {
     state.sfu.leave(j.id).await;
     let fx = crate::chair::leave(state, &j.meeting, &j.id.to_string()).await;
     crate::chair::apply(state, &j.meeting, fx).await;
-    if state.registry.count_in(&j.meeting) == 0 {
+    let last = state.registry.count_in(&j.meeting) == 0;
+    if last {
         crate::record::stop(state, &j.meeting, "ended");
+    }
+    if let (Some(meeting_id), Some(_)) = (j.meeting_id, j.attendance) {
+        state.webhooks.send(
+            "site.left",
+            serde_json::json!({
+                "meeting_id": meeting_id,
+                "participant": j.id.to_string(),
+                "site_id": j.holder.site_id,
+                "site": j.site,
+                "name": j.name,
+            }),
+        );
+    }
+    if let (Some(meeting_id), true) = (j.meeting_id, last) {
+        state.webhooks.send(
+            "meeting.ended",
+            serde_json::json!({"meeting_id": meeting_id}),
+        );
     }
     info!(participant = %j.id, meeting = %j.meeting, "left meeting");
 }

@@ -25,6 +25,7 @@ pub mod session_limits;
 pub mod turn;
 pub mod waiting_sockets;
 mod web;
+pub mod webhooks;
 pub mod whip_whep;
 
 use std::net::IpAddr;
@@ -92,6 +93,8 @@ pub struct Options {
     pub history: link_history::HistoryOptions,
     /// The meeting report's threshold and letterhead.
     pub report: report::ReportOptions,
+    /// Where meeting and site events are posted (`webhooks.rs`).
+    pub webhooks: webhooks::WebhookOptions,
 }
 
 impl Default for Options {
@@ -111,6 +114,7 @@ impl Default for Options {
             metrics_token: None,
             history: link_history::HistoryOptions::default(),
             report: report::ReportOptions::default(),
+            webhooks: webhooks::WebhookOptions::default(),
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct AppState {
     pub keeping: tokio::sync::Mutex<()>,
     /// Participants' links being sampled (`link_history.rs`).
     pub links: link_history::Links,
+    /// Events for other systems, queued (`webhooks.rs`).
+    pub webhooks: webhooks::Webhooks,
 }
 
 impl AppState {
@@ -156,6 +162,7 @@ impl AppState {
     ) -> Result<Arc<Self>, cauhop_store::StoreError> {
         let tokens = Arc::new(JoinTokens::new(&options.join_keys));
         let links = link_history::Links::new(options.history.sample_every);
+        let webhooks = webhooks::Webhooks::new(&options.webhooks);
         let admission = Box::new(Access {
             store: store.clone(),
             tokens: tokens.clone(),
@@ -187,6 +194,7 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             keeping: tokio::sync::Mutex::new(()),
             links,
+            webhooks,
         }))
     }
 

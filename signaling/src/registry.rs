@@ -279,6 +279,22 @@ impl Registry {
     }
 
     /// How many are in `meeting` now.
+    /// The rooms of scheduled meetings open now, with their meeting's id.
+    pub fn open_meetings(&self) -> Vec<(String, i64)> {
+        self.lock()
+            .keys()
+            .filter_map(|room| Some((room.clone(), crate::admission::meeting_of_room(room)?)))
+            .collect()
+    }
+
+    /// The sites with someone in `meeting` now.
+    pub fn present_sites(&self, meeting: &str) -> std::collections::HashSet<i64> {
+        self.lock()
+            .get(meeting)
+            .map(|mt| mt.members.iter().filter_map(|x| x.holder.site_id).collect())
+            .unwrap_or_default()
+    }
+
     /// Every participant whose microphone is off now, by itself or by the chair.
     pub fn muted(&self) -> std::collections::HashSet<String> {
         let m = self.lock();

@@ -68,6 +68,7 @@ impl Bridge {
         let state = AppState::new(sfu.clone(), store.clone(), options.clone(), rx.clone()).await?;
         tokio::spawn(cauhop_signaling::scheduler::run(state.clone(), rx));
         tokio::spawn(cauhop_signaling::link_history::run(state.clone()));
+        tokio::spawn(cauhop_signaling::webhooks::run(state.clone()));
         let app = cauhop_signaling::app(state.clone());
         let listener = tokio::net::TcpListener::bind(http).await?;
         let http = listener.local_addr()?;
