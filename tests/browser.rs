@@ -44,6 +44,7 @@ fn missing_tools(dir: &Path) -> Vec<String> {
     }
     if !dir.join("node_modules/playwright-core").exists()
         || !dir.join("node_modules/puppeteer-core").exists()
+        || !dir.join("node_modules/axe-core").exists()
     {
         missing.push("tests/browser/node_modules (npm install)".into());
     }
@@ -232,6 +233,8 @@ fn two_browsers_see_and_hear_each_other() -> anyhow::Result<()> {
     run_script(&ns, &dir, "kiosk.mjs", &[&https, admin[0], admin[1]])?;
     // The chair's page runs the queue and the floor; a commune's main tile follows it.
     run_script(&ns, &dir, "chair.mjs", &[&https, admin[0], admin[1]])?;
+    // Every page read by axe-core at an old PC's screen size: no serious violation.
+    run_script(&ns, &dir, "a11y.mjs", &[&https, admin[0], admin[1]])?;
     // Its record: A's floor turn as Chromium sent it (real VP8), decoded by GStreamer.
     let turns: Vec<std::path::PathBuf> = std::fs::read_dir(db.path().join("records"))?
         .flatten()

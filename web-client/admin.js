@@ -13,6 +13,7 @@
       fullName: 'Họ tên', role: 'Vai trò', official: 'Cán bộ', district_admin: 'Quản trị huyện',
       province_admin: 'Quản trị tỉnh', addPerson: 'Thêm người dùng', saved: 'Đã lưu', deleted: 'Đã xoá',
       edit: 'Sửa', del: 'Xoá', links: 'Đường dẫn mời', makeLink: 'Tạo đường dẫn', copy: 'Chép', copied: 'Đã chép',
+      badDate: 'Ngày giờ không hợp lệ (dd/mm/yyyy hh:mm)', weekday: ['CN', 'Thứ 2', 'Thứ 3', 'Thứ 4', 'Thứ 5', 'Thứ 6', 'Thứ 7'],
       live: 'Đang kết nối', attendance: 'Điểm danh (CSV)', report: 'Báo cáo cuộc họp', linkHistory: 'Đường truyền 30 ngày', newKey: 'Khoá thiết bị (chỉ hiện một lần, hãy chép ngay):',
       whip: 'WHIP (bộ mã hoá, OBS):', whipHint: 'Xác thực bằng khoá thiết bị của phòng họp: Authorization: Bearer <khoá>. Cầu không chuyển mã: hãy gửi VP8 và Opus.',
       tlsSelf: 'HTTPS: chứng chỉ tự ký. Người dùng so vân tay SHA-256 này với vân tay trình duyệt hiển thị trước khi chấp nhận:', tlsFiles: 'HTTPS: chứng chỉ', tlsUntil: 'hết hạn',
@@ -49,6 +50,7 @@
       fullName: 'Full name', role: 'Role', official: 'Official', district_admin: 'District admin',
       province_admin: 'Province admin', addPerson: 'Add person', saved: 'Saved', deleted: 'Deleted',
       edit: 'Edit', del: 'Delete', links: 'Join links', makeLink: 'Make link', copy: 'Copy', copied: 'Copied',
+      badDate: 'Not a valid date and time (dd/mm/yyyy hh:mm)', weekday: ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'],
       live: 'Connected now', attendance: 'Attendance (CSV)', report: 'Meeting report', linkHistory: 'Link, last 30 days', newKey: 'Device key (shown once, copy it now):',
       whip: 'WHIP (encoder, OBS):', whipHint: 'Authenticate with the meeting room\'s device key: Authorization: Bearer <key>. The bridge does not transcode: send VP8 and Opus.',
       tlsSelf: 'HTTPS: self-signed certificate. Users compare this SHA-256 fingerprint with the one their browser shows before accepting it:', tlsFiles: 'HTTPS: certificate', tlsUntil: 'expires',
@@ -83,11 +85,23 @@
   function status(s) { $('status').textContent = s || ''; }
   function el(tag, text, cls) { var e = document.createElement(tag); if (text != null) e.textContent = text; if (cls) e.className = cls; return e; }
   var VN = 7 * 3600 * 1000;
-  // datetime-local values are read and written as Vietnam wall-clock time.
-  function toLocalInput(iso) { return new Date(Date.parse(iso) + VN).toISOString().slice(0, 16); }
-  function fromLocalInput(v) { return v + ':00+07:00'; }
+  // Dates as Vietnamese offices write them, dd/mm/yyyy and 24-hour, in Vietnam time,
+  // whatever the browser's locale (its date pickers would show the US order): inputs are
+  // text in that form, read and written here.
+  function isoDay(d) { return new Date(d.getTime() + VN).toISOString().slice(0, 10); }
+  function vnDate(d) { var s = isoDay(d); return s.slice(8, 10) + '/' + s.slice(5, 7) + '/' + s.slice(0, 4); }
   function vnTime(iso) { return new Date(Date.parse(iso) + VN).toISOString().slice(11, 16); }
-  function vnDate(d) { return new Date(d.getTime() + VN).toISOString().slice(0, 10); }
+  function toLocalInput(iso) { return vnDate(new Date(iso)) + ' ' + vnTime(iso); }
+  function parseDay(v) {
+    var m = /^\s*(\d{1,2})\/(\d{1,2})\/(\d{4})\s*$/.exec(v);
+    if (!m || +m[1] < 1 || +m[1] > 31 || +m[2] < 1 || +m[2] > 12) throw new Error(t('badDate') + ': ' + v);
+    return m[3] + '-' + ('0' + m[2]).slice(-2) + '-' + ('0' + m[1]).slice(-2);
+  }
+  function fromLocalInput(v) {
+    var m = /^\s*(\S+)\s+(\d{1,2}):(\d{2})\s*$/.exec(v);
+    if (!m || +m[2] > 23 || +m[3] > 59) throw new Error(t('badDate') + ': ' + v);
+    return parseDay(m[1]) + 'T' + ('0' + m[2]).slice(-2) + ':' + m[3] + ':00+07:00';
+  }
 
   async function api(method, path, body) {
     var opts = { method: method, headers: {}, credentials: 'same-origin' };
@@ -130,7 +144,8 @@
     var h = info.https;
     p.appendChild(el('span', (h.self_signed ? t('tlsSelf') : t('tlsFiles') + ' (' + h.names.join(', ') + ')') + ' '));
     p.appendChild(el('code', h.fingerprint_sha256));
-    if (h.not_after) p.appendChild(el('small', ' — ' + t('tlsUntil') + ' ' + h.not_after));
+    var until = h.not_after_unix ? vnDate(new Date(h.not_after_unix * 1000)) : h.not_after;
+    if (until) p.appendChild(el('small', ' — ' + t('tlsUntil') + ' ' + until));
     p.classList.remove('hidden');
   }
 
@@ -261,7 +276,7 @@
   // Meetings: a day or week of the calendar, in Vietnam time.
   async function calendar() {
     var span = +$('span').value;
-    var from = new Date(Date.parse(vnDate(day) + 'T00:00:00+07:00'));
+    var from = new Date(Date.parse(isoDay(day) + 'T00:00:00+07:00'));
     if (span === 7) from = new Date(from.getTime() - ((new Date(from.getTime() + VN).getUTCDay() + 6) % 7) * 86400000);
     var to = new Date(from.getTime() + span * 86400000);
     $('day').value = vnDate(day);
@@ -269,7 +284,7 @@
     var cal = $('calendar'); cal.innerHTML = '';
     for (var i = 0; i < span; i++) {
       var d0 = from.getTime() + i * 86400000, col = el('div', null, 'day');
-      col.appendChild(el('h3', new Date(d0 + VN).toISOString().slice(0, 10)));
+      col.appendChild(el('h3', t('weekday')[new Date(d0 + VN).getUTCDay()] + ' ' + vnDate(new Date(d0))));
       list.filter(function (m) { var s = Date.parse(m.starts_at); return (s >= d0 && s < d0 + 86400000) || m.rrule; }).forEach(function (m) {
         var item = el('div', vnTime(m.starts_at) + '–' + vnTime(m.ends_at) + ' ' + m.title + (m.rrule ? ' ↻' : '') + ' · ' + t(m.phase), 'meeting ' + m.phase);
         item.onclick = guard(function () { return detail(m.id); });
@@ -281,7 +296,7 @@
   }
   $('prev').onclick = function () { day = new Date(day.getTime() - +$('span').value * 86400000); calendar(); };
   $('next').onclick = function () { day = new Date(day.getTime() + +$('span').value * 86400000); calendar(); };
-  $('day').onchange = function () { day = new Date($('day').value + 'T12:00:00+07:00'); calendar(); };
+  $('day').onchange = guard(function () { day = new Date(parseDay($('day').value) + 'T12:00:00+07:00'); return calendar(); });
   $('span').onchange = function () { calendar(); };
 
   function rosterEditor(roster) {
@@ -343,16 +358,16 @@
       li.appendChild(button(t('makeLink'), async function () {
         var r = await api('POST', '/meetings/' + id + '/links', { site_id: i.site_id });
         var url = location.origin + r.url;
-        var input = el('input'); input.value = url; input.readOnly = true; input.size = 40;
+        var input = el('input'); input.value = url; input.readOnly = true; input.size = 40; input.setAttribute('aria-label', t('links'));
         li.appendChild(input);
         li.appendChild(button(t('copy'), async function () { input.select(); try { await navigator.clipboard.writeText(url); } catch (e) { document.execCommand('copy'); } status(t('copied')); }));
       }));
       list.appendChild(li);
     });
     // A hall's encoder or OBS publishes over WHIP with its room device key (Bearer).
-    var whip = el('p', t('whip') + ' '); var wi = el('input'); wi.value = location.origin + '/whip/' + id; wi.readOnly = true; wi.size = 40;
+    var whip = el('p', t('whip') + ' '); var wi = el('input'); wi.value = location.origin + '/whip/' + id; wi.readOnly = true; wi.size = 40; wi.setAttribute('aria-label', t('whip'));
     whip.appendChild(wi); whip.appendChild(el('small', ' ' + t('whipHint'))); box.appendChild(whip);
-    var whep = el('p', t('whep') + ' '); var we = el('input'); we.value = location.origin + '/whep/' + id; we.readOnly = true; we.size = 40;
+    var whep = el('p', t('whep') + ' '); var we = el('input'); we.value = location.origin + '/whep/' + id; we.readOnly = true; we.size = 40; we.setAttribute('aria-label', t('whep'));
     whep.appendChild(we); whep.appendChild(el('small', ' ' + t('whepHint'))); box.appendChild(whep);
     await settingsBox(box, id);
     await recordsBox(box, id);

@@ -134,7 +134,7 @@ try {
   await report.screenshot({ path: `${process.env.TMPDIR || '/tmp'}/cauhop-report.png`, fullPage: true });
   result.ok = result.chairBar && result.siteHasNoChairBar && /Đại biểu A/.test(result.queueText)
     && /phát biểu/.test(result.aHasFloor) && result.b.height >= 90 && /Đại biểu A/.test(result.b.floor)
-    && /^0:0[1-9]/.test(result.timer) && result.timerLimit && result.queueAfter === 0
+    && /^0:([0-3][0-9]|4[0-5])/.test(result.timer) && !/^0:00/.test(result.timer) && result.timerLimit && result.queueAfter === 0
     && result.records.length === 1 && result.records[0].bytes > 1000 && result.records[0].info.stopped === 'ended'
     && result.recordTurns.some((w) => /Đại biểu A/.test(w || ''))
     && !result.aLinkSeen.includes('bad') && result.actions.length === 5

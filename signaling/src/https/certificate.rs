@@ -81,8 +81,7 @@ pub struct CertificateInfo {
     pub names: Vec<String>,
     /// When it stops being valid (RFC 2822), if the certificate could be read.
     pub not_after: Option<String>,
-    /// The same as seconds since 1970, for renewal.
-    #[serde(skip)]
+    /// The same as seconds since 1970 (renewal; the admin page writes it dd/mm/yyyy).
     pub not_after_unix: Option<i64>,
 }
 
