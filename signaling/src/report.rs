@@ -94,6 +94,36 @@ pub struct Point {
     pub audio_only: f32,
 }
 
+/// A link's figures over some samples: the mean rates of what came (stretches cut off
+/// left out), the mean loss in percent, the median round trip.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Figures {
+    pub down_kbps: Option<u32>,
+    pub up_kbps: Option<u32>,
+    pub loss_down_pct: Option<f32>,
+    pub loss_up_pct: Option<f32>,
+    pub rtt_ms: Option<u32>,
+}
+
+impl Figures {
+    fn of(samples: &[&LinkSample]) -> Self {
+        let live: Vec<&&LinkSample> = samples.iter().filter(|s| !s.cut_off()).collect();
+        let pct = |f: fn(&LinkSample) -> Option<f32>| {
+            mean(samples.iter().filter_map(|s| f(s)).map(f64::from))
+                .map(|x| ((x * 1000.0).round() / 10.0) as f32)
+        };
+        let mut rtts: Vec<u32> = samples.iter().filter_map(|s| s.rtt_ms).collect();
+        rtts.sort_unstable();
+        Self {
+            down_kbps: mean(live.iter().map(|s| f64::from(s.down_kbps))).map(|x| x as u32),
+            up_kbps: mean(live.iter().map(|s| f64::from(s.up_kbps))).map(|x| x as u32),
+            loss_down_pct: pct(|s| s.loss_down),
+            loss_up_pct: pct(|s| s.loss_up),
+            rtt_ms: rtts.get(rtts.len() / 2).copied(),
+        }
+    }
+}
+
 /// One site (or one participant without a site) in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SiteReport {
@@ -111,11 +141,8 @@ pub struct SiteReport {
     /// Joins after its first (a device reconnecting, a second device).
     pub rejoins: usize,
     pub samples: usize,
-    pub down_kbps: Option<u32>,
-    pub up_kbps: Option<u32>,
-    pub loss_down_pct: Option<f32>,
-    pub loss_up_pct: Option<f32>,
-    pub rtt_ms: Option<u32>,
+    #[serde(flatten)]
+    pub link: Figures,
     /// Seconds of each trouble, all stretches (short ones too).
     pub cut_off_s: u32,
     pub unheard_s: u32,
@@ -305,13 +332,6 @@ pub fn build(
                 .map(|s| s.seconds)
                 .sum()
         };
-        let mut rtts: Vec<u32> = samples.iter().filter_map(|s| s.rtt_ms).collect();
-        rtts.sort_unstable();
-        let live: Vec<&&LinkSample> = samples.iter().filter(|s| !s.cut_off()).collect();
-        let pct = |f: fn(&LinkSample) -> Option<f32>| {
-            mean(samples.iter().filter_map(|s| f(s)).map(f64::from))
-                .map(|x| ((x * 1000.0).round() / 10.0) as f32)
-        };
         sites.push(SiteReport {
             site_id: rows[0].site_id,
             site,
@@ -325,11 +345,7 @@ pub fn build(
             minutes: covered_minutes(&rows),
             rejoins: rows.len().saturating_sub(1),
             samples: samples.len(),
-            down_kbps: mean(live.iter().map(|s| f64::from(s.down_kbps))).map(|x| x as u32),
-            up_kbps: mean(live.iter().map(|s| f64::from(s.up_kbps))).map(|x| x as u32),
-            loss_down_pct: pct(|s| s.loss_down),
-            loss_up_pct: pct(|s| s.loss_up),
-            rtt_ms: rtts.get(rtts.len() / 2).copied(),
+            link: Figures::of(&samples),
             cut_off_s: total(Trouble::CutOff),
             unheard_s: total(Trouble::Unheard),
             audio_only_s: total(Trouble::AudioOnly),
@@ -385,11 +401,8 @@ pub struct SiteMeeting {
     #[schema(value_type = String)]
     pub from: Instant,
     pub minutes: u32,
-    pub down_kbps: Option<u32>,
-    pub up_kbps: Option<u32>,
-    pub loss_down_pct: Option<f32>,
-    pub loss_up_pct: Option<f32>,
-    pub rtt_ms: Option<u32>,
+    #[serde(flatten)]
+    pub link: Figures,
     pub cut_off_s: u32,
     pub unheard_s: u32,
     pub audio_only_s: u32,
@@ -422,23 +435,12 @@ pub fn site_meetings(chunks: &[LinkChunk], title: impl Fn(i64) -> String) -> Vec
                     seconds[s.trouble as usize] += s.seconds;
                 }
             }
-            let live: Vec<&&LinkSample> = samples.iter().filter(|s| !s.cut_off()).collect();
-            let pct = |f: fn(&LinkSample) -> Option<f32>| {
-                mean(samples.iter().filter_map(|s| f(s)).map(f64::from))
-                    .map(|x| ((x * 1000.0).round() / 10.0) as f32)
-            };
-            let mut rtts: Vec<u32> = samples.iter().filter_map(|s| s.rtt_ms).collect();
-            rtts.sort_unstable();
             SiteMeeting {
                 meeting_id: id,
                 title: title(id),
                 from: samples.first().map_or(Instant(0), |s| s.at),
                 minutes: (samples.len() as u32 * step_s + 30) / 60,
-                down_kbps: mean(live.iter().map(|s| f64::from(s.down_kbps))).map(|x| x as u32),
-                up_kbps: mean(live.iter().map(|s| f64::from(s.up_kbps))).map(|x| x as u32),
-                loss_down_pct: pct(|s| s.loss_down),
-                loss_up_pct: pct(|s| s.loss_up),
-                rtt_ms: rtts.get(rtts.len() / 2).copied(),
+                link: Figures::of(&samples),
                 cut_off_s: seconds[Trouble::CutOff as usize],
                 unheard_s: seconds[Trouble::Unheard as usize],
                 audio_only_s: seconds[Trouble::AudioOnly as usize],
@@ -596,7 +598,7 @@ mod tests {
         assert_eq!(bh.minutes, 10, "580 s in, rounded");
         assert_eq!(r.sites[2].site, "Khách");
         // The averages leave out what was cut off; the chart covers the meeting.
-        assert_eq!((tv.down_kbps, tv.up_kbps), (Some(600), Some(80)));
+        assert_eq!((tv.link.down_kbps, tv.link.up_kbps), (Some(600), Some(80)));
         assert_eq!(r.bucket_s, 10);
         assert_eq!(tv.chart.len(), 60);
         assert!(tv.chart[12].cut_off > 0.99 && tv.chart[30].cut_off == 0.0);
