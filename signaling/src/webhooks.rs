@@ -272,12 +272,16 @@ async fn absent_sites(state: &AppState) {
         if now.0 < session.0 + after || occ.phase(now) == cauhop_store::schedule::Phase::Closed {
             continue;
         }
-        let first = state
-            .webhooks
-            .checked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((meeting_id, session));
+        let first = {
+            let mut checked = state
+                .webhooks
+                .checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // Sessions over for a day are not checked again: forget them.
+            checked.retain(|(_, started)| now.0 - started.0 < 2 * 86_400);
+            checked.insert((meeting_id, session))
+        };
         if !first {
             continue;
         }
