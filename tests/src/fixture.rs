@@ -4,7 +4,9 @@
 //! own claims).
 
 use cauhop_signaling::auth::{JoinClaims, JoinTokens};
-use cauhop_store::model::{Invitation, JoinLink, MeetingRole, NewMeeting, NewSite, SiteKind};
+use cauhop_store::model::{
+    Invitation, JoinLink, MeetingRole, NewMeeting, NewSite, Person, PersonRole, SiteKind,
+};
 use cauhop_store::{Instant, Store};
 
 /// A province `P`, its district `D`, and communes of `D` named by the caller.
@@ -23,6 +25,35 @@ fn site(code: &str, kind: SiteKind, parent: Option<i64>) -> NewSite {
         down_kbps: 384,
         up_kbps: 128,
     }
+}
+
+/// The two offices' admins with `password`: `tinh` of the province, `huyen` of the tree's
+/// district.
+pub async fn office_admins(
+    store: &Store,
+    tree: &Tree,
+    password: &str,
+) -> anyhow::Result<(Person, Person)> {
+    let hash = cauhop_signaling::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+    let tinh = store
+        .create_person(
+            "tinh",
+            "Văn phòng tỉnh",
+            PersonRole::ProvinceAdmin,
+            None,
+            Some(&hash),
+        )
+        .await?;
+    let huyen = store
+        .create_person(
+            "huyen",
+            "Huyện",
+            PersonRole::DistrictAdmin,
+            Some(tree.district),
+            Some(&hash),
+        )
+        .await?;
+    Ok((tinh, huyen))
 }
 
 pub async fn province_tree(store: &Store, communes: &[&str]) -> anyhow::Result<Tree> {

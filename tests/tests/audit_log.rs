@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use cauhop_signaling::Options;
-use cauhop_store::model::{PersonRole, SiteKind};
+use cauhop_store::model::SiteKind;
 use cauhop_tests::api::{Api, As};
 use cauhop_tests::bridge::Bridge;
-use cauhop_tests::fixture::province_tree;
+use cauhop_tests::fixture::{office_admins, province_tree};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -36,25 +36,7 @@ async fn each_administrative_action_is_recorded_with_who_where_and_what() -> any
     let bridge = Bridge::start_with(Options::default()).await?;
     let store = bridge.store.clone();
     let tree = province_tree(&store, &["C1"]).await?;
-    let hash = cauhop_signaling::auth::hash_password(PW).map_err(anyhow::Error::msg)?;
-    let admin = store
-        .create_person(
-            "tinh",
-            "Văn phòng tỉnh",
-            PersonRole::ProvinceAdmin,
-            None,
-            Some(&hash),
-        )
-        .await?;
-    store
-        .create_person(
-            "huyen",
-            "Huyện",
-            PersonRole::DistrictAdmin,
-            Some(tree.district),
-            Some(&hash),
-        )
-        .await?;
+    let (admin, _) = office_admins(&store, &tree, PW).await?;
 
     // Through the TLS proxy on the bridge's machine (loopback, trusted by default).
     let office: IpAddr = "203.0.113.7".parse()?;

@@ -16,7 +16,7 @@ use cauhop_signaling::report::ReportOptions;
 use cauhop_store::model::{MeetingRole, NewSite, PersonRole, SiteKind};
 use cauhop_tests::api::Api;
 use cauhop_tests::bridge::Bridge;
-use cauhop_tests::fixture::{invite, issued_link_as, open_meeting, province_tree};
+use cauhop_tests::fixture::{invite, issued_link_as, office_admins, open_meeting, province_tree};
 use cauhop_tests::link::Link;
 use cauhop_tests::profiles::blackout;
 use cauhop_tests::sim_peer::{SimConfig, SimPeer};
@@ -163,25 +163,8 @@ async fn a_commune_dark_for_20_s_is_named_in_the_report_with_its_duration() -> a
     assert!(samples_of(dark) >= 12, "{}", samples_of(dark));
 
     // The report, as the province office reads it.
+    office_admins(&store, &tree, PW).await?;
     let hash = cauhop_signaling::auth::hash_password(PW).map_err(anyhow::Error::msg)?;
-    store
-        .create_person(
-            "tinh",
-            "Văn phòng tỉnh",
-            PersonRole::ProvinceAdmin,
-            None,
-            Some(&hash),
-        )
-        .await?;
-    store
-        .create_person(
-            "huyen",
-            "Huyện",
-            PersonRole::DistrictAdmin,
-            Some(tree.district),
-            Some(&hash),
-        )
-        .await?;
     let other = store
         .create_site(&NewSite {
             code: "D2".into(),

@@ -13,10 +13,10 @@ use cauhop_protocol::{ClientMsg, ServerMsg};
 use cauhop_signaling::Options;
 use cauhop_signaling::auth::{JoinKeys, JoinTokens};
 use cauhop_signaling::record::{RecordInfo, RecordOptions};
-use cauhop_store::model::{MeetingRole, MeetingSettings, PersonRole};
+use cauhop_store::model::{MeetingRole, MeetingSettings};
 use cauhop_tests::api::Api;
 use cauhop_tests::bridge::Bridge;
-use cauhop_tests::fixture::{invite, issued_link_as, open_meeting, province_tree};
+use cauhop_tests::fixture::{invite, issued_link_as, office_admins, open_meeting, province_tree};
 use cauhop_tests::signal::{self, Joined};
 use cauhop_tests::sim_peer::{SimConfig, SimPeer};
 
@@ -242,25 +242,7 @@ async fn two_speakers_in_turn_are_in_the_record_at_their_times() -> anyhow::Resu
     assert!(power_at(&in_a, 440.0) > 1e-4, "A is audible in the record");
 
     // Only the chairing office's admins list and download it.
-    let hash = cauhop_signaling::auth::hash_password(PW).map_err(anyhow::Error::msg)?;
-    store
-        .create_person(
-            "tinh",
-            "Văn phòng tỉnh",
-            PersonRole::ProvinceAdmin,
-            None,
-            Some(&hash),
-        )
-        .await?;
-    store
-        .create_person(
-            "huyen",
-            "Huyện",
-            PersonRole::DistrictAdmin,
-            Some(tree.district),
-            Some(&hash),
-        )
-        .await?;
+    office_admins(&store, &tree, PW).await?;
     let api = Api::new(bridge.url(""));
     let (tinh, huyen) = (api.login("tinh", PW).await?, api.login("huyen", PW).await?);
     let (status, list) = api
